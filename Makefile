@@ -1,0 +1,39 @@
+# The two commands of the README. Everything else is a helper for them.
+PRESET ?= release
+BUILD_DIR := build/$(PRESET)
+JOBS ?= $(shell nproc)
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA_DIR ?= ./data
+
+.PHONY: deps build run test test-asan bench clean
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+# Installs what is missing, builds release, runs slotd with demo data on http://$(HOST):$(PORT).
+run: build
+	$(BUILD_DIR)/api/slotd --demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+# Installs, builds and runs every test: release first, then the engine, journal and
+# sequencer tests again under AddressSanitizer + UBSan.
+test: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+	ctest --preset release -j $(JOBS)
+	$(MAKE) --no-print-directory test-asan
+
+test-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS) -L unit
+
+bench: build
+	./bench/run.sh $(BUILD_DIR)
+
+clean:
+	rm -rf build

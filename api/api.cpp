@@ -1,0 +1,696 @@
+#include "api/api.hpp"
+
+#include <sys/random.h>
+
+#include <charconv>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "api/iso_time.hpp"
+
+namespace slotd {
+namespace {
+
+// ---- JSON out ---------------------------------------------------------------------
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string token_hex(const Token& token) {
+  std::string out;
+  out.reserve(32);
+  for (std::uint8_t b : token) fmt::format_to(std::back_inserter(out), "{:02x}", b);
+  return out;
+}
+
+std::optional<Token> token_from_hex(std::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  Token token{};
+  for (std::size_t i = 0; i < 16; ++i) {
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (ec != std::errc{} || p != hex.data() + 2 * i + 2) return std::nullopt;
+    token[i] = static_cast<std::uint8_t>(v);
+  }
+  return token;
+}
+
+// Compares secrets in time independent of where they differ.
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+Token random_token() {
+  Token token{};
+  std::size_t filled = 0;
+  while (filled < token.size()) {
+    ssize_t n = getrandom(token.data() + filled, token.size() - filled, 0);
+    if (n > 0) filled += static_cast<std::size_t>(n);
+  }
+  return token;
+}
+
+void append_slot(std::string& out, const Slot& s, std::uint64_t seq = 0) {
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
+                 s.doctor_id);
+  append_iso8601(out, s.start_ms);
+  out += R"(","end":")";
+  append_iso8601(out, s.end_ms);
+  fmt::format_to(std::back_inserter(out), R"(","status":"{}")", to_string(s.status));
+  if (seq) fmt::format_to(std::back_inserter(out), R"(,"seq":{})", seq);
+  out += '}';
+}
+
+void append_doctor(std::string& out, const Doctor& d) {
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", d.id);
+  append_json_string(out, d.name);
+  out += R"(,"specialty":)";
+  append_json_string(out, d.specialty);
+  fmt::format_to(std::back_inserter(out), R"(,"clinicId":{}}})", d.clinic_id);
+}
+
+HttpResponse json(unsigned status, std::string body) {
+  return HttpResponse{status, std::move(body), "application/json"};
+}
+
+// ---- Rejections → HTTP ----------------------------------------------------------------
+
+unsigned status_of(Rejection r) {
+  switch (r) {
+    case Rejection::none: return 200;
+    case Rejection::clinic_not_found:
+    case Rejection::doctor_not_found:
+    case Rejection::slot_not_found:
+    case Rejection::booking_not_found: return 404;
+    case Rejection::slot_unavailable:
+    case Rejection::slot_overlap:
+    case Rejection::booking_expired:
+    case Rejection::booking_failed:
+    case Rejection::booking_cancelled:
+    case Rejection::booking_confirmed:
+    case Rejection::slot_booked: return 409;
+    case Rejection::invalid_name:
+    case Rejection::invalid_time_range:
+    case Rejection::empty_request: return 400;
+    case Rejection::too_many_slots: return 413;
+    case Rejection::too_many_holds: return 429;
+  }
+  return 500;
+}
+
+std::string_view message_of(Rejection r) {
+  switch (r) {
+    case Rejection::none: return "ok";
+    case Rejection::clinic_not_found: return "no clinic has this id";
+    case Rejection::doctor_not_found: return "no doctor has this id";
+    case Rejection::slot_not_found: return "no slot has this id";
+    case Rejection::booking_not_found: return "no booking has this id";
+    case Rejection::slot_unavailable: return "the slot is not available: it is held, booked or closed";
+    case Rejection::slot_overlap: return "the slot overlaps another slot of this doctor";
+    case Rejection::booking_expired: return "the hold expired before it was confirmed";
+    case Rejection::booking_failed: return "the booking failed: its hold expired unconfirmed";
+    case Rejection::booking_cancelled: return "the booking was cancelled";
+    case Rejection::booking_confirmed: return "the booking is already confirmed";
+    case Rejection::slot_booked: return "the slot is held or booked; cancel the booking first";
+    case Rejection::invalid_name: return "names must be 1 to 200 bytes";
+    case Rejection::invalid_time_range: return "a slot's end must be after its start";
+    case Rejection::too_many_slots: return "too many slots in one request";
+    case Rejection::empty_request: return "the request creates no slot";
+    case Rejection::too_many_holds: return "this client already holds the maximum number of PENDING bookings";
+  }
+  return "refused";
+}
+
+HttpResponse rejection_response(Rejection r) {
+  return Api::error(status_of(r), to_string(r), message_of(r));
+}
+
+// ---- JSON in --------------------------------------------------------------------------
+
+// A request-body problem, answered as 400 with its code.
+struct BadInput {
+  std::string code;
+  std::string message;
+};
+
+template <class T>
+using Parsed = std::variant<T, BadInput>;
+
+BadInput missing(std::string_view field) {
+  return {"missing_field", fmt::format("field '{}' is required", field)};
+}
+BadInput mistyped(std::string_view field, std::string_view expected) {
+  return {"invalid_field", fmt::format("field '{}' must be {}", field, expected)};
+}
+
+// Parses and fully validates the body as a JSON object.
+Parsed<simdjson::dom::object> parse_object(simdjson::dom::parser& parser, const std::string& body) {
+  simdjson::dom::element root;
+  if (auto err = parser.parse(body).get(root)) {
+    return BadInput{"invalid_json", fmt::format("the body is not valid JSON: {}",
+                                                simdjson::error_message(err))};
+  }
+  simdjson::dom::object object;
+  if (root.get_object().get(object)) {
+    return BadInput{"invalid_json", "the body must be a JSON object"};
+  }
+  return object;
+}
+
+// Ids are JSON integers; a digit string is accepted too.
+std::optional<Id> id_from_text(std::string_view text) {
+  if (text.empty() || text.size() > 20) return std::nullopt;
+  Id id = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc{} || p != text.data() + text.size()) return std::nullopt;
+  return id;
+}
+
+Parsed<Id> id_field(simdjson::dom::object object, std::string_view field) {
+  simdjson::dom::element e;
+  if (object[field].get(e)) return missing(field);
+  std::uint64_t u;
+  if (e.is_uint64() && !e.get_uint64().get(u)) return Id{u};
+  std::string_view s;
+  if (e.is_string() && !e.get_string().get(s)) {
+    if (auto id = id_from_text(s)) return *id;
+  }
+  return mistyped(field, "a positive integer id");
+}
+
+Parsed<std::string_view> string_field(simdjson::dom::object object, std::string_view field) {
+  simdjson::dom::element e;
+  if (object[field].get(e)) return missing(field);
+  std::string_view s;
+  if (e.get_string().get(s)) return mistyped(field, "a string");
+  return s;
+}
+
+Parsed<TimeMs> instant_field(simdjson::dom::object object, std::string_view field) {
+  auto s = string_field(object, field);
+  if (auto* bad = std::get_if<BadInput>(&s)) return *bad;
+  auto ms = parse_iso8601(std::get<std::string_view>(s));
+  if (!ms) return mistyped(field, "an ISO-8601 UTC instant like 2031-01-06T08:00:00.000Z");
+  return *ms;
+}
+
+HttpResponse bad_request(const BadInput& bad) { return Api::error(400, bad.code, bad.message); }
+
+simdjson::dom::parser& thread_parser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
+}
+
+// ---- routing helpers ----------------------------------------------------------------
+
+struct Target {
+  std::vector<std::string> segments;
+  boost::urls::url_view url;
+  std::optional<std::string> param(std::string_view key) const {
+    auto it = url.params().find(key);
+    if (it == url.params().end()) return std::nullopt;
+    return std::string((*it).value);
+  }
+};
+
+std::optional<Target> parse_target(const std::string& raw) {
+  auto parsed = boost::urls::parse_origin_form(raw);
+  if (!parsed) return std::nullopt;
+  Target t;
+  t.url = *parsed;
+  for (auto seg : t.url.segments()) {
+    if (!seg.empty()) t.segments.push_back(std::string(seg));
+  }
+  return t;
+}
+
+}  // namespace
+
+// ---- Api ------------------------------------------------------------------------------
+
+Api::Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_stats)
+    : sequencer_(sequencer), options_(std::move(options)), server_stats_(server_stats) {}
+
+HttpResponse Api::error(unsigned status, std::string_view code, std::string_view message) {
+  std::string body = R"({"error":{"code":)";
+  append_json_string(body, code);
+  body += R"(,"message":)";
+  append_json_string(body, message);
+  body += "}}";
+  return json(status, std::move(body));
+}
+
+bool Api::is_admin(const HttpRequest& request) const {
+  std::string_view auth = request.authorization;
+  constexpr std::string_view kBearer = "bearer ";
+  if (auth.size() <= kBearer.size()) return false;
+  for (std::size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != kBearer[i]) return false;
+  }
+  auth.remove_prefix(kBearer.size());
+  return !options_.admin_token.empty() && constant_time_equal(auth, options_.admin_token);
+}
+
+namespace {
+
+// Hands a command to the sequencer; `reply` builds the answer from the durable result on
+// the connection's io thread.
+void submit(Sequencer& sequencer, HttpRequest& request, Respond respond, Command command,
+            Actor actor, std::function<HttpResponse(CommandResult&)> reply) {
+  auto post = request.post_to_io;
+  Submission s{std::move(command), actor, request.request_id,
+               [post, respond, reply](CommandResult&& result) {
+                 post([result = std::move(result), respond, reply]() mutable {
+                   if (result.rejection != Rejection::none) {
+                     respond(rejection_response(result.rejection));
+                   } else {
+                     respond(reply(result));
+                   }
+                 });
+               }};
+  if (!sequencer.submit(std::move(s))) {
+    respond(Api::error(503, "overloaded", "the server is busy; retry shortly"));
+  }
+}
+
+HttpResponse unauthorized() {
+  return Api::error(401, "unauthorized", "this operation needs 'Authorization: Bearer <admin token>'");
+}
+
+HttpResponse list_doctors(const Sequencer& seq, const Target& target) {
+  std::optional<Id> clinic_id;
+  if (auto p = target.param("clinicId")) {
+    clinic_id = id_from_text(*p);
+    if (!clinic_id) return Api::error(400, "invalid_query", "clinicId must be an integer id");
+  }
+  std::vector<Doctor> doctors = seq.reads().read([&](const Engine& e, std::uint64_t) {
+    std::vector<Doctor> out;
+    for (const Doctor& d : e.doctors()) {
+      if (!clinic_id || d.clinic_id == *clinic_id) out.push_back(d);
+    }
+    return out;
+  });
+  std::string body = "[";
+  for (std::size_t i = 0; i < doctors.size(); ++i) {
+    if (i) body += ',';
+    append_doctor(body, doctors[i]);
+  }
+  body += ']';
+  return json(200, std::move(body));
+}
+
+HttpResponse list_clinics(const Sequencer& seq) {
+  std::vector<Clinic> clinics =
+      seq.reads().read([](const Engine& e, std::uint64_t) { return e.clinics(); });
+  std::string body = "[";
+  for (std::size_t i = 0; i < clinics.size(); ++i) {
+    if (i) body += ',';
+    fmt::format_to(std::back_inserter(body), R"({{"id":{},"name":)", clinics[i].id);
+    append_json_string(body, clinics[i].name);
+    body += '}';
+  }
+  body += ']';
+  return json(200, std::move(body));
+}
+
+std::optional<SlotStatus> slot_status_from(std::string_view s) {
+  std::string upper;
+  for (char c : s) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto st : {SlotStatus::available, SlotStatus::held, SlotStatus::booked, SlotStatus::closed}) {
+    if (upper == to_string(st)) return st;
+  }
+  return std::nullopt;
+}
+
+HttpResponse list_slots(const Sequencer& seq, const Target& target, Id doctor_id) {
+  TimeMs from = std::numeric_limits<TimeMs>::min();
+  TimeMs to = std::numeric_limits<TimeMs>::max();
+  std::optional<SlotStatus> status;
+  if (auto p = target.param("from")) {
+    auto ms = parse_iso8601(*p);
+    if (!ms) return Api::error(400, "invalid_query", "from must be an ISO-8601 UTC instant");
+    from = *ms;
+  }
+  if (auto p = target.param("to")) {
+    auto ms = parse_iso8601(*p);
+    if (!ms) return Api::error(400, "invalid_query", "to must be an ISO-8601 UTC instant");
+    to = *ms;
+  }
+  if (auto p = target.param("status")) {
+    status = slot_status_from(*p);
+    if (!status) {
+      return Api::error(400, "invalid_query", "status must be AVAILABLE, HELD, BOOKED or CLOSED");
+    }
+  }
+  std::vector<Slot> slots = seq.reads().read([&](const Engine& e, std::uint64_t) {
+    std::vector<Slot> out;
+    const auto& index = e.slots_of(doctor_id);
+    for (auto it = index.lower_bound({from, 0}); it != index.end() && it->first < to; ++it) {
+      const Slot& s = *e.slot(it->second);
+      if (!status || s.status == *status) out.push_back(s);
+    }
+    return out;
+  });
+  std::string body;
+  body.reserve(slots.size() * 110 + 2);
+  body += '[';
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (i) body += ',';
+    append_slot(body, slots[i]);
+  }
+  body += ']';
+  return json(200, std::move(body));
+}
+
+// Who may see patient data of a booking: its token holder or the admin.
+std::optional<Token> presented_token(const HttpRequest& request, const Target& target) {
+  if (!request.booking_token.empty()) return token_from_hex(request.booking_token);
+  if (auto p = target.param("token")) return token_from_hex(*p);
+  return std::nullopt;
+}
+
+bool token_matches(const std::optional<Token>& presented, const Token& actual) {
+  if (!presented) return false;
+  return constant_time_equal(
+      std::string_view(reinterpret_cast<const char*>(presented->data()), presented->size()),
+      std::string_view(reinterpret_cast<const char*>(actual.data()), actual.size()));
+}
+
+HttpResponse get_booking(const Sequencer& seq, const HttpRequest& request, const Target& target,
+                         Id booking_id, bool admin) {
+  std::optional<Booking> booking = seq.reads().read(
+      [&](const Engine& e, std::uint64_t) -> std::optional<Booking> {
+        const Booking* b = e.booking(booking_id);
+        if (!b) return std::nullopt;
+        return *b;
+      });
+  if (!booking) return Api::error(404, "booking_not_found", "no booking has this id");
+  const Booking& b = *booking;
+  std::string body;
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"status":"{}","createdAt":")",
+                 b.id, b.slot_id, to_string(b.status));
+  append_iso8601(body, b.created_at_ms);
+  body += R"(","expiresAt":")";
+  append_iso8601(body, b.expires_at_ms);
+  body += R"(","confirmedAt":)";
+  if (b.confirmed_at_ms) {
+    body += '"';
+    append_iso8601(body, b.confirmed_at_ms);
+    body += '"';
+  } else {
+    body += "null";
+  }
+  if (admin || token_matches(presented_token(request, target), b.token)) {
+    body += R"(,"patientName":)";
+    append_json_string(body, b.patient_name);
+  }
+  body += '}';
+  return json(200, std::move(body));
+}
+
+}  // namespace
+
+void Api::handle(HttpRequest&& request, Respond respond) {
+  std::optional<Target> target = parse_target(request.target);
+  if (!target) {
+    return respond(error(400, "invalid_target", "the request target is not a valid path"));
+  }
+  const auto& seg = target->segments;
+  const std::string& method = request.method;
+  const bool admin = is_admin(request);
+  auto method_not_allowed = [&] {
+    respond(error(405, "method_not_allowed",
+                  fmt::format("{} is not allowed on {}", method, target->url.path())));
+  };
+  // Parses a path id like the 3 in /booking/3.
+  auto path_id = [&](std::size_t i) -> std::optional<Id> { return id_from_text(seg[i]); };
+  auto invalid_path = [&] {
+    respond(error(400, "invalid_path", fmt::format("'{}' is not an integer id", seg[1])));
+  };
+
+  // ---- the route table ----
+  if (seg.size() == 1 && seg[0] == "doctors") {
+    if (method == "GET") return respond(list_doctors(sequencer_, *target));
+    if (method != "POST") return method_not_allowed();
+    if (!admin) return respond(unauthorized());
+    auto object = parse_object(thread_parser(), request.body);
+    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
+    auto obj = std::get<simdjson::dom::object>(object);
+    auto name = string_field(obj, "name");
+    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
+    auto specialty = string_field(obj, "specialty");
+    if (auto* bad = std::get_if<BadInput>(&specialty)) return respond(bad_request(*bad));
+    Id clinic_id = 1;
+    simdjson::dom::element ignored;
+    if (!obj["clinicId"].get(ignored)) {
+      auto id = id_field(obj, "clinicId");
+      if (auto* bad = std::get_if<BadInput>(&id)) return respond(bad_request(*bad));
+      clinic_id = std::get<Id>(id);
+    }
+    AddDoctor command{clinic_id, std::string(std::get<std::string_view>(name)),
+                      std::string(std::get<std::string_view>(specialty))};
+    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::admin,
+                  [](CommandResult& r) {
+                    const auto& e = std::get<DoctorAdded>(r.events.at(0));
+                    std::string body;
+                    append_doctor(body, Doctor{e.doctor_id, e.clinic_id, e.name, e.specialty});
+                    body.pop_back();
+                    fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
+                    return json(201, std::move(body));
+                  });
+  }
+
+  if (seg.size() == 1 && seg[0] == "clinics") {
+    if (method != "GET" && method != "POST") return method_not_allowed();
+    if (!admin) return respond(unauthorized());
+    if (method == "GET") return respond(list_clinics(sequencer_));
+    auto object = parse_object(thread_parser(), request.body);
+    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
+    auto name = string_field(std::get<simdjson::dom::object>(object), "name");
+    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
+    return submit(sequencer_, request, std::move(respond),
+                  AddClinic{std::string(std::get<std::string_view>(name))}, Actor::admin,
+                  [](CommandResult& r) {
+                    const auto& e = std::get<ClinicAdded>(r.events.at(0));
+                    std::string body;
+                    fmt::format_to(std::back_inserter(body), R"({{"id":{},"name":)", e.clinic_id);
+                    append_json_string(body, e.name);
+                    fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
+                    return json(201, std::move(body));
+                  });
+  }
+
+  if (seg.size() == 1 && seg[0] == "slots") {
+    if (method != "POST") return method_not_allowed();
+    if (!admin) return respond(unauthorized());
+    auto object = parse_object(thread_parser(), request.body);
+    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
+    auto obj = std::get<simdjson::dom::object>(object);
+    auto doctor_id = id_field(obj, "doctorId");
+    if (auto* bad = std::get_if<BadInput>(&doctor_id)) return respond(bad_request(*bad));
+    CreateSlots command{std::get<Id>(doctor_id), {}};
+    simdjson::dom::element slots_element;
+    const bool bulk = !obj["slots"].get(slots_element);
+    if (bulk) {
+      simdjson::dom::array array;
+      if (slots_element.get_array().get(array)) {
+        return respond(bad_request(mistyped("slots", "an array of {\"start\",\"end\"}")));
+      }
+      if (array.size() > options_.max_bulk_slots) {
+        return respond(error(413, "too_many_slots",
+                             fmt::format("at most {} slots per request", options_.max_bulk_slots)));
+      }
+      command.spans.reserve(array.size());
+      for (simdjson::dom::element item : array) {
+        simdjson::dom::object span;
+        if (item.get_object().get(span)) {
+          return respond(bad_request(mistyped("slots[]", "an object {\"start\",\"end\"}")));
+        }
+        auto start = instant_field(span, "start");
+        if (auto* bad = std::get_if<BadInput>(&start)) return respond(bad_request(*bad));
+        auto end = instant_field(span, "end");
+        if (auto* bad = std::get_if<BadInput>(&end)) return respond(bad_request(*bad));
+        command.spans.push_back({std::get<TimeMs>(start), std::get<TimeMs>(end)});
+      }
+    } else {
+      auto start = instant_field(obj, "start");
+      if (auto* bad = std::get_if<BadInput>(&start)) return respond(bad_request(*bad));
+      auto end = instant_field(obj, "end");
+      if (auto* bad = std::get_if<BadInput>(&end)) return respond(bad_request(*bad));
+      command.spans.push_back({std::get<TimeMs>(start), std::get<TimeMs>(end)});
+    }
+    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::admin,
+                  [bulk](CommandResult& r) {
+                    std::string body;
+                    body.reserve(r.events.size() * 120 + 2);
+                    if (bulk) body += '[';
+                    std::uint64_t first_seq = r.seq + 1 - r.events.size();
+                    for (std::size_t i = 0; i < r.events.size(); ++i) {
+                      const auto& e = std::get<SlotCreated>(r.events[i]);
+                      if (i) body += ',';
+                      append_slot(body, Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
+                                             SlotStatus::available, 0},
+                                  first_seq + i);
+                    }
+                    if (bulk) body += ']';
+                    return json(201, std::move(body));
+                  });
+  }
+
+  if (seg.size() == 2 && seg[0] == "slots") {
+    if (method != "GET" && method != "DELETE") return method_not_allowed();
+    auto id = path_id(1);
+    if (!id) return invalid_path();
+    if (method == "GET") return respond(list_slots(sequencer_, *target, *id));
+    if (!admin) return respond(unauthorized());
+    return submit(sequencer_, request, std::move(respond), CloseSlot{*id}, Actor::admin,
+                  [slot_id = *id](CommandResult& r) {
+                    return json(200, fmt::format(R"({{"id":{},"status":"CLOSED","seq":{}}})",
+                                                 slot_id, r.seq));
+                  });
+  }
+
+  if (seg.size() == 1 && seg[0] == "booking") {
+    if (method != "POST") return method_not_allowed();
+    auto object = parse_object(thread_parser(), request.body);
+    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
+    auto obj = std::get<simdjson::dom::object>(object);
+    auto slot_id = id_field(obj, "slotId");
+    if (auto* bad = std::get_if<BadInput>(&slot_id)) return respond(bad_request(*bad));
+    auto name = string_field(obj, "patientName");
+    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
+    BookSlot command{std::get<Id>(slot_id), std::string(std::get<std::string_view>(name)),
+                     request.client_key, random_token()};
+    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::patient,
+                  [](CommandResult& r) {
+                    const auto& e = std::get<SlotHeld>(r.events.at(0));
+                    std::string body;
+                    body.reserve(256);
+                    fmt::format_to(std::back_inserter(body),
+                                   R"({{"id":{},"slotId":{},"patientName":)", e.booking_id,
+                                   e.slot_id);
+                    append_json_string(body, e.patient_name);
+                    body += R"(,"status":"PENDING","createdAt":")";
+                    append_iso8601(body, e.created_at_ms);
+                    body += R"(","expiresAt":")";
+                    append_iso8601(body, e.expires_at_ms);
+                    fmt::format_to(std::back_inserter(body), R"(","token":"{}","seq":{}}})",
+                                   token_hex(e.token), r.seq);
+                    return json(201, std::move(body));
+                  });
+  }
+
+  if (seg.size() >= 2 && seg.size() <= 3 && seg[0] == "booking") {
+    auto id = path_id(1);
+    if (seg.size() == 2) {
+      if (method != "GET") return method_not_allowed();
+      if (!id) return invalid_path();
+      return respond(get_booking(sequencer_, request, *target, *id, admin));
+    }
+    const bool confirm = seg[2] == "confirm";
+    if (!confirm && seg[2] != "cancel") {
+      return respond(error(404, "not_found", "no such route"));
+    }
+    if (method != "POST") return method_not_allowed();
+    if (!id) return invalid_path();
+    // The token never changes, so the durable read model can check it.
+    std::optional<Token> actual = sequencer_.reads().read(
+        [&](const Engine& e, std::uint64_t) -> std::optional<Token> {
+          const Booking* b = e.booking(*id);
+          if (!b) return std::nullopt;
+          return b->token;
+        });
+    if (!actual) return respond(error(404, "booking_not_found", "no booking has this id"));
+    if (!admin && !token_matches(presented_token(request, *target), *actual)) {
+      return respond(error(403, "forbidden",
+                           "this needs the booking's token (X-Booking-Token) or the admin token"));
+    }
+    const Actor actor = admin ? Actor::admin : Actor::patient;
+    if (confirm) {
+      return submit(sequencer_, request, std::move(respond), ConfirmBooking{*id}, actor,
+                    [booking_id = *id](CommandResult& r) {
+                      return json(200, fmt::format(R"({{"id":{},"status":"CONFIRMED","seq":{}}})",
+                                                   booking_id, r.seq));
+                    });
+    }
+    return submit(sequencer_, request, std::move(respond), CancelBooking{*id}, actor,
+                  [booking_id = *id](CommandResult& r) {
+                    return json(200, fmt::format(R"({{"id":{},"status":"CANCELLED","seq":{}}})",
+                                                 booking_id, r.seq));
+                  });
+  }
+
+  if (seg.size() == 1 && seg[0] == "healthz") {
+    if (method != "GET") return method_not_allowed();
+    return respond(json(200, fmt::format(R"({{"status":"ok","seq":{}}})",
+                                         sequencer_.durable_seq())));
+  }
+
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    if (method != "GET") return method_not_allowed();
+    const SequencerStats& s = sequencer_.stats();
+    auto [pending, bookings, slots] = sequencer_.reads().read([](const Engine& e, std::uint64_t) {
+      return std::tuple{e.pending_count(), e.bookings().size(), e.slots().size()};
+    });
+    std::string body;
+    auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                      auto value) {
+      fmt::format_to(std::back_inserter(body), "# HELP slotd_{} {}\n# TYPE slotd_{} {}\nslotd_{} {}\n",
+                     name, help, name, type, name, value);
+    };
+    metric("durable_seq", "gauge", "last journal seq synced to disk", sequencer_.durable_seq());
+    metric("queue_depth", "gauge", "commands waiting for the sequencer", sequencer_.queue_depth());
+    metric("batches_total", "counter", "group commits", s.batches.load());
+    metric("commands_total", "counter", "commands decided", s.commands.load());
+    metric("rejections_total", "counter", "commands refused", s.rejections.load());
+    metric("events_total", "counter", "events journaled since start", s.events.load());
+    metric("expired_total", "counter", "holds expired since start", s.expired.load());
+    metric("queue_full_total", "counter", "commands refused with 503", s.queue_full.load());
+    metric("journal_append_seconds_total", "counter", "time in journal writes incl. sync",
+           static_cast<double>(s.journal_append_ns.load()) / 1e9);
+    metric("replayed_events", "gauge", "events replayed at start", s.replayed_events.load());
+    metric("pending_holds", "gauge", "PENDING bookings", pending);
+    metric("bookings", "gauge", "bookings ever made", bookings);
+    metric("slots", "gauge", "slots ever created", slots);
+    metric("connections_open", "gauge", "open connections", server_stats_.connections_open.load());
+    metric("connections_total", "counter", "accepted connections",
+           server_stats_.connections_total.load());
+    metric("connections_refused_total", "counter", "connections over the limit",
+           server_stats_.connections_refused.load());
+    metric("http_requests_total", "counter", "requests", server_stats_.requests_total.load());
+    metric("http_responses_4xx_total", "counter", "4xx responses", server_stats_.responses_4xx.load());
+    metric("http_responses_5xx_total", "counter", "5xx responses", server_stats_.responses_5xx.load());
+    return respond(HttpResponse{200, std::move(body), "text/plain; version=0.0.4"});
+  }
+
+  respond(error(404, "not_found", fmt::format("no route for {} {}", method, target->url.path())));
+}
+
+}  // namespace slotd

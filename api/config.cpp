@@ -1,0 +1,168 @@
+#include "api/config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace slotd {
+namespace {
+
+struct Option {
+  const char* flag;  // without the leading --
+  const char* help;
+  bool takes_value;
+  std::function<bool(Config&, std::string_view)> set;
+};
+
+template <class T>
+bool parse_unsigned(std::string_view v, T& out) {
+  unsigned long long x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc{} || p != v.data() + v.size()) return false;
+  if (x > static_cast<unsigned long long>(std::numeric_limits<T>::max())) return false;
+  out = static_cast<T>(x);
+  return true;
+}
+
+bool parse_seconds(std::string_view v, double& out) {
+  double x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc{} || p != v.data() + v.size() || !(x > 0) || x > 1e7) return false;
+  out = x;
+  return true;
+}
+
+std::vector<std::string> split_csv(std::string_view v) {
+  std::vector<std::string> out;
+  while (!v.empty()) {
+    auto comma = v.find(',');
+    auto item = v.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> all = {
+      {"host", "address to listen on (127.0.0.1)", true,
+       [](Config& c, std::string_view v) { c.host = v; return !v.empty(); }},
+      {"port", "TCP port (8080; 0 = any free port)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.port); }},
+      {"data-dir", "journal, snapshots and admin token (./data)", true,
+       [](Config& c, std::string_view v) { c.data_dir = v; return !v.empty(); }},
+      {"hold-ttl", "seconds a PENDING booking holds its slot (120; fractions allowed)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.hold_ttl_s); }},
+      {"admin-token", "admin bearer token (default: generated into DATA_DIR/admin-token)", true,
+       [](Config& c, std::string_view v) { c.admin_token = v; return !v.empty(); }},
+      {"allowed-origins", "comma-separated Origins allowed on /ws (empty: same host only)", true,
+       [](Config& c, std::string_view v) { c.allowed_origins = split_csv(v); return true; }},
+      {"max-holds-per-client", "PENDING holds one client may have (0 = no cap)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_holds_per_client); }},
+      {"threads", "io threads (0 = one per core)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.threads); }},
+      {"demo", "seed a demo clinic, doctors and a week of slots on first start", false,
+       [](Config& c, std::string_view) { c.demo = true; return true; }},
+      {"max-body-bytes", "largest request body (1048576) → 413", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_body_bytes); }},
+      {"max-header-bytes", "largest request header block (16384) → 431", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_header_bytes); }},
+      {"request-timeout", "seconds to receive a whole request (30) → 408", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.request_timeout_s); }},
+      {"idle-timeout", "seconds an idle keep-alive connection stays open (60)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.idle_timeout_s); }},
+      {"max-connections", "open connections (10000); beyond → 503", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_connections); }},
+      {"max-bulk-slots", "slots in one POST /slots (10000) → 413", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_bulk_slots); }},
+      {"queue-capacity", "commands waiting for the sequencer (65536); beyond → 503", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.queue_capacity); }},
+      {"max-batch", "commands per group commit (4096)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_batch); }},
+  };
+  return all;
+}
+
+std::string env_name(std::string_view flag) {
+  std::string name = "SLOTD_";
+  for (char ch : flag) name += ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+  return name;
+}
+
+}  // namespace
+
+std::string config_usage() {
+  std::string out = "usage: slotd [flags]\n";
+  for (const Option& o : options()) {
+    out += fmt::format("  --{:<22} {} [env {}]\n", std::string(o.flag) + (o.takes_value ? " V" : ""),
+                       o.help, env_name(o.flag));
+  }
+  return out;
+}
+
+ConfigResult parse_config(int argc, char** argv) {
+  ConfigResult result;
+  Config config;
+  for (const Option& o : options()) {
+    const char* value = std::getenv(env_name(o.flag).c_str());
+    if (!value) continue;
+    std::string_view v = value;
+    if (!o.takes_value && (v.empty() || v == "0" || v == "false")) continue;
+    if (!o.set(config, v)) {
+      result.error = fmt::format("invalid value '{}' in {}", v, env_name(o.flag));
+      return result;
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      result.help = true;
+      return result;
+    }
+    if (!arg.starts_with("--")) {
+      result.error = fmt::format("unexpected argument '{}'", arg);
+      return result;
+    }
+    arg.remove_prefix(2);
+    std::string_view inline_value;
+    bool has_inline = false;
+    if (auto eq = arg.find('='); eq != std::string_view::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_inline = true;
+    }
+    const Option* found = nullptr;
+    for (const Option& o : options()) {
+      if (arg == o.flag) found = &o;
+    }
+    if (!found) {
+      result.error = fmt::format("unknown flag --{}", arg);
+      return result;
+    }
+    std::string_view value;
+    if (found->takes_value) {
+      if (has_inline) {
+        value = inline_value;
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        result.error = fmt::format("--{} needs a value", arg);
+        return result;
+      }
+    }
+    if (!found->set(config, value)) {
+      result.error = fmt::format("invalid value '{}' for --{}", value, arg);
+      return result;
+    }
+  }
+  result.config = std::move(config);
+  return result;
+}
+
+}  // namespace slotd

@@ -1,0 +1,89 @@
+#include "api/iso_time.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+namespace slotd {
+namespace {
+
+bool digits(std::string_view s, std::size_t pos, std::size_t n, int& value) {
+  if (pos + n > s.size()) return false;
+  value = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    value = value * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<TimeMs> parse_iso8601(std::string_view s) {
+  using namespace std::chrono;
+  int y, mo, d, h, mi, sec;
+  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
+      s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
+      !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
+      !digits(s, 17, 2, sec)) {
+    return std::nullopt;
+  }
+  if (h > 23 || mi > 59 || sec > 59) return std::nullopt;
+  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  std::size_t pos = 19;
+  TimeMs millis = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::size_t first = pos;
+    int scale = 100;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      millis += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == first || pos - first > 9) return std::nullopt;
+  }
+  TimeMs offset_ms = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59) {
+      return std::nullopt;
+    }
+    offset_ms = (oh * 60 + om) * 60'000LL * (s[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return std::nullopt;  // an instant without a zone is ambiguous
+  }
+  if (pos != s.size()) return std::nullopt;
+  TimeMs day_ms = sys_days{ymd}.time_since_epoch().count() * 86'400'000LL;
+  return day_ms + ((h * 60LL + mi) * 60LL + sec) * 1000LL + millis - offset_ms;
+}
+
+void append_iso8601(std::string& out, TimeMs ms) {
+  using namespace std::chrono;
+  sys_time<milliseconds> tp{milliseconds{ms}};
+  auto day_point = floor<days>(tp);
+  year_month_day ymd{day_point};
+  auto in_day = tp - day_point;
+  auto total_ms = in_day.count();
+  char buf[40];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+                        static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                        static_cast<unsigned>(ymd.day()),
+                        static_cast<long long>(total_ms / 3'600'000),
+                        static_cast<long long>(total_ms / 60'000 % 60),
+                        static_cast<long long>(total_ms / 1000 % 60),
+                        static_cast<long long>(total_ms % 1000));
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+std::string format_iso8601(TimeMs ms) {
+  std::string out;
+  append_iso8601(out, ms);
+  return out;
+}
+
+}  // namespace slotd

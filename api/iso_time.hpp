@@ -1,0 +1,20 @@
+// ISO-8601 UTC instants <-> milliseconds since the epoch. The JSON and journal name for
+// an instant is always this format: 2031-01-06T08:00:00.000Z.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine/engine.hpp"
+
+namespace slotd {
+
+// Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); fractions beyond ms are truncated.
+std::optional<TimeMs> parse_iso8601(std::string_view text);
+
+// Always YYYY-MM-DDTHH:MM:SS.mmmZ.
+std::string format_iso8601(TimeMs ms);
+void append_iso8601(std::string& out, TimeMs ms);
+
+}  // namespace slotd

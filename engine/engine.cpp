@@ -1,0 +1,542 @@
+#include "engine/engine.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+namespace slotd {
+namespace {
+
+// Invariant breaks are bugs: stop the process in every build type, never limp on.
+[[noreturn]] void invariant_broken(const char* what) {
+  std::fprintf(stderr, "slotd engine invariant broken: %s\n", what);
+  std::abort();
+}
+#define SLOTD_ENSURE(cond) \
+  do {                     \
+    if (!(cond)) invariant_broken(#cond); \
+  } while (0)
+
+template <class... Ts>
+struct overloaded : Ts... {
+  using Ts::operator()...;
+};
+
+// FNV-1a, 64-bit: a stable, dependency-free hash for state comparison (not security).
+class Hasher {
+ public:
+  void bytes(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+      h_ ^= p[i];
+      h_ *= 1099511628211ULL;
+    }
+  }
+  template <class T>
+    requires std::is_integral_v<T> || std::is_enum_v<T>
+  void num(T v) {
+    auto u = static_cast<std::uint64_t>(v);
+    unsigned char b[8];
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(u >> (8 * i));
+    bytes(b, 8);
+  }
+  void str(const std::string& s) {
+    num(s.size());
+    bytes(s.data(), s.size());
+  }
+  std::uint64_t value() const { return h_; }
+
+ private:
+  std::uint64_t h_ = 14695981039346656037ULL;
+};
+
+template <class T>
+const T* at_id(const std::vector<T>& v, Id id) {
+  return (id >= 1 && id <= v.size()) ? &v[id - 1] : nullptr;
+}
+
+}  // namespace
+
+std::string_view to_string(SlotStatus s) {
+  switch (s) {
+    case SlotStatus::available: return "AVAILABLE";
+    case SlotStatus::held: return "HELD";
+    case SlotStatus::booked: return "BOOKED";
+    case SlotStatus::closed: return "CLOSED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view to_string(BookingStatus s) {
+  switch (s) {
+    case BookingStatus::pending: return "PENDING";
+    case BookingStatus::confirmed: return "CONFIRMED";
+    case BookingStatus::failed: return "FAILED";
+    case BookingStatus::cancelled: return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+std::string_view to_string(Rejection r) {
+  switch (r) {
+    case Rejection::none: return "none";
+    case Rejection::clinic_not_found: return "clinic_not_found";
+    case Rejection::doctor_not_found: return "doctor_not_found";
+    case Rejection::slot_not_found: return "slot_not_found";
+    case Rejection::booking_not_found: return "booking_not_found";
+    case Rejection::slot_unavailable: return "slot_unavailable";
+    case Rejection::slot_overlap: return "slot_overlap";
+    case Rejection::booking_expired: return "booking_expired";
+    case Rejection::booking_failed: return "booking_failed";
+    case Rejection::booking_cancelled: return "booking_cancelled";
+    case Rejection::booking_confirmed: return "booking_confirmed";
+    case Rejection::slot_booked: return "slot_booked";
+    case Rejection::invalid_name: return "invalid_name";
+    case Rejection::invalid_time_range: return "invalid_time_range";
+    case Rejection::too_many_slots: return "too_many_slots";
+    case Rejection::empty_request: return "empty_request";
+    case Rejection::too_many_holds: return "too_many_holds";
+  }
+  return "unknown";
+}
+
+Id affected_doctor(const Engine& engine, const Event& event) {
+  auto doctor_of_slot = [&](Id slot_id) -> Id {
+    const Slot* s = engine.slot(slot_id);
+    return s ? s->doctor_id : 0;
+  };
+  auto doctor_of_booking = [&](Id booking_id) -> Id {
+    const Booking* b = engine.booking(booking_id);
+    return b ? doctor_of_slot(b->slot_id) : 0;
+  };
+  return std::visit(
+      overloaded{
+          [](const ClinicAdded&) -> Id { return 0; },
+          [](const DoctorAdded& e) -> Id { return e.doctor_id; },
+          [](const SlotCreated& e) -> Id { return e.doctor_id; },
+          [&](const SlotHeld& e) -> Id { return doctor_of_slot(e.slot_id); },
+          [&](const BookingConfirmed& e) -> Id { return doctor_of_booking(e.booking_id); },
+          [&](const BookingExpired& e) -> Id { return doctor_of_booking(e.booking_id); },
+          [&](const BookingCancelled& e) -> Id { return doctor_of_booking(e.booking_id); },
+          [&](const SlotClosed& e) -> Id { return doctor_of_slot(e.slot_id); },
+      },
+      event);
+}
+
+Engine::Engine(EngineConfig config) : config_(config) {
+  // Clinic 1 exists from the start so that clients that never say "clinic" work.
+  clinics_.push_back(Clinic{1, "Main Clinic"});
+}
+
+const Clinic* Engine::clinic(Id id) const { return at_id(clinics_, id); }
+const Doctor* Engine::doctor(Id id) const { return at_id(doctors_, id); }
+const Slot* Engine::slot(Id id) const { return at_id(slots_, id); }
+const Booking* Engine::booking(Id id) const { return at_id(bookings_, id); }
+
+const Engine::SlotIndex& Engine::slots_of(Id doctor_id) const {
+  static const SlotIndex empty;
+  return (doctor_id >= 1 && doctor_id <= slots_by_doctor_.size())
+             ? slots_by_doctor_[doctor_id - 1]
+             : empty;
+}
+
+std::uint32_t Engine::holds_of(const std::string& client_key) const {
+  auto it = holds_by_client_.find(client_key);
+  return it == holds_by_client_.end() ? 0 : it->second;
+}
+
+bool Engine::valid_name(std::string_view name) const {
+  return !name.empty() && name.size() <= config_.max_name_bytes;
+}
+
+// ---- decide -------------------------------------------------------------------
+
+Rejection Engine::decide(const Command& command, TimeMs now_ms, std::vector<Event>& out) const {
+  return std::visit(
+      overloaded{
+          [&](const AddClinic& c) { return decide_add_clinic(c, out); },
+          [&](const AddDoctor& c) { return decide_add_doctor(c, out); },
+          [&](const CreateSlots& c) { return decide_create_slots(c, out); },
+          [&](const BookSlot& c) { return decide_book(c, now_ms, out); },
+          [&](const ConfirmBooking& c) { return decide_confirm(c, now_ms, out); },
+          [&](const CancelBooking& c) { return decide_cancel(c, now_ms, out); },
+          [&](const CloseSlot& c) { return decide_close(c, out); },
+          [&](const ExpireDue&) { return decide_expire(now_ms, out); },
+      },
+      command);
+}
+
+Rejection Engine::decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const {
+  if (!valid_name(c.name)) return Rejection::invalid_name;
+  out.push_back(ClinicAdded{clinics_.size() + 1, c.name});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_add_doctor(const AddDoctor& c, std::vector<Event>& out) const {
+  if (!valid_name(c.name) || c.specialty.size() > config_.max_name_bytes) {
+    return Rejection::invalid_name;
+  }
+  if (!clinic(c.clinic_id)) return Rejection::clinic_not_found;
+  out.push_back(DoctorAdded{doctors_.size() + 1, c.clinic_id, c.name, c.specialty});
+  return Rejection::none;
+}
+
+bool Engine::overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const {
+  // Live slots of one doctor never overlap, so sorted by start their ends are sorted
+  // too: only the nearest live slot starting before end_ms can overlap [start, end).
+  const SlotIndex& index = slots_of(doctor_id);
+  auto it = index.lower_bound({end_ms, 0});
+  while (it != index.begin()) {
+    --it;
+    const Slot& s = slots_[it->second - 1];
+    if (s.status == SlotStatus::closed) continue;
+    return s.end_ms > start_ms;
+  }
+  return false;
+}
+
+Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& out) const {
+  if (!doctor(c.doctor_id)) return Rejection::doctor_not_found;
+  if (c.spans.empty()) return Rejection::empty_request;
+  if (c.spans.size() > config_.max_slots_per_request) return Rejection::too_many_slots;
+  for (const SlotSpan& span : c.spans) {
+    if (span.end_ms <= span.start_ms) return Rejection::invalid_time_range;
+  }
+  for (const SlotSpan& span : c.spans) {
+    if (overlaps_live_slot(c.doctor_id, span.start_ms, span.end_ms)) return Rejection::slot_overlap;
+  }
+  if (c.spans.size() > 1) {
+    // Spans of one request must not overlap each other either.
+    std::vector<SlotSpan> sorted = c.spans;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const SlotSpan& a, const SlotSpan& b) { return a.start_ms < b.start_ms; });
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+      if (sorted[i].start_ms < sorted[i - 1].end_ms) return Rejection::slot_overlap;
+    }
+  }
+  Id next_id = slots_.size() + 1;
+  out.reserve(out.size() + c.spans.size());
+  for (const SlotSpan& span : c.spans) {
+    out.push_back(SlotCreated{next_id++, c.doctor_id, span.start_ms, span.end_ms});
+  }
+  return Rejection::none;
+}
+
+Rejection Engine::decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Event>& out) const {
+  if (!valid_name(c.patient_name)) return Rejection::invalid_name;
+  const Slot* s = slot(c.slot_id);
+  if (!s) return Rejection::slot_not_found;
+  if (s->status != SlotStatus::available) return Rejection::slot_unavailable;
+  if (config_.max_holds_per_client > 0 && !c.client_key.empty() &&
+      holds_of(c.client_key) >= config_.max_holds_per_client) {
+    return Rejection::too_many_holds;
+  }
+  out.push_back(SlotHeld{bookings_.size() + 1, c.slot_id, c.patient_name, c.client_key, c.token,
+                         now_ms, now_ms + config_.hold_ttl_ms});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
+                                 std::vector<Event>& out) const {
+  const Booking* b = booking(c.booking_id);
+  if (!b) return Rejection::booking_not_found;
+  switch (b->status) {
+    case BookingStatus::confirmed: return Rejection::none;  // idempotent repeat
+    case BookingStatus::cancelled: return Rejection::booking_cancelled;
+    case BookingStatus::failed: return Rejection::booking_failed;
+    case BookingStatus::pending: break;
+  }
+  // Past expires_at a hold is dead even if ExpireDue has not written it yet.
+  if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
+  out.push_back(BookingConfirmed{b->id, now_ms});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
+                                std::vector<Event>& out) const {
+  const Booking* b = booking(c.booking_id);
+  if (!b) return Rejection::booking_not_found;
+  switch (b->status) {
+    case BookingStatus::cancelled: return Rejection::none;  // idempotent repeat
+    case BookingStatus::failed: return Rejection::booking_failed;
+    case BookingStatus::pending:
+    case BookingStatus::confirmed: break;
+  }
+  out.push_back(BookingCancelled{b->id, now_ms});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_close(const CloseSlot& c, std::vector<Event>& out) const {
+  const Slot* s = slot(c.slot_id);
+  if (!s) return Rejection::slot_not_found;
+  switch (s->status) {
+    case SlotStatus::closed: return Rejection::none;
+    case SlotStatus::held:
+    case SlotStatus::booked: return Rejection::slot_booked;
+    case SlotStatus::available: break;
+  }
+  out.push_back(SlotClosed{s->id});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_expire(TimeMs now_ms, std::vector<Event>& out) const {
+  std::uint32_t emitted = 0;
+  for (const auto& [expires_at_ms, booking_id] : expiry_queue_) {
+    if (expires_at_ms > now_ms || emitted >= config_.max_expiries_per_command) break;
+    const Booking& b = bookings_[booking_id - 1];
+    if (b.status != BookingStatus::pending || b.expires_at_ms != expires_at_ms) continue;
+    out.push_back(BookingExpired{booking_id, now_ms});
+    ++emitted;
+  }
+  return Rejection::none;
+}
+
+Rejection Engine::execute(const Command& command, TimeMs now_ms, std::vector<Event>& out) {
+  std::size_t first = out.size();
+  Rejection r = decide(command, now_ms, out);
+  if (r != Rejection::none) return r;
+  for (std::size_t i = first; i < out.size(); ++i) apply(out[i]);
+  return r;
+}
+
+// ---- apply ----------------------------------------------------------------------
+
+void Engine::release_hold(Booking& booking) {
+  Slot& s = slots_[booking.slot_id - 1];
+  SLOTD_ENSURE(s.booking_id == booking.id);
+  s.status = SlotStatus::available;
+  s.booking_id = 0;
+  if (booking.status == BookingStatus::pending) {
+    SLOTD_ENSURE(pending_count_ > 0);
+    --pending_count_;
+    if (!booking.client_key.empty()) {
+      auto it = holds_by_client_.find(booking.client_key);
+      SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
+      if (--it->second == 0) holds_by_client_.erase(it);
+    }
+  }
+}
+
+void Engine::trim_expiry_queue() {
+  while (!expiry_queue_.empty()) {
+    const auto& [expires_at_ms, booking_id] = expiry_queue_.front();
+    const Booking& b = bookings_[booking_id - 1];
+    if (b.status == BookingStatus::pending && b.expires_at_ms == expires_at_ms) break;
+    expiry_queue_.pop_front();
+  }
+}
+
+void Engine::apply(const Event& event) {
+  std::visit(
+      overloaded{
+          [&](const ClinicAdded& e) {
+            SLOTD_ENSURE(e.clinic_id == clinics_.size() + 1);
+            clinics_.push_back(Clinic{e.clinic_id, e.name});
+          },
+          [&](const DoctorAdded& e) {
+            SLOTD_ENSURE(e.doctor_id == doctors_.size() + 1);
+            doctors_.push_back(Doctor{e.doctor_id, e.clinic_id, e.name, e.specialty});
+            slots_by_doctor_.emplace_back();
+          },
+          [&](const SlotCreated& e) {
+            SLOTD_ENSURE(e.slot_id == slots_.size() + 1);
+            SLOTD_ENSURE(e.doctor_id >= 1 && e.doctor_id <= doctors_.size());
+            slots_.push_back(Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
+                                  SlotStatus::available, 0});
+            slots_by_doctor_[e.doctor_id - 1].emplace(e.start_ms, e.slot_id);
+          },
+          [&](const SlotHeld& e) {
+            SLOTD_ENSURE(e.booking_id == bookings_.size() + 1);
+            SLOTD_ENSURE(e.slot_id >= 1 && e.slot_id <= slots_.size());
+            Slot& s = slots_[e.slot_id - 1];
+            SLOTD_ENSURE(s.status == SlotStatus::available);
+            s.status = SlotStatus::held;
+            s.booking_id = e.booking_id;
+            bookings_.push_back(Booking{e.booking_id, e.slot_id, e.patient_name, e.client_key,
+                                        e.token, BookingStatus::pending, e.created_at_ms,
+                                        e.expires_at_ms, 0, 0});
+            ++pending_count_;
+            if (!e.client_key.empty()) ++holds_by_client_[e.client_key];
+            // Keep the queue sorted by expiry; with a fixed TTL and a monotone clock the
+            // new entry always goes at the back, so the search is the rare path.
+            std::pair<TimeMs, Id> entry{e.expires_at_ms, e.booking_id};
+            if (expiry_queue_.empty() || expiry_queue_.back() <= entry) {
+              expiry_queue_.push_back(entry);
+            } else {
+              expiry_queue_.insert(
+                  std::upper_bound(expiry_queue_.begin(), expiry_queue_.end(), entry), entry);
+            }
+          },
+          [&](const BookingConfirmed& e) {
+            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
+            Booking& b = bookings_[e.booking_id - 1];
+            SLOTD_ENSURE(b.status == BookingStatus::pending);
+            Slot& s = slots_[b.slot_id - 1];
+            SLOTD_ENSURE(s.booking_id == b.id && s.status == SlotStatus::held);
+            --pending_count_;
+            if (!b.client_key.empty()) {
+              auto it = holds_by_client_.find(b.client_key);
+              SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
+              if (--it->second == 0) holds_by_client_.erase(it);
+            }
+            b.status = BookingStatus::confirmed;
+            b.confirmed_at_ms = e.confirmed_at_ms;
+            s.status = SlotStatus::booked;
+            trim_expiry_queue();
+          },
+          [&](const BookingExpired& e) {
+            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
+            Booking& b = bookings_[e.booking_id - 1];
+            SLOTD_ENSURE(b.status == BookingStatus::pending);
+            release_hold(b);
+            b.status = BookingStatus::failed;
+            b.ended_at_ms = e.expired_at_ms;
+            trim_expiry_queue();
+          },
+          [&](const BookingCancelled& e) {
+            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
+            Booking& b = bookings_[e.booking_id - 1];
+            SLOTD_ENSURE(b.status == BookingStatus::pending ||
+                         b.status == BookingStatus::confirmed);
+            release_hold(b);
+            b.status = BookingStatus::cancelled;
+            b.ended_at_ms = e.cancelled_at_ms;
+            trim_expiry_queue();
+          },
+          [&](const SlotClosed& e) {
+            SLOTD_ENSURE(e.slot_id >= 1 && e.slot_id <= slots_.size());
+            Slot& s = slots_[e.slot_id - 1];
+            SLOTD_ENSURE(s.status == SlotStatus::available);
+            s.status = SlotStatus::closed;
+          },
+      },
+      event);
+}
+
+// ---- hash and invariants -----------------------------------------------------------
+
+std::uint64_t Engine::state_hash() const {
+  Hasher h;
+  h.num(clinics_.size());
+  for (const Clinic& c : clinics_) {
+    h.num(c.id);
+    h.str(c.name);
+  }
+  h.num(doctors_.size());
+  for (const Doctor& d : doctors_) {
+    h.num(d.id);
+    h.num(d.clinic_id);
+    h.str(d.name);
+    h.str(d.specialty);
+  }
+  h.num(slots_.size());
+  for (const Slot& s : slots_) {
+    h.num(s.id);
+    h.num(s.doctor_id);
+    h.num(s.start_ms);
+    h.num(s.end_ms);
+    h.num(s.status);
+    h.num(s.booking_id);
+  }
+  h.num(bookings_.size());
+  for (const Booking& b : bookings_) {
+    h.num(b.id);
+    h.num(b.slot_id);
+    h.str(b.patient_name);
+    h.str(b.client_key);
+    h.bytes(b.token.data(), b.token.size());
+    h.num(b.status);
+    h.num(b.created_at_ms);
+    h.num(b.expires_at_ms);
+    h.num(b.confirmed_at_ms);
+    h.num(b.ended_at_ms);
+  }
+  return h.value();
+}
+
+std::string Engine::check_invariants() const {
+  auto fail = [](std::string what, Id id) { return what + " (id " + std::to_string(id) + ")"; };
+  for (std::size_t i = 0; i < clinics_.size(); ++i) {
+    if (clinics_[i].id != i + 1) return fail("clinic id is not its position", clinics_[i].id);
+  }
+  for (std::size_t i = 0; i < doctors_.size(); ++i) {
+    const Doctor& d = doctors_[i];
+    if (d.id != i + 1) return fail("doctor id is not its position", d.id);
+    if (!clinic(d.clinic_id)) return fail("doctor of an unknown clinic", d.id);
+  }
+  if (slots_by_doctor_.size() != doctors_.size()) return "slot index size != doctor count";
+  std::size_t indexed = 0;
+  for (std::size_t d = 0; d < slots_by_doctor_.size(); ++d) {
+    const Slot* previous_live = nullptr;
+    for (const auto& [start_ms, slot_id] : slots_by_doctor_[d]) {
+      ++indexed;
+      const Slot* s = slot(slot_id);
+      if (!s || s->doctor_id != d + 1 || s->start_ms != start_ms) {
+        return fail("slot index entry does not match its slot", slot_id);
+      }
+      if (s->status == SlotStatus::closed) continue;
+      if (previous_live && previous_live->end_ms > s->start_ms) {
+        return fail("two live slots of one doctor overlap", slot_id);
+      }
+      previous_live = s;
+    }
+  }
+  if (indexed != slots_.size()) return "slot index does not hold every slot exactly once";
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.id != i + 1) return fail("slot id is not its position", s.id);
+    if (s.end_ms <= s.start_ms) return fail("slot ends before it starts", s.id);
+    if (!doctor(s.doctor_id)) return fail("slot of an unknown doctor", s.id);
+    switch (s.status) {
+      case SlotStatus::available:
+      case SlotStatus::closed:
+        if (s.booking_id != 0) return fail("free slot points at a booking", s.id);
+        break;
+      case SlotStatus::held:
+      case SlotStatus::booked: {
+        const Booking* b = booking(s.booking_id);
+        if (!b || b->slot_id != s.id) return fail("taken slot without its booking", s.id);
+        auto want = s.status == SlotStatus::held ? BookingStatus::pending : BookingStatus::confirmed;
+        if (b->status != want) return fail("taken slot's booking has the wrong status", s.id);
+        break;
+      }
+    }
+  }
+  std::uint64_t pending = 0;
+  std::unordered_map<std::string, std::uint32_t> holds;
+  for (std::size_t i = 0; i < bookings_.size(); ++i) {
+    const Booking& b = bookings_[i];
+    if (b.id != i + 1) return fail("booking id is not its position", b.id);
+    const Slot* s = slot(b.slot_id);
+    if (!s) return fail("booking of an unknown slot", b.id);
+    bool holds_slot = b.status == BookingStatus::pending || b.status == BookingStatus::confirmed;
+    if (holds_slot && s->booking_id != b.id) {
+      return fail("live booking's slot does not point back at it", b.id);
+    }
+    if (!holds_slot && s->booking_id == b.id) return fail("ended booking still holds its slot", b.id);
+    if (b.status == BookingStatus::pending) {
+      ++pending;
+      if (!b.client_key.empty()) ++holds[b.client_key];
+    }
+  }
+  if (pending != pending_count_) return "pending_count does not match the PENDING bookings";
+  if (holds != holds_by_client_) return "per-client hold counts do not match";
+  // Every PENDING booking must be reachable by expiry, in order.
+  std::uint64_t queued_pending = 0;
+  for (std::size_t i = 0; i < expiry_queue_.size(); ++i) {
+    if (i > 0 && expiry_queue_[i] < expiry_queue_[i - 1]) return "expiry queue out of order";
+    const auto& [expires_at_ms, booking_id] = expiry_queue_[i];
+    const Booking* b = booking(booking_id);
+    if (!b) return "expiry queue names an unknown booking";
+    if (b->status == BookingStatus::pending && b->expires_at_ms == expires_at_ms) ++queued_pending;
+  }
+  if (queued_pending != pending) return "a PENDING booking is missing from the expiry queue";
+  return {};
+}
+
+}  // namespace slotd
