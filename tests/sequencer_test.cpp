@@ -1,0 +1,237 @@
+// The sequencer against a real RocksDB journal in a temp dir: group commit, completion only
+// after durability, expiry from its own clock, bounded queue, recovery by replay.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "sequencer/sequencer.hpp"
+
+namespace fs = std::filesystem;
+using namespace slotd;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("slotd-seq-test-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// A clock the test moves by hand; expiry must follow it, not the wall clock.
+struct ManualClock {
+  std::shared_ptr<std::atomic<TimeMs>> now = std::make_shared<std::atomic<TimeMs>>(1'000'000);
+  std::function<TimeMs()> fn() const {
+    return [now = now] { return now->load(); };
+  }
+};
+
+std::unique_ptr<Sequencer> open_sequencer(const fs::path& dir, SequencerConfig config = {}) {
+  std::unique_ptr<Sequencer> seq;
+  JournalStatus st = Sequencer::open(dir.string(), std::move(config), seq);
+  REQUIRE_MESSAGE(st.ok, st.message);
+  return seq;
+}
+
+std::uint64_t read_hash(const Sequencer& seq) {
+  return seq.reads().read([](const Engine& e, std::uint64_t) { return e.state_hash(); });
+}
+
+Id add_doctor_with_slots(Sequencer& seq, int slots) {
+  CommandResult doctor = seq.execute(AddDoctor{1, "Dr. Test", "GP"});
+  REQUIRE(doctor.rejection == Rejection::none);
+  Id doctor_id = std::get<DoctorAdded>(doctor.events.at(0)).doctor_id;
+  CreateSlots create{doctor_id, {}};
+  for (int i = 0; i < slots; ++i) create.spans.push_back({i * 1000LL, i * 1000LL + 1000});
+  REQUIRE(seq.execute(std::move(create)).rejection == Rejection::none);
+  return doctor_id;
+}
+
+BookSlot book(Id slot_id, std::string who = "Pat") {
+  return BookSlot{slot_id, std::move(who), "", Token{1, 2, 3}};
+}
+
+}  // namespace
+
+TEST_CASE("commands queued before start are decided in one batch with one journal append") {
+  TempDir dir;
+  {
+    auto seq = open_sequencer(dir.path);
+    seq->start();
+    add_doctor_with_slots(*seq, 1000);
+  }
+  std::vector<std::future<CommandResult>> results;
+  std::vector<std::shared_ptr<std::promise<CommandResult>>> promises;
+  for (Id slot = 1; slot <= 1000; ++slot) {
+    auto p = std::make_shared<std::promise<CommandResult>>();
+    results.push_back(p->get_future());
+    promises.push_back(p);
+  }
+  // Not started yet: everything waits in the queue, so the first batch takes it all.
+  auto seq2 = open_sequencer(dir.path);
+  for (Id slot = 1; slot <= 1000; ++slot) {
+    auto p = promises[slot - 1];
+    REQUIRE(seq2->submit(Submission{book(slot), Actor::patient, slot,
+                                    [p](CommandResult&& r) { p->set_value(std::move(r)); }}));
+  }
+  seq2->start();
+  std::uint64_t max_seq = 0;
+  for (auto& f : results) {
+    CommandResult r = f.get();
+    CHECK(r.rejection == Rejection::none);
+    max_seq = std::max(max_seq, r.seq);
+  }
+  CHECK(seq2->stats().batches.load() == 1);
+  CHECK(seq2->durable_seq() == max_seq);
+}
+
+TEST_CASE("a completion runs only when its events are durable and visible to readers") {
+  TempDir dir;
+  auto seq = open_sequencer(dir.path);
+  seq->start();
+  add_doctor_with_slots(*seq, 50);
+  std::atomic<int> violations{0};
+  std::atomic<int> done{0};
+  for (Id slot = 1; slot <= 50; ++slot) {
+    Sequencer* s = seq.get();
+    REQUIRE(seq->submit(Submission{book(slot), Actor::patient, slot, [s, slot, &violations, &done](CommandResult&& r) {
+      // The durable seq and the read model must already include this result.
+      if (s->durable_seq() < r.seq) ++violations;
+      bool visible = s->reads().read([&](const Engine& e, std::uint64_t as_of) {
+        const Slot* sl = e.slot(slot);
+        return as_of >= r.seq && sl && sl->status == SlotStatus::held;
+      });
+      if (!visible) ++violations;
+      ++done;
+    }}));
+  }
+  for (int i = 0; i < 500 && done.load() < 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(done.load() == 50);
+  CHECK(violations.load() == 0);
+}
+
+TEST_CASE("of many concurrent bookings of one slot exactly one wins") {
+  TempDir dir;
+  auto seq = open_sequencer(dir.path);
+  seq->start();
+  add_doctor_with_slots(*seq, 1);
+  std::atomic<int> wins{0}, unavailable{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        CommandResult r = seq->execute(book(1), Actor::patient);
+        if (r.rejection == Rejection::none) ++wins;
+        if (r.rejection == Rejection::slot_unavailable) ++unavailable;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wins.load() == 1);
+  CHECK(unavailable.load() == 199);
+  std::string broken = seq->reads().read([](const Engine& e, std::uint64_t) { return e.check_invariants(); });
+  CHECK(broken.empty());
+}
+
+TEST_CASE("a full queue refuses instead of blocking") {
+  TempDir dir;
+  SequencerConfig config;
+  config.queue_capacity = 4;
+  auto seq = open_sequencer(dir.path, config);  // not started: nothing drains
+  for (int i = 0; i < 4; ++i) CHECK(seq->submit(Submission{ExpireDue{}, Actor::system, 0, nullptr}));
+  CHECK_FALSE(seq->submit(Submission{ExpireDue{}, Actor::system, 0, nullptr}));
+  CHECK(seq->stats().queue_full.load() == 1);
+}
+
+TEST_CASE("holds expire from the sequencer's clock as journaled events: book; tick past TTL → FAILED, slot AVAILABLE") {
+  TempDir dir;
+  ManualClock clock;
+  SequencerConfig config;
+  config.engine.hold_ttl_ms = 5'000;
+  config.expiry_interval = std::chrono::milliseconds(10);
+  config.clock = clock.fn();
+  {
+    auto seq = open_sequencer(dir.path, config);
+    seq->start();
+    add_doctor_with_slots(*seq, 2);
+    CommandResult held = seq->execute(book(1));
+    REQUIRE(held.rejection == Rejection::none);
+    Id booking_id = std::get<SlotHeld>(held.events.at(0)).booking_id;
+
+    // Before the TTL nothing expires, however long we wait on the wall clock.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto status = [&] {
+      return seq->reads().read([&](const Engine& e, std::uint64_t) { return e.booking(booking_id)->status; });
+    };
+    CHECK(status() == BookingStatus::pending);
+
+    clock.now->fetch_add(5'001);
+    for (int i = 0; i < 300 && status() != BookingStatus::failed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(status() == BookingStatus::failed);
+    CHECK(seq->stats().expired.load() == 1);
+    SlotStatus slot_status = seq->reads().read([](const Engine& e, std::uint64_t) { return e.slot(1)->status; });
+    CHECK(slot_status == SlotStatus::available);
+    // The slot can be booked again.
+    CHECK(seq->execute(book(1)).rejection == Rejection::none);
+    seq->stop();
+  }
+  // The expiry is in the journal: a restart replays it.
+  auto again = open_sequencer(dir.path, config);
+  BookingStatus first = again->reads().read([](const Engine& e, std::uint64_t) { return e.booking(1)->status; });
+  CHECK(first == BookingStatus::failed);
+}
+
+TEST_CASE("restart replays the journal to the same state hash and continues the seq") {
+  TempDir dir;
+  std::uint64_t hash_before = 0, seq_before = 0;
+  {
+    auto seq = open_sequencer(dir.path);
+    seq->start();
+    add_doctor_with_slots(*seq, 300);
+    for (Id slot = 1; slot <= 300; slot += 2) REQUIRE(seq->execute(book(slot)).rejection == Rejection::none);
+    for (Id booking = 1; booking <= 150; booking += 3) {
+      REQUIRE(seq->execute(ConfirmBooking{booking}).rejection == Rejection::none);
+    }
+    REQUIRE(seq->execute(CancelBooking{2}).rejection == Rejection::none);
+    REQUIRE(seq->execute(CloseSlot{2}).rejection == Rejection::none);
+    seq->stop();
+    hash_before = read_hash(*seq);
+    seq_before = seq->durable_seq();
+  }
+  auto seq = open_sequencer(dir.path);
+  CHECK(read_hash(*seq) == hash_before);
+  CHECK(seq->durable_seq() == seq_before);
+  CHECK(seq->stats().replayed_events.load() == seq_before);
+  seq->start();
+  CommandResult next = seq->execute(book(4));
+  CHECK(next.rejection == Rejection::none);
+  CHECK(next.seq == seq_before + 1);
+}
+
+TEST_CASE("a refused command writes nothing to the journal") {
+  TempDir dir;
+  auto seq = open_sequencer(dir.path);
+  seq->start();
+  add_doctor_with_slots(*seq, 1);
+  REQUIRE(seq->execute(book(1)).rejection == Rejection::none);
+  const std::uint64_t seq_after_book = seq->durable_seq();
+  const std::uint64_t hash = read_hash(*seq);
+  CommandResult refused = seq->execute(book(1));
+  CHECK(refused.rejection == Rejection::slot_unavailable);
+  CHECK(refused.events.empty());
+  CHECK(refused.seq == seq_after_book);
+  CHECK(seq->durable_seq() == seq_after_book);
+  CHECK(read_hash(*seq) == hash);
+}
