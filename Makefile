@@ -33,6 +33,7 @@ test-asan: deps
 	ctest --preset asan -j $(JOBS) -L unit
 
 bench: build
+	@./scripts/install-deps.sh wrk curl
 	./bench/run.sh $(BUILD_DIR)
 
 clean:

@@ -9,4 +9,5 @@ mkdir -p "$out_dir"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 "$build/bench/engine_bench" $quick --out "$out_dir/engine_bench-$stamp.txt"
 "$build/bench/journal_bench" $quick --out "$out_dir/journal_bench-$stamp.txt"
+"$(dirname "$0")/http_bench.sh" "$build" $quick --out "$out_dir/http_bench-$stamp.txt"
 echo "results in $out_dir"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages slotd needs, only those missing; runs apt-get update at most once.
 # Idempotent: a second run on a ready machine does nothing but check.
+# Usage: scripts/install-deps.sh [extra-package…]
 set -euo pipefail
 packages=(build-essential g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev librocksdb-dev libsimdjson-dev libfmt-dev doctest-dev
-  python3 ca-certificates)
+  python3 ca-certificates "$@")  # extra packages may be named on the command line (bench: wrk curl)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
