@@ -1,0 +1,275 @@
+#include "journal/codec.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <type_traits>
+#include <variant>
+
+#include <fmt/core.h>
+
+namespace slotd {
+namespace {
+
+// Names used in error messages, indexed by the Event alternative (= the type byte).
+constexpr std::array<std::string_view, 8> kEventNames = {
+    "ClinicAdded",      "DoctorAdded",    "SlotCreated",      "SlotHeld",
+    "BookingConfirmed", "BookingExpired", "BookingCancelled", "SlotClosed"};
+static_assert(kEventNames.size() == std::variant_size_v<Event>,
+              "a new Event alternative needs a name here and a field list in fields_of");
+
+// Signed times are zigzag-mapped so small negative values stay short as varints.
+std::uint64_t zigzag(TimeMs v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+TimeMs unzigzag(std::uint64_t z) {
+  return static_cast<TimeMs>((z >> 1) ^ (0 - (z & 1)));
+}
+
+// Counts an upper bound of the encoded size, so the writer can work on raw memory
+// without a capacity check per field (encoding sits on the group-commit path).
+class SizeBound {
+ public:
+  static constexpr std::size_t kMaxVarint = 10;
+
+  bool byte(std::uint8_t, const char*) { return add(1); }
+  bool id(std::uint64_t, const char*) { return add(kMaxVarint); }
+  bool time(TimeMs, const char*) { return add(kMaxVarint); }
+  bool text(const std::string& s, const char*) { return add(kMaxVarint + s.size()); }
+  bool token(const Token& t, const char*) { return add(t.size()); }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  bool add(std::size_t n) {
+    bytes_ += n;
+    return true;
+  }
+  std::size_t bytes_ = 0;
+};
+
+// Writes into memory sized by SizeBound.
+class ValueWriter {
+ public:
+  explicit ValueWriter(char* out) : out_(out) {}
+
+  bool byte(std::uint8_t v, const char* /*field*/) {
+    *out_++ = static_cast<char>(v);
+    return true;
+  }
+  bool id(std::uint64_t v, const char* /*field*/) {
+    put_varint(v);
+    return true;
+  }
+  bool time(TimeMs v, const char* /*field*/) {
+    put_varint(zigzag(v));
+    return true;
+  }
+  bool text(const std::string& s, const char* /*field*/) {
+    put_varint(s.size());
+    std::memcpy(out_, s.data(), s.size());
+    out_ += s.size();
+    return true;
+  }
+  bool token(const Token& t, const char* /*field*/) {
+    std::memcpy(out_, t.data(), t.size());
+    out_ += t.size();
+    return true;
+  }
+  char* end() const { return out_; }
+
+ private:
+  void put_varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      *out_++ = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    *out_++ = static_cast<char>(v);
+  }
+
+  char* out_;
+};
+
+// Bounds-checked reader: every method checks the bytes left before touching them and
+// records why it stopped, so arbitrary input can only produce an error, never a crash.
+class ValueReader {
+ public:
+  explicit ValueReader(std::string_view bytes) : bytes_(bytes) {}
+
+  bool byte(std::uint8_t& v, const char* field) {
+    if (pos_ >= bytes_.size()) return fail(pos_, field, "truncated");
+    v = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
+  bool id(std::uint64_t& v, const char* field) { return varint(v, field); }
+  bool time(TimeMs& v, const char* field) {
+    std::uint64_t z = 0;
+    if (!varint(z, field)) return false;
+    v = unzigzag(z);
+    return true;
+  }
+  bool text(std::string& s, const char* field) {
+    const std::size_t start = pos_;
+    std::uint64_t length = 0;
+    if (!varint(length, field)) return false;
+    if (length > remaining()) {
+      return fail(start, field,
+                  fmt::format("string length {} exceeds the {} bytes left", length, remaining()));
+    }
+    s.assign(bytes_.data() + pos_, static_cast<std::size_t>(length));
+    pos_ += static_cast<std::size_t>(length);
+    return true;
+  }
+  bool token(Token& t, const char* field) {
+    if (remaining() < t.size()) return fail(pos_, field, "truncated");
+    for (auto& b : t) b = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
+
+  std::size_t remaining() const { return bytes_.size() - pos_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  // LEB128, at most 10 bytes. Overlong forms (a final 0x00 after a continuation) are
+  // rejected so that every record has exactly one encoding.
+  bool varint(std::uint64_t& v, const char* field) {
+    const std::size_t start = pos_;
+    std::uint64_t result = 0;
+    for (int i = 0;; ++i) {
+      if (pos_ >= bytes_.size()) return fail(start, field, "truncated");
+      const auto b = static_cast<std::uint8_t>(bytes_[pos_++]);
+      if (i == 9 && b > 1) return fail(start, field, "varint overflows 64 bits");
+      result |= static_cast<std::uint64_t>(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0) {
+        if (b == 0 && i > 0) return fail(start, field, "overlong varint");
+        v = result;
+        return true;
+      }
+    }
+  }
+
+  bool fail(std::size_t at, const char* field, std::string_view why) {
+    error_ = fmt::format("{} at byte {} reading {}", why, at, field);
+    return false;
+  }
+
+  std::string_view bytes_;
+  std::size_t pos_ = 0;
+  std::string error_;
+};
+
+// One field list per event, shared by the writer and the reader so they cannot drift
+// apart. The order here IS the on-disk order (journal/README.md).
+template <class Io, class E>
+bool fields_of(Io& io, E& e) {
+  using T = std::remove_const_t<E>;
+  if constexpr (std::is_same_v<T, ClinicAdded>) {
+    return io.id(e.clinic_id, "clinic_id") && io.text(e.name, "name");
+  } else if constexpr (std::is_same_v<T, DoctorAdded>) {
+    return io.id(e.doctor_id, "doctor_id") && io.id(e.clinic_id, "clinic_id") &&
+           io.text(e.name, "name") && io.text(e.specialty, "specialty");
+  } else if constexpr (std::is_same_v<T, SlotCreated>) {
+    return io.id(e.slot_id, "slot_id") && io.id(e.doctor_id, "doctor_id") &&
+           io.time(e.start_ms, "start_ms") && io.time(e.end_ms, "end_ms");
+  } else if constexpr (std::is_same_v<T, SlotHeld>) {
+    return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
+           io.text(e.patient_name, "patient_name") && io.text(e.client_key, "client_key") &&
+           io.token(e.token, "token") && io.time(e.created_at_ms, "created_at_ms") &&
+           io.time(e.expires_at_ms, "expires_at_ms");
+  } else if constexpr (std::is_same_v<T, BookingConfirmed>) {
+    return io.id(e.booking_id, "booking_id") && io.time(e.confirmed_at_ms, "confirmed_at_ms");
+  } else if constexpr (std::is_same_v<T, BookingExpired>) {
+    return io.id(e.booking_id, "booking_id") && io.time(e.expired_at_ms, "expired_at_ms");
+  } else if constexpr (std::is_same_v<T, BookingCancelled>) {
+    return io.id(e.booking_id, "booking_id") && io.time(e.cancelled_at_ms, "cancelled_at_ms");
+  } else if constexpr (std::is_same_v<T, SlotClosed>) {
+    return io.id(e.slot_id, "slot_id");
+  } else {
+    static_assert(sizeof(T) == 0, "every Event alternative needs a field list");
+  }
+}
+
+template <std::size_t I = 0>
+bool decode_event(std::size_t type, ValueReader& reader, Event& event) {
+  if constexpr (I < std::variant_size_v<Event>) {
+    if (type == I) return fields_of(reader, event.template emplace<I>());
+    return decode_event<I + 1>(type, reader, event);
+  } else {
+    return false;  // unreachable: the caller range-checks the type byte
+  }
+}
+
+template <class Io>
+void encode_into(Io& io, const JournalRecord& record) {
+  io.byte(kJournalFormatVersion, "format version");
+  io.byte(static_cast<std::uint8_t>(record.event.index()), "event type");
+  io.time(record.at_ms, "at_ms");
+  io.id(record.request_id, "request_id");
+  io.byte(static_cast<std::uint8_t>(record.actor), "actor");
+  std::visit([&io](const auto& event) { (void)fields_of(io, event); }, record.event);
+}
+
+}  // namespace
+
+std::string encode_key(std::uint64_t seq) {
+  std::string key(8, '\0');
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(seq >> (56 - 8 * i));
+  return key;
+}
+
+bool decode_key(std::string_view key, std::uint64_t& seq) {
+  if (key.size() != 8) return false;
+  std::uint64_t v = 0;
+  for (char c : key) v = (v << 8) | static_cast<std::uint8_t>(c);
+  seq = v;
+  return true;
+}
+
+void encode_record(const JournalRecord& record, std::string& out) {
+  SizeBound bound;
+  encode_into(bound, record);
+  const std::size_t start = out.size();
+  out.resize(start + bound.bytes());
+  ValueWriter writer(out.data() + start);
+  encode_into(writer, record);
+  out.resize(static_cast<std::size_t>(writer.end() - out.data()));
+}
+
+JournalStatus decode_record(std::uint64_t seq, std::string_view bytes, JournalRecord& out) {
+  const auto failed = [seq](std::string_view why) {
+    return JournalStatus::error(fmt::format("journal record seq {}: {}", seq, why));
+  };
+  out.seq = seq;
+  ValueReader reader(bytes);
+
+  std::uint8_t version = 0;
+  if (!reader.byte(version, "format version")) return failed(reader.error());
+  if (version != kJournalFormatVersion) {
+    return failed(fmt::format("unknown format version {}", version));
+  }
+  std::uint8_t type = 0;
+  if (!reader.byte(type, "event type")) return failed(reader.error());
+  if (type >= std::variant_size_v<Event>) {
+    return failed(fmt::format("unknown event type {}", type));
+  }
+  const std::string_view event_name = kEventNames[type];
+
+  std::uint8_t actor = 0;
+  if (!reader.time(out.at_ms, "at_ms") || !reader.id(out.request_id, "request_id") ||
+      !reader.byte(actor, "actor")) {
+    return failed(fmt::format("{} {}", event_name, reader.error()));
+  }
+  if (actor > static_cast<std::uint8_t>(Actor::patient)) {
+    return failed(fmt::format("{} actor {} out of range (0..2)", event_name, actor));
+  }
+  out.actor = static_cast<Actor>(actor);
+
+  if (!decode_event(type, reader, out.event)) {
+    return failed(fmt::format("{} {}", event_name, reader.error()));
+  }
+  if (reader.remaining() != 0) {
+    return failed(fmt::format("{} trailing {} bytes", event_name, reader.remaining()));
+  }
+  return {};
+}
+
+}  // namespace slotd

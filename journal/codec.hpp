@@ -1,0 +1,55 @@
+// journal/codec — the binary encoding of one journal record (key and value).
+//
+// The byte layout is part of slotd's durable format and is documented in
+// journal/README.md; change it only by bumping the format version. No RocksDB here:
+// the codec is plain bytes so tools and tests can use it without a database.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "engine/engine.hpp"
+
+namespace slotd {
+
+// Who caused a record. Stored as one byte; values beyond `patient` are rejected on decode.
+enum class Actor : std::uint8_t { system = 0, admin = 1, patient = 2 };
+
+struct JournalRecord {
+  std::uint64_t seq = 0;         // global, gap-free, starts at 1
+  TimeMs at_ms = 0;              // when the sequencer decided it
+  std::uint64_t request_id = 0;  // which request caused it (0 = system, e.g. expiry)
+  Actor actor = Actor::system;
+  Event event;
+};
+
+// Status of every fallible journal call. Errors carry a message for logs and operators.
+struct JournalStatus {
+  bool ok = true;
+  std::string message;
+
+  static JournalStatus error(std::string m) { return JournalStatus{false, std::move(m)}; }
+  explicit operator bool() const { return ok; }
+};
+
+// The current (and only) value format version, byte 0 of every value.
+inline constexpr std::uint8_t kJournalFormatVersion = 1;
+
+// 8-byte big-endian seq, so RocksDB's bytewise key order is numeric order.
+std::string encode_key(std::uint64_t seq);
+
+// Reads a key written by encode_key. False if `key` is not exactly 8 bytes.
+[[nodiscard]] bool decode_key(std::string_view key, std::uint64_t& seq);
+
+// Appends the value bytes of `record` to `out` (the seq lives in the key, not here).
+void encode_record(const JournalRecord& record, std::string& out);
+
+// Parses a whole value. Strict: truncation, trailing bytes, an unknown version or event
+// type, an out-of-range enum or a non-canonical varint are errors naming `seq`.
+// `out.seq` is set to `seq`. On error `out` holds unspecified (but valid) contents.
+[[nodiscard]] JournalStatus decode_record(std::uint64_t seq, std::string_view bytes,
+                                          JournalRecord& out);
+
+}  // namespace slotd

@@ -1,0 +1,54 @@
+// journal/ — the durable event log of slotd, in RocksDB.
+//
+// Owns: the RocksDB directory of the journal, the key/value encoding (codec.hpp,
+// documented in journal/README.md), group-commit appends and ordered reads.
+// May include engine/ (for Event) and RocksDB; RocksDB stays behind a pimpl so users of
+// this header do not see it.
+//
+// Threading: append() is for the one writer (the sequencer). read() and last_seq() may
+// be called from any thread at the same time as append().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "journal/codec.hpp"
+
+namespace slotd {
+
+class Journal {
+ public:
+  // Opens (creating the directory and its parents if missing — RocksDB does not) the
+  // RocksDB at `dir`, and finds last_seq from the last key.
+  [[nodiscard]] static JournalStatus open(const std::string& dir, std::unique_ptr<Journal>& out);
+
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Appends records whose seqs must be exactly last_seq()+1, +2, ... as ONE WriteBatch
+  // written with sync = true (group commit: one fsync for the whole span). An empty span
+  // is a no-op. On error nothing is assumed written and last_seq() does not move; after
+  // a failed write every later append fails too, because the WAL's state is then
+  // unknown — the owner must stop and recover by reopening (DESIGN.md).
+  [[nodiscard]] JournalStatus append(std::span<const JournalRecord> records);
+
+  // Visits records with seq >= from_seq in order, at most `limit` (0 = all); `visit`
+  // returns false to stop early. Errors (naming the seq) on a gap in the seqs, a bad key
+  // or a record that fails to decode; records visited before the error stay visited.
+  [[nodiscard]] JournalStatus read(std::uint64_t from_seq, std::uint64_t limit,
+                                   const std::function<bool(const JournalRecord&)>& visit) const;
+
+  // The seq of the last durable record; 0 when the journal is empty.
+  std::uint64_t last_seq() const;
+
+ private:
+  struct Impl;
+  explicit Journal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace slotd

@@ -1,0 +1,789 @@
+// The journal: its codec on arbitrary bytes, and the store against a real RocksDB in a
+// fresh temp directory per test.
+#include <doctest/doctest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "journal/codec.hpp"
+#include "journal/journal.hpp"
+
+namespace {
+
+using namespace slotd;
+namespace fs = std::filesystem;
+
+constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+constexpr TimeMs kMinTime = std::numeric_limits<TimeMs>::min();
+constexpr TimeMs kMaxTime = std::numeric_limits<TimeMs>::max();
+constexpr TimeMs kMonday2031Ms = 1'925'193'600'000;  // 2031-01-06T00:00:00Z
+
+// A fresh directory under the system temp dir, removed with everything in it at the end.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<std::uint64_t> counter{0};
+    std::random_device entropy;
+    const std::uint64_t nonce = (std::uint64_t{entropy()} << 32) ^ entropy();
+    path_ = fs::temp_directory_path() /
+            ("slotd_journal_test_" + std::to_string(nonce) + "_" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<Journal> open_journal(const std::string& dir) {
+  std::unique_ptr<Journal> journal;
+  const JournalStatus status = Journal::open(dir, journal);
+  INFO(status.message);
+  REQUIRE(status.ok);
+  REQUIRE(journal != nullptr);
+  return journal;
+}
+
+std::vector<JournalRecord> read_all(const Journal& journal, std::uint64_t from_seq = 1,
+                                    std::uint64_t limit = 0) {
+  std::vector<JournalRecord> records;
+  const JournalStatus status = journal.read(from_seq, limit, [&](const JournalRecord& r) {
+    records.push_back(r);
+    return true;
+  });
+  INFO(status.message);
+  REQUIRE(status.ok);
+  return records;
+}
+
+Token token_of(std::uint8_t first) {
+  Token t{};
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(first + 17 * i);
+  return t;
+}
+
+// Records whose seqs run from `first_seq`, with small events (fast to write in bulk).
+std::vector<JournalRecord> closed_slot_records(std::uint64_t first_seq, std::size_t count) {
+  std::vector<JournalRecord> records(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    records[i].seq = first_seq + i;
+    records[i].at_ms = kMonday2031Ms + static_cast<TimeMs>(i);
+    records[i].request_id = first_seq + i;
+    records[i].actor = Actor::admin;
+    records[i].event = SlotClosed{first_seq + i};
+  }
+  return records;
+}
+
+std::string encoded(const JournalRecord& record) {
+  std::string bytes;
+  encode_record(record, bytes);
+  return bytes;
+}
+
+// ---- Field-by-field comparison (events have no operator==, on purpose: engine/ owns them).
+
+void check_same_fields(const ClinicAdded& a, const ClinicAdded& b) {
+  CHECK(a.clinic_id == b.clinic_id);
+  CHECK(a.name == b.name);
+}
+void check_same_fields(const DoctorAdded& a, const DoctorAdded& b) {
+  CHECK(a.doctor_id == b.doctor_id);
+  CHECK(a.clinic_id == b.clinic_id);
+  CHECK(a.name == b.name);
+  CHECK(a.specialty == b.specialty);
+}
+void check_same_fields(const SlotCreated& a, const SlotCreated& b) {
+  CHECK(a.slot_id == b.slot_id);
+  CHECK(a.doctor_id == b.doctor_id);
+  CHECK(a.start_ms == b.start_ms);
+  CHECK(a.end_ms == b.end_ms);
+}
+void check_same_fields(const SlotHeld& a, const SlotHeld& b) {
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.slot_id == b.slot_id);
+  CHECK(a.patient_name == b.patient_name);
+  CHECK(a.client_key == b.client_key);
+  CHECK(a.token == b.token);
+  CHECK(a.created_at_ms == b.created_at_ms);
+  CHECK(a.expires_at_ms == b.expires_at_ms);
+}
+void check_same_fields(const BookingConfirmed& a, const BookingConfirmed& b) {
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.confirmed_at_ms == b.confirmed_at_ms);
+}
+void check_same_fields(const BookingExpired& a, const BookingExpired& b) {
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.expired_at_ms == b.expired_at_ms);
+}
+void check_same_fields(const BookingCancelled& a, const BookingCancelled& b) {
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.cancelled_at_ms == b.cancelled_at_ms);
+}
+void check_same_fields(const SlotClosed& a, const SlotClosed& b) {
+  CHECK(a.slot_id == b.slot_id);
+}
+
+void check_same_record(const JournalRecord& expected, const JournalRecord& actual) {
+  CHECK(actual.seq == expected.seq);
+  CHECK(actual.at_ms == expected.at_ms);
+  CHECK(actual.request_id == expected.request_id);
+  CHECK(actual.actor == expected.actor);
+  REQUIRE(actual.event.index() == expected.event.index());
+  std::visit(
+      [&](const auto& e) {
+        check_same_fields(e, std::get<std::decay_t<decltype(e)>>(actual.event));
+      },
+      expected.event);
+}
+
+// Each alternative at ordinary values and at the edges of every field's range.
+std::vector<JournalRecord> sample_records() {
+  const std::string long_text(70'000, 'x');
+  const std::string binary_text("nul\0byte \xc3\xa9\xff", 13);
+  std::vector<Event> events = {
+      ClinicAdded{1, "Clinic One"},
+      ClinicAdded{kMaxU64, ""},
+      ClinicAdded{0, long_text},
+      DoctorAdded{7, 1, "Dr Ada", "GP"},
+      DoctorAdded{kMaxU64, kMaxU64, "", ""},
+      DoctorAdded{3, 2, binary_text, long_text},
+      SlotCreated{42, 7, kMonday2031Ms, kMonday2031Ms + 1'800'000},
+      SlotCreated{kMaxU64, kMaxU64, kMinTime, kMaxTime},
+      SlotCreated{1, 1, -1, 0},
+      SlotHeld{9, 42, "Grace Hopper", "client-9", token_of(0), kMonday2031Ms,
+               kMonday2031Ms + 120'000},
+      SlotHeld{kMaxU64, kMaxU64, "", "", token_of(0xf0), kMinTime, kMaxTime},
+      SlotHeld{1, 2, long_text, binary_text, Token{}, -123'456'789, kMaxTime - 1},
+      BookingConfirmed{9, kMonday2031Ms + 5'000},
+      BookingConfirmed{kMaxU64, kMinTime},
+      BookingExpired{9, kMonday2031Ms + 120'000},
+      BookingExpired{kMaxU64, -1},
+      BookingCancelled{9, kMonday2031Ms + 60'000},
+      BookingCancelled{0, kMaxTime},
+      SlotClosed{42},
+      SlotClosed{kMaxU64},
+  };
+  const TimeMs times[] = {kMonday2031Ms, 0, -1, kMinTime, kMaxTime};
+  const std::uint64_t request_ids[] = {0, 1, 300, kMaxU64};
+  const Actor actors[] = {Actor::system, Actor::admin, Actor::patient};
+  std::vector<JournalRecord> records;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    JournalRecord r;
+    r.seq = i + 1;
+    r.at_ms = times[i % std::size(times)];
+    r.request_id = request_ids[i % std::size(request_ids)];
+    r.actor = actors[i % std::size(actors)];
+    r.event = events[i];
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A raw RocksDB on a closed journal's directory, to damage it behind the journal's back.
+std::unique_ptr<rocksdb::DB> open_raw(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status status = rocksdb::DB::Open(options, dir, &db);
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  return std::unique_ptr<rocksdb::DB>(db);
+}
+
+// ---- A realistic event stream made by a real Engine ----------------------------------
+
+// Runs a seeded mix of admin and patient commands through an Engine and turns every
+// event into a journal record, as the sequencer would.
+class Workload {
+ public:
+  explicit Workload(std::uint64_t seed) : rng_(seed) {}
+
+  // Runs commands until at least `min_events` records exist.
+  void run_until(std::size_t min_events) {
+    for (int d = 0; d < 6; ++d) add_doctor();
+    for (Id d = 1; d <= doctor_count_; ++d) create_slots(d, 40);
+    while (records_.size() < min_events) step();
+  }
+
+  const Engine& engine() const { return engine_; }
+  const std::vector<JournalRecord>& records() const { return records_; }
+
+ private:
+  void step() {
+    const auto roll = pick(100);
+    if (roll < 45) {
+      BookSlot book;
+      book.slot_id = 1 + pick(engine_.slots().size());
+      book.patient_name = "Patient " + std::to_string(pick(100'000));
+      book.client_key = "client-" + std::to_string(pick(500));
+      for (auto& b : book.token) b = static_cast<std::uint8_t>(rng_());
+      run(book, Actor::patient);
+    } else if (roll < 65) {
+      if (!engine_.bookings().empty()) {
+        run(ConfirmBooking{1 + pick(engine_.bookings().size())}, Actor::patient);
+      }
+    } else if (roll < 72) {
+      if (!engine_.bookings().empty()) {
+        run(CancelBooking{1 + pick(engine_.bookings().size())}, Actor::patient);
+      }
+    } else if (roll < 75) {
+      run(CloseSlot{1 + pick(engine_.slots().size())}, Actor::admin);
+    } else if (roll < 88) {
+      now_ms_ += static_cast<TimeMs>(pick(60'000));
+      run(ExpireDue{}, Actor::system);
+    } else if (roll < 98) {
+      create_slots(1 + pick(doctor_count_), 1 + pick(60));
+    } else if (roll < 99) {
+      run(AddClinic{"Clinic " + std::to_string(pick(1000))}, Actor::admin);
+    } else {
+      add_doctor();
+    }
+  }
+
+  void add_doctor() {
+    const Id clinic_id = 1 + pick(engine_.clinics().size());
+    run(AddDoctor{clinic_id, "Dr " + std::to_string(doctor_count_ + 1), "GP"}, Actor::admin);
+    ++doctor_count_;
+    next_start_ms_.push_back(kMonday2031Ms);
+  }
+
+  void create_slots(Id doctor_id, std::size_t count) {
+    CreateSlots create{doctor_id, {}};
+    TimeMs& start = next_start_ms_[doctor_id - 1];
+    for (std::size_t i = 0; i < count; ++i) {
+      create.spans.push_back({start, start + 1'800'000});
+      start += 1'800'000;
+    }
+    run(create, Actor::admin);
+  }
+
+  void run(const Command& command, Actor actor) {
+    ++request_id_;
+    events_.clear();
+    const Rejection rejection = engine_.execute(command, now_ms_, events_);
+    if (rejection != Rejection::none) return;
+    for (Event& event : events_) {
+      JournalRecord record;
+      record.seq = records_.size() + 1;
+      record.at_ms = now_ms_;
+      record.request_id = actor == Actor::system ? 0 : request_id_;
+      record.actor = actor;
+      record.event = std::move(event);
+      records_.push_back(std::move(record));
+    }
+  }
+
+  std::uint64_t pick(std::uint64_t n) { return n == 0 ? 0 : rng_() % n; }
+
+  std::mt19937_64 rng_;
+  Engine engine_;
+  TimeMs now_ms_ = kMonday2031Ms - 86'400'000;
+  std::uint64_t request_id_ = 0;
+  Id doctor_count_ = 0;
+  std::vector<TimeMs> next_start_ms_;
+  std::vector<Event> events_;
+  std::vector<JournalRecord> records_;
+};
+
+// ---- Codec ---------------------------------------------------------------------------
+
+TEST_CASE("the samples cover every Event alternative") {
+  std::vector<bool> seen(std::variant_size_v<Event>, false);
+  for (const JournalRecord& r : sample_records()) seen[r.event.index()] = true;
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    INFO("event type " << i);
+    CHECK(seen[i]);
+  }
+}
+
+TEST_CASE("every event alternative round-trips through encode and decode field by field") {
+  for (const JournalRecord& original : sample_records()) {
+    const std::string bytes = encoded(original);
+    CHECK(static_cast<std::uint8_t>(bytes[0]) == kJournalFormatVersion);
+    CHECK(static_cast<std::size_t>(bytes[1]) == original.event.index());
+
+    JournalRecord decoded;
+    decoded.event = SlotClosed{999};  // stale contents must be replaced
+    const JournalStatus status = decode_record(original.seq, bytes, decoded);
+    INFO("seq " << original.seq << ": " << status.message);
+    REQUIRE(status.ok);
+    check_same_record(original, decoded);
+    CHECK(encoded(decoded) == bytes);
+  }
+}
+
+TEST_CASE("the encoding matches the documented bytes of journal/README.md") {
+  JournalRecord closed;
+  closed.event = SlotClosed{5};
+  CHECK(encoded(closed) == std::string("\x01\x07\x00\x00\x00\x05", 6));
+
+  // at_ms 1 → zigzag 02; request_id 128 → 80 01; admin → 01; 300 → ac 02; -1 → zigzag 01.
+  JournalRecord confirmed;
+  confirmed.at_ms = 1;
+  confirmed.request_id = 128;
+  confirmed.actor = Actor::admin;
+  confirmed.event = BookingConfirmed{300, -1};
+  CHECK(encoded(confirmed) == std::string("\x01\x04\x02\x80\x01\x01\xac\x02\x01", 9));
+}
+
+TEST_CASE("decode takes the seq from its argument, not from the value bytes") {
+  JournalRecord original = sample_records().front();
+  JournalRecord decoded;
+  REQUIRE(decode_record(kMaxU64, encoded(original), decoded).ok);
+  CHECK(decoded.seq == kMaxU64);
+}
+
+TEST_CASE("decode rejects a record truncated at every prefix length, naming the seq") {
+  for (const JournalRecord& original : sample_records()) {
+    const std::string bytes = encoded(original);
+    // Long strings would make this quadratic; their prefixes add nothing new past the header.
+    const std::size_t lengths = std::min<std::size_t>(bytes.size(), 400);
+    for (std::size_t length = 0; length < lengths; ++length) {
+      JournalRecord decoded;
+      const JournalStatus status =
+          decode_record(42, std::string_view(bytes).substr(0, length), decoded);
+      INFO("record " << original.seq << " cut at " << length << " of " << bytes.size());
+      REQUIRE_FALSE(status.ok);
+      CHECK(contains(status.message, "journal record seq 42:"));
+    }
+    // And the cut just before the end of a long record.
+    JournalRecord decoded;
+    CHECK_FALSE(decode_record(42, std::string_view(bytes).substr(0, bytes.size() - 1), decoded).ok);
+  }
+}
+
+TEST_CASE("decode rejects trailing bytes after a valid record") {
+  for (const JournalRecord& original : sample_records()) {
+    for (const std::string& garbage : {std::string(1, '\0'), std::string("xyz")}) {
+      JournalRecord decoded;
+      const JournalStatus status = decode_record(42, encoded(original) + garbage, decoded);
+      REQUIRE_FALSE(status.ok);
+      CHECK(contains(status.message, "journal record seq 42:"));
+      CHECK(contains(status.message, "trailing " + std::to_string(garbage.size()) + " bytes"));
+    }
+  }
+}
+
+TEST_CASE("decode rejects an unknown format version, naming the seq and the version") {
+  std::string bytes = encoded(sample_records().front());
+  bytes[0] = 7;
+  JournalRecord decoded;
+  const JournalStatus status = decode_record(42, bytes, decoded);
+  REQUIRE_FALSE(status.ok);
+  CHECK(status.message == "journal record seq 42: unknown format version 7");
+  bytes[0] = 0;
+  CHECK_FALSE(decode_record(42, bytes, decoded).ok);
+}
+
+TEST_CASE("decode rejects an unknown event type, naming the seq and the type") {
+  for (const int type : {static_cast<int>(std::variant_size_v<Event>), 200, 255}) {
+    std::string bytes = encoded(sample_records().front());
+    bytes[1] = static_cast<char>(type);
+    JournalRecord decoded;
+    const JournalStatus status = decode_record(43, bytes, decoded);
+    REQUIRE_FALSE(status.ok);
+    CHECK(status.message == "journal record seq 43: unknown event type " + std::to_string(type));
+  }
+}
+
+TEST_CASE("decode rejects an actor outside the Actor enum") {
+  JournalRecord record;
+  record.event = SlotClosed{5};
+  std::string bytes = encoded(record);  // version, type, at_ms 0, request_id 0, actor, slot_id
+  REQUIRE(bytes.size() == 6);
+  JournalRecord decoded;
+  bytes[4] = 2;
+  CHECK(decode_record(44, bytes, decoded).ok);
+  CHECK(decoded.actor == Actor::patient);
+  bytes[4] = 3;
+  const JournalStatus status = decode_record(44, bytes, decoded);
+  REQUIRE_FALSE(status.ok);
+  CHECK(contains(status.message, "journal record seq 44:"));
+  CHECK(contains(status.message, "actor 3 out of range"));
+}
+
+TEST_CASE("decode rejects overlong and overflowing varints so every record has one encoding") {
+  // SlotClosed with system metadata: 01 07 00 00 00 <slot_id varint>.
+  const std::string header("\x01\x07\x00\x00\x00", 5);
+  JournalRecord decoded;
+  CHECK(decode_record(1, header + std::string("\x05", 1), decoded).ok);
+  CHECK(std::get<SlotClosed>(decoded.event).slot_id == 5);
+  // 5 written in two bytes.
+  CHECK_FALSE(decode_record(1, header + std::string("\x85\x00", 2), decoded).ok);
+  // The largest id in ten bytes is fine, one more bit is not.
+  const std::string max_id = std::string(9, '\xff') + std::string("\x01", 1);
+  REQUIRE(decode_record(1, header + max_id, decoded).ok);
+  CHECK(std::get<SlotClosed>(decoded.event).slot_id == kMaxU64);
+  const JournalStatus overflow =
+      decode_record(1, header + std::string(9, '\xff') + "\x02", decoded);
+  REQUIRE_FALSE(overflow.ok);
+  CHECK(contains(overflow.message, "overflows"));
+  CHECK_FALSE(decode_record(1, header + std::string(11, '\xff'), decoded).ok);
+}
+
+TEST_CASE("decode rejects a string length larger than the bytes left") {
+  // ClinicAdded: 01 00 00 00 00 <clinic_id 1> <name length 200> "ab".
+  const std::string bytes(
+      "\x01\x00\x00\x00\x00\x01\xc8\x01"
+      "ab",
+      10);
+  JournalRecord decoded;
+  const JournalStatus status = decode_record(45, bytes, decoded);
+  REQUIRE_FALSE(status.ok);
+  CHECK(contains(status.message, "journal record seq 45:"));
+  CHECK(contains(status.message, "string length 200"));
+}
+
+TEST_CASE(
+    "100k random byte strings never crash decode, and whatever decodes re-encodes identically") {
+  std::mt19937_64 rng(20310106);
+  const std::vector<JournalRecord> samples = sample_records();
+  std::vector<std::string> valid;
+  for (const JournalRecord& r : samples) {
+    if (encoded(r).size() < 1000) valid.push_back(encoded(r));
+  }
+  std::size_t decoded_ok = 0;
+  JournalRecord decoded;
+  for (int i = 0; i < 100'000; ++i) {
+    std::string bytes;
+    switch (i % 3) {
+      case 0: {  // pure noise
+        bytes.resize(rng() % 64);
+        for (char& c : bytes) c = static_cast<char>(rng());
+        break;
+      }
+      case 1: {  // a plausible header followed by noise, to reach the field decoders
+        bytes.resize(2 + rng() % 64);
+        for (char& c : bytes) c = static_cast<char>(rng());
+        bytes[0] = static_cast<char>(kJournalFormatVersion);
+        bytes[1] = static_cast<char>(rng() % std::variant_size_v<Event>);
+        break;
+      }
+      default: {  // a valid record with a few bytes flipped, cut or extended
+        bytes = valid[rng() % valid.size()];
+        for (int flips = 1 + static_cast<int>(rng() % 3); flips > 0; --flips) {
+          bytes[rng() % bytes.size()] = static_cast<char>(rng());
+        }
+        if (rng() % 4 == 0) bytes.resize(rng() % (bytes.size() + 8));
+        break;
+      }
+    }
+    const std::uint64_t seq = rng();
+    const JournalStatus status = decode_record(seq, bytes, decoded);
+    if (status.ok) {
+      ++decoded_ok;
+      REQUIRE(encoded(decoded) == bytes);
+    } else {
+      REQUIRE(contains(status.message, "journal record seq " + std::to_string(seq) + ":"));
+    }
+  }
+  MESSAGE(decoded_ok << " of 100000 random inputs happened to be valid records");
+}
+
+TEST_CASE("keys are 8-byte big-endian and round-trip") {
+  CHECK(encode_key(0x0102030405060708) == std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+  CHECK(encode_key(255) == std::string("\0\0\0\0\0\0\0\xff", 8));
+  CHECK(encode_key(256) == std::string("\0\0\0\0\0\0\x01\0", 8));
+  for (const std::uint64_t seq :
+       {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{65536}, kMaxU64}) {
+    std::uint64_t back = 0;
+    REQUIRE(decode_key(encode_key(seq), back));
+    CHECK(back == seq);
+  }
+  std::uint64_t ignored = 0;
+  CHECK_FALSE(decode_key(std::string(7, '\0'), ignored));
+  CHECK_FALSE(decode_key(std::string(9, '\0'), ignored));
+}
+
+// ---- The store ---------------------------------------------------------------------
+
+TEST_CASE("keys sort numerically in RocksDB iteration order") {
+  TempDir dir;
+  const std::vector<std::uint64_t> seqs = {65536, 256, 1, kMaxU64, 255, 4294967296, 65535, 2};
+  {
+    auto db = open_raw(dir.str());
+    for (const std::uint64_t seq : seqs) REQUIRE(db->Put({}, encode_key(seq), "v").ok());
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
+    std::vector<std::uint64_t> order;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::uint64_t seq = 0;
+      REQUIRE(decode_key(it->key().ToStringView(), seq));
+      order.push_back(seq);
+    }
+    REQUIRE(it->status().ok());
+    std::vector<std::uint64_t> sorted = seqs;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(order == sorted);
+  }
+}
+
+TEST_CASE("the journal reads back across the 255/256 and 65535/65536 byte boundaries in order") {
+  TempDir dir;
+  auto journal = open_journal(dir.str());
+  const auto records = closed_slot_records(1, 65'600);
+  REQUIRE(journal->append(records).ok);
+  for (const std::uint64_t from : {std::uint64_t{250}, std::uint64_t{65'530}}) {
+    const auto window = read_all(*journal, from, 10);
+    REQUIRE(window.size() == 10);
+    for (std::size_t i = 0; i < window.size(); ++i) {
+      CHECK(window[i].seq == from + i);
+      CHECK(std::get<SlotClosed>(window[i].event).slot_id == from + i);
+    }
+  }
+}
+
+TEST_CASE("an empty journal has last_seq 0 and reads nothing") {
+  TempDir dir;
+  auto journal = open_journal(dir.str());
+  CHECK(journal->last_seq() == 0);
+  CHECK(read_all(*journal).empty());
+  CHECK(journal->append({}).ok);
+  CHECK(journal->last_seq() == 0);
+}
+
+TEST_CASE("open creates missing parent directories") {
+  TempDir root;
+  const fs::path nested = root.path() / "a" / "b" / "c" / "journal";
+  REQUIRE_FALSE(fs::exists(root.path() / "a"));
+  {
+    auto journal = open_journal(nested.string());
+    REQUIRE(journal->append(closed_slot_records(1, 3)).ok);
+  }
+  CHECK(fs::is_directory(nested));
+  auto reopened = open_journal(nested.string());
+  CHECK(reopened->last_seq() == 3);
+}
+
+TEST_CASE("open fails with a message when the directory cannot be created") {
+  TempDir root;
+  const fs::path file = root.path() / "not-a-directory";
+  { std::ofstream(file.string()) << "x"; }
+  std::unique_ptr<Journal> journal;
+  const JournalStatus status = Journal::open((file / "journal").string(), journal);
+  CHECK_FALSE(status.ok);
+  CHECK(contains(status.message, "not-a-directory"));
+  CHECK(journal == nullptr);
+}
+
+TEST_CASE(
+    "append rejects a batch that does not continue at last_seq+1 or has a gap, and writes "
+    "nothing") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    CHECK_FALSE(journal->append(closed_slot_records(0, 2)).ok);  // seqs start at 1
+    CHECK_FALSE(journal->append(closed_slot_records(2, 2)).ok);  // 1 is missing
+    CHECK(journal->last_seq() == 0);
+
+    REQUIRE(journal->append(closed_slot_records(1, 3)).ok);
+    CHECK(journal->last_seq() == 3);
+
+    const JournalStatus skipped = journal->append(closed_slot_records(5, 2));
+    CHECK_FALSE(skipped.ok);
+    CHECK(contains(skipped.message, "seq 5, expected 4"));
+
+    CHECK_FALSE(journal->append(closed_slot_records(3, 2)).ok);  // 3 again
+
+    auto with_gap = closed_slot_records(4, 3);
+    with_gap[2].seq = 7;  // 4, 5, 7
+    const JournalStatus gap = journal->append(with_gap);
+    CHECK_FALSE(gap.ok);
+    CHECK(contains(gap.message, "seq 7, expected 6"));
+
+    auto bad_actor = closed_slot_records(4, 1);
+    bad_actor[0].actor = static_cast<Actor>(9);
+    CHECK_FALSE(journal->append(bad_actor).ok);
+
+    CHECK(journal->last_seq() == 3);
+    CHECK(read_all(*journal).size() == 3);
+    // The journal still accepts the right continuation after the refusals.
+    REQUIRE(journal->append(closed_slot_records(4, 1)).ok);
+  }
+  auto reopened = open_journal(dir.str());
+  CHECK(reopened->last_seq() == 4);
+  const auto all = read_all(*reopened);
+  REQUIRE(all.size() == 4);
+  CHECK(all.back().seq == 4);
+}
+
+TEST_CASE("read returns exactly the requested window") {
+  TempDir dir;
+  auto journal = open_journal(dir.str());
+  REQUIRE(journal->append(closed_slot_records(1, 60)).ok);
+  REQUIRE(journal->append(closed_slot_records(61, 40)).ok);
+  REQUIRE(journal->last_seq() == 100);
+
+  const auto seqs_of = [](const std::vector<JournalRecord>& records) {
+    std::vector<std::uint64_t> seqs;
+    for (const auto& r : records) seqs.push_back(r.seq);
+    return seqs;
+  };
+  const auto range = [](std::uint64_t first, std::uint64_t last) {
+    std::vector<std::uint64_t> seqs;
+    for (std::uint64_t s = first; s <= last; ++s) seqs.push_back(s);
+    return seqs;
+  };
+  CHECK(seqs_of(read_all(*journal, 10, 5)) == range(10, 14));
+  CHECK(seqs_of(read_all(*journal, 1, 0)) == range(1, 100));
+  CHECK(seqs_of(read_all(*journal, 0, 3)) == range(1, 3));  // seq 0 does not exist
+  CHECK(seqs_of(read_all(*journal, 95, 0)) == range(95, 100));
+  CHECK(seqs_of(read_all(*journal, 98, 10)) == range(98, 100));
+  CHECK(seqs_of(read_all(*journal, 100, 1)) == range(100, 100));
+  CHECK(read_all(*journal, 101, 0).empty());
+  CHECK(read_all(*journal, kMaxU64, 0).empty());
+
+  std::vector<std::uint64_t> stopped;
+  const JournalStatus status = journal->read(20, 0, [&](const JournalRecord& r) {
+    stopped.push_back(r.seq);
+    return stopped.size() < 2;
+  });
+  CHECK(status.ok);
+  CHECK(stopped == range(20, 21));
+}
+
+TEST_CASE("20,000 engine events survive close and reopen, and replay rebuilds the same state") {
+  Workload workload(7);
+  workload.run_until(20'000);
+  const Engine& source = workload.engine();
+  REQUIRE(source.check_invariants().empty());
+  const std::vector<JournalRecord>& records = workload.records();
+  REQUIRE(records.size() >= 20'000);
+  std::vector<std::size_t> per_type(std::variant_size_v<Event>, 0);
+  for (const JournalRecord& r : records) ++per_type[r.event.index()];
+  for (std::size_t type = 0; type < per_type.size(); ++type) {
+    INFO("event type " << type << " must occur in the workload");
+    CHECK(per_type[type] > 0);
+  }
+
+  TempDir dir;
+  std::mt19937_64 rng(99);
+  {
+    auto journal = open_journal(dir.str());
+    std::span<const JournalRecord> rest(records);
+    std::size_t batches = 0;
+    while (!rest.empty()) {
+      // Batch sizes from 1 to 700, like a sequencer under varying load.
+      const std::size_t size = std::min<std::size_t>(rest.size(), 1 + rng() % 700);
+      const JournalStatus status = journal->append(rest.first(size));
+      INFO(status.message);
+      REQUIRE(status.ok);
+      rest = rest.subspan(size);
+      ++batches;
+    }
+    CHECK(journal->last_seq() == records.size());
+    MESSAGE(records.size() << " records in " << batches << " batches");
+  }
+
+  auto reopened = open_journal(dir.str());
+  CHECK(reopened->last_seq() == records.size());
+
+  Engine replayed;
+  std::size_t count = 0;
+  bool same_bytes = true;
+  const JournalStatus status = reopened->read(1, 0, [&](const JournalRecord& r) {
+    same_bytes = same_bytes && r.seq == records[count].seq && encoded(r) == encoded(records[count]);
+    replayed.apply(r.event);
+    ++count;
+    return true;
+  });
+  INFO(status.message);
+  REQUIRE(status.ok);
+  CHECK(count == records.size());
+  CHECK(same_bytes);
+  CHECK(replayed.state_hash() == source.state_hash());
+  CHECK(replayed.check_invariants().empty());
+  CHECK(replayed.bookings().size() == source.bookings().size());
+  CHECK(replayed.slots().size() == source.slots().size());
+}
+
+TEST_CASE("a corrupt record makes read fail with a message naming its seq") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(closed_slot_records(1, 50)).ok);
+  }
+  {
+    auto db = open_raw(dir.str());
+    REQUIRE(db->Put({}, encode_key(17), std::string("\x01\x63garbage", 9)).ok());
+  }
+  auto journal = open_journal(dir.str());
+  CHECK(journal->last_seq() == 50);
+  std::vector<std::uint64_t> visited;
+  const JournalStatus status = journal->read(1, 0, [&](const JournalRecord& r) {
+    visited.push_back(r.seq);
+    return true;
+  });
+  CHECK_FALSE(status.ok);
+  CHECK(contains(status.message, "journal record seq 17:"));
+  CHECK(visited.size() == 16);
+  CHECK(read_all(*journal, 18, 0).size() == 33);  // the records after it still read
+}
+
+TEST_CASE("a deleted middle record is reported as a gap naming the missing seq") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(closed_slot_records(1, 50)).ok);
+  }
+  {
+    auto db = open_raw(dir.str());
+    REQUIRE(db->Delete({}, encode_key(23)).ok());
+  }
+  auto journal = open_journal(dir.str());
+  CHECK(journal->last_seq() == 50);
+  const JournalStatus from_start = journal->read(1, 0, [](const JournalRecord&) { return true; });
+  CHECK_FALSE(from_start.ok);
+  CHECK(contains(from_start.message, "seq 23 is missing"));
+  // Starting exactly at the hole is a gap too.
+  const JournalStatus at_hole = journal->read(23, 5, [](const JournalRecord&) { return true; });
+  CHECK_FALSE(at_hole.ok);
+  CHECK(contains(at_hole.message, "seq 23 is missing"));
+  // A window that ends before the hole is fine.
+  CHECK(read_all(*journal, 1, 22).size() == 22);
+}
+
+TEST_CASE("a key that is not 8 bytes is reported as a bad key") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(closed_slot_records(1, 10)).ok);
+  }
+  {
+    auto db = open_raw(dir.str());
+    // Sorts between seq 4 and seq 5.
+    REQUIRE(db->Put({}, encode_key(4) + "x", "v").ok());
+  }
+  auto journal = open_journal(dir.str());
+  const JournalStatus status = journal->read(1, 0, [](const JournalRecord&) { return true; });
+  CHECK_FALSE(status.ok);
+  CHECK(contains(status.message, "bad key of 9 bytes where seq 5 was expected"));
+}
+
+}  // namespace
