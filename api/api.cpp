@@ -47,14 +47,19 @@ std::string token_hex(const Token& token) {
   return out;
 }
 
+// Tokens are written as 32 lowercase hex digits; only that exact spelling is accepted.
 std::optional<Token> token_from_hex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
   Token token{};
   for (std::size_t i = 0; i < 16; ++i) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
-    if (ec != std::errc{} || p != hex.data() + 2 * i + 2) return std::nullopt;
-    token[i] = static_cast<std::uint8_t>(v);
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    token[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }
   return token;
 }
@@ -174,6 +179,10 @@ BadInput mistyped(std::string_view field, std::string_view expected) {
 Parsed<simdjson::dom::object> parse_object(simdjson::dom::parser& parser, const std::string& body) {
   simdjson::dom::element root;
   if (auto err = parser.parse(body).get(root)) {
+    if (err == simdjson::NUMBER_OUT_OF_RANGE) {
+      // Valid JSON, but a number no field of ours can hold.
+      return BadInput{"invalid_field", "a number in the body is out of range"};
+    }
     return BadInput{"invalid_json", fmt::format("the body is not valid JSON: {}",
                                                 simdjson::error_message(err))};
   }

@@ -1,0 +1,1533 @@
+#!/usr/bin/env python3
+"""The HTTP contract of slotd, tested against the real binary on a loopback port.
+
+Run: python3 tests/api_test.py --slotd build/release/api/slotd [-k pattern]
+Each test class starts its own slotd in a fresh temp data dir (removed afterwards).
+Prints `api: N passed, M failed` last and exits non-zero on any failure.
+Standard library only; every loop is bounded in count and time.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_util import (BASE_MS, ISO_RE, MINUTE_MS, TOKEN_RE, Server, iso, parse_iso,  # noqa: E402
+                      read_raw_response)
+
+SLOTD = None  # set from --slotd
+
+DOCTOR_KEYS = {"id", "name", "specialty", "clinicId"}
+SLOT_KEYS = {"id", "doctorId", "start", "end", "status"}
+BOOKING_CREATED_KEYS = {"id", "slotId", "patientName", "status", "createdAt", "expiresAt", "token", "seq"}
+BOOKING_VIEW_KEYS = {"id", "slotId", "status", "createdAt", "expiresAt", "confirmedAt"}
+
+
+def slot_times(i, minutes=30, base_ms=BASE_MS):
+    """The i-th back-to-back slot of `minutes` length from 2031-01-06T08:00Z."""
+    start = base_ms + i * minutes * MINUTE_MS
+    return iso(start), iso(start + minutes * MINUTE_MS)
+
+
+class ApiCase(unittest.TestCase):
+    """Assertion helpers shared by all API tests. Subclasses set cls.server."""
+
+    server = None
+    servers = ()  # every Server of the class, for log dumps on failure
+    maxDiff = 4000
+
+    @classmethod
+    def start_server(cls, **kw):
+        s = Server(SLOTD, **kw)
+        cls.servers = tuple(cls.servers) + (s,)
+        try:
+            s.start()
+        except BaseException:
+            s.cleanup()
+            raise
+        return s
+
+    @classmethod
+    def tearDownClass(cls):
+        errors = []
+        for s in cls.servers:
+            if s.running():
+                try:
+                    rc = s.stop()
+                    if rc != 0:
+                        errors.append(f"slotd exited with {rc} on SIGTERM (want 0)\n{s.log_tail()}")
+                except AssertionError as e:
+                    errors.append(str(e))
+            s.cleanup()
+        cls.servers = ()
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+    @property
+    def api(self):
+        return self.server.api
+
+    # --- response assertions -------------------------------------------------
+
+    def expect(self, r, status):
+        """Assert the status and a JSON body; return the parsed body."""
+        self.assertEqual(r.status, status, f"want {status}{r.describe()}")
+        self.assertIn("application/json", r.content_type, f"want a JSON content-type{r.describe()}")
+        self.assertIsNotNone(r.json, f"want a JSON body{r.describe()}")
+        return r.json
+
+    def expect_error(self, r, status, codes):
+        """Assert an error response: status and {"error":{"code","message"}}."""
+        if isinstance(codes, str):
+            codes = (codes,)
+        body = self.expect(r, status)
+        self.assertIsInstance(body, dict, f"error body must be an object{r.describe()}")
+        self.assertIsInstance(body.get("error"), dict, f"want {{\"error\":{{...}}}}{r.describe()}")
+        self.assertIn(body["error"].get("code"), codes, f"want error code in {codes}{r.describe()}")
+        msg = body["error"].get("message")
+        self.assertTrue(isinstance(msg, str) and msg.strip(), f"want a non-empty message{r.describe()}")
+        return body["error"]["code"]
+
+    def expect_seq(self, obj, r, strictly_new=True):
+        """Assert obj["seq"] is a positive int; if strictly_new, greater than every seq seen."""
+        seq = obj.get("seq") if isinstance(obj, dict) else None
+        self.assertTrue(isinstance(seq, int) and not isinstance(seq, bool) and seq > 0,
+                        f"want a positive integer seq{r.describe()}")
+        if strictly_new:
+            self.assertGreater(seq, self.api.last_seq,
+                               f"seq must strictly increase across writes (last was {self.api.last_seq}){r.describe()}")
+        self.api.last_seq = max(self.api.last_seq, seq)
+        return seq
+
+    def expect_iso(self, value, r, what):
+        self.assertTrue(isinstance(value, str) and ISO_RE.match(value),
+                        f"{what} must look like 2031-01-06T08:00:00.000Z, got {value!r}{r.describe()}")
+
+    def expect_slot(self, s, r, keys=SLOT_KEYS):
+        self.assertIsInstance(s, dict, r.describe())
+        self.assertEqual(set(s), keys, f"slot fields{r.describe()}")
+        self.assertIsInstance(s["id"], int, r.describe())
+        self.assertIsInstance(s["doctorId"], int, r.describe())
+        self.expect_iso(s["start"], r, "start")
+        self.expect_iso(s["end"], r, "end")
+        self.assertIn(s["status"], ("AVAILABLE", "HELD", "BOOKED", "CLOSED"), r.describe())
+
+    # --- domain helpers (each asserts success) -------------------------------
+
+    def new_doctor(self, name="Dr. Test", specialty="GP", clinic_id=None):
+        body = {"name": name, "specialty": specialty}
+        if clinic_id is not None:
+            body["clinicId"] = clinic_id
+        r = self.api.req("POST", "/doctors", body, admin=True)
+        d = self.expect(r, 201)
+        self.assertEqual(set(d), DOCTOR_KEYS | {"seq"}, f"doctor fields{r.describe()}")
+        self.expect_seq(d, r)
+        self.assertIsInstance(d["id"], int, r.describe())
+        return d
+
+    def new_slot(self, doctor_id, i=0, minutes=30):
+        start, end = slot_times(i, minutes)
+        r = self.api.req("POST", "/slots", {"doctorId": doctor_id, "start": start, "end": end}, admin=True)
+        s = self.expect(r, 201)
+        self.expect_slot(s, r, SLOT_KEYS | {"seq"})
+        self.expect_seq(s, r)
+        self.assertEqual((s["doctorId"], s["start"], s["end"], s["status"]),
+                         (doctor_id, start, end, "AVAILABLE"), r.describe())
+        return s
+
+    def new_slots(self, doctor_id, n, first=0, minutes=30):
+        body = {"doctorId": doctor_id, "slots": [dict(zip(("start", "end"), slot_times(first + k, minutes)))
+                                                  for k in range(n)]}
+        r = self.api.req("POST", "/slots", body, admin=True)
+        arr = self.expect(r, 201)
+        self.assertIsInstance(arr, list, r.describe())
+        self.assertEqual(len(arr), n, r.describe())
+        for s in arr:
+            self.expect_slot(s, r, SLOT_KEYS | {"seq"})
+            self.expect_seq(s, r)
+            self.assertEqual(s["status"], "AVAILABLE", r.describe())
+        return arr
+
+    def book(self, slot_id, patient="Ada Lovelace", headers=None):
+        r = self.api.req("POST", "/booking", {"slotId": slot_id, "patientName": patient}, headers=headers)
+        b = self.expect(r, 201)
+        self.assertEqual(set(b), BOOKING_CREATED_KEYS, f"booking fields{r.describe()}")
+        self.expect_seq(b, r)
+        self.assertEqual((b["slotId"], b["patientName"], b["status"]), (slot_id, patient, "PENDING"), r.describe())
+        self.assertTrue(TOKEN_RE.match(b["token"]), f"token must be 32 lowercase hex chars{r.describe()}")
+        self.expect_iso(b["createdAt"], r, "createdAt")
+        self.expect_iso(b["expiresAt"], r, "expiresAt")
+        return b
+
+    def slots_of(self, doctor_id, query=""):
+        r = self.api.req("GET", f"/slots/{doctor_id}{query}")
+        arr = self.expect(r, 200)
+        self.assertIsInstance(arr, list, r.describe())
+        for s in arr:
+            self.expect_slot(s, r)
+        return arr
+
+    def slot_status(self, doctor_id, slot_id):
+        found = [s for s in self.slots_of(doctor_id) if s["id"] == slot_id]
+        self.assertEqual(len(found), 1, f"slot {slot_id} must be listed once in GET /slots/{doctor_id}")
+        return found[0]["status"]
+
+    def get_booking(self, booking_id, **kw):
+        r = self.api.req("GET", f"/booking/{booking_id}", **kw)
+        return r, self.expect(r, 200)
+
+    def doctors(self, query=""):
+        r = self.api.req("GET", f"/doctors{query}")
+        arr = self.expect(r, 200)
+        self.assertIsInstance(arr, list, r.describe())
+        return arr
+
+
+# =============================================================================
+class ContractTest(ApiCase):
+    """Every row of the HTTP contract on one server (hold TTL 600 s)."""
+
+    TTL_S = 600  # long enough that nothing expires during the class
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=cls.TTL_S)
+
+    # --- doctors -------------------------------------------------------------
+
+    def test_post_doctors_creates_a_doctor_in_clinic_1_by_default(self):
+        d = self.new_doctor("Dr. Default", "Cardiology")
+        self.assertEqual((d["name"], d["specialty"], d["clinicId"]), ("Dr. Default", "Cardiology", 1))
+        listed = [x for x in self.doctors() if x["id"] == d["id"]]
+        self.assertEqual(listed, [{"id": d["id"], "name": "Dr. Default", "specialty": "Cardiology", "clinicId": 1}])
+
+    def test_get_doctors_lists_doctors_ordered_by_id_with_exactly_the_contract_fields(self):
+        made = [self.new_doctor(f"Dr. Order {k}") for k in range(3)]
+        arr = self.doctors()
+        ids = [x["id"] for x in arr]
+        self.assertEqual(ids, sorted(ids), "GET /doctors must be ordered by id")
+        self.assertEqual(len(ids), len(set(ids)), "GET /doctors must list each doctor once")
+        for m in made:
+            self.assertIn(m["id"], ids)
+        for x in arr:
+            self.assertEqual(set(x), DOCTOR_KEYS, f"doctor fields in GET /doctors: {x}")
+
+    def test_post_doctors_accepts_an_explicit_clinic_and_get_doctors_filters_by_clinic_id(self):
+        r = self.api.req("POST", "/clinics", {"name": "Filter Clinic"}, admin=True)
+        c = self.expect(r, 201)
+        self.expect_seq(c, r)
+        d = self.new_doctor("Dr. Elsewhere", "Derm", clinic_id=c["id"])
+        self.assertEqual(d["clinicId"], c["id"])
+        in_c = self.doctors(f"?clinicId={c['id']}")
+        self.assertEqual(in_c, [{"id": d["id"], "name": "Dr. Elsewhere", "specialty": "Derm", "clinicId": c["id"]}])
+        in_1 = self.doctors("?clinicId=1")
+        self.assertNotIn(d["id"], [x["id"] for x in in_1])
+        self.assertTrue(all(x["clinicId"] == 1 for x in in_1), in_1)
+
+    def test_get_doctors_with_a_non_numeric_clinic_id_is_400_invalid_query(self):
+        for q in ("?clinicId=abc", "?clinicId=1x", "?clinicId=-1.5"):
+            with self.subTest(q=q):
+                self.expect_error(self.api.req("GET", f"/doctors{q}"), 400, "invalid_query")
+
+    def test_get_doctors_of_an_unknown_clinic_is_an_empty_list(self):
+        self.assertEqual(self.doctors("?clinicId=987654"), [])
+
+    def test_post_doctors_without_or_with_a_wrong_admin_token_is_401_unauthorized(self):
+        before = len(self.doctors())
+        body = {"name": "Dr. Nope", "specialty": "GP"}
+        for hdrs in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": self.api.admin_token},
+                     {"Authorization": "Basic " + self.api.admin_token}, {"Authorization": "Bearer "}):
+            with self.subTest(headers=hdrs):
+                self.expect_error(self.api.req("POST", "/doctors", body, headers=hdrs), 401, "unauthorized")
+        self.assertEqual(len(self.doctors()), before, "a refused POST /doctors must create nothing")
+
+    def test_post_doctors_in_an_unknown_clinic_is_404_clinic_not_found(self):
+        r = self.api.req("POST", "/doctors", {"name": "Dr. X", "specialty": "GP", "clinicId": 987654}, admin=True)
+        self.expect_error(r, 404, "clinic_not_found")
+
+    def test_post_doctors_without_a_name_is_400_missing_field(self):
+        self.expect_error(self.api.req("POST", "/doctors", {"specialty": "GP"}, admin=True), 400, "missing_field")
+        self.expect_error(self.api.req("POST", "/doctors", {}, admin=True), 400, "missing_field")
+
+    def test_post_doctors_with_wrongly_typed_fields_is_400_invalid_field(self):
+        for body in ({"name": 42, "specialty": "GP"}, {"name": ["a"], "specialty": "GP"},
+                     {"name": "Dr. T", "specialty": "GP", "clinicId": "abc"},
+                     {"name": "Dr. T", "specialty": "GP", "clinicId": True}):
+            with self.subTest(body=body):
+                self.expect_error(self.api.req("POST", "/doctors", body, admin=True), 400, "invalid_field")
+
+    def test_post_doctors_with_malformed_json_is_400_invalid_json(self):
+        for raw in ('{"name": "Dr. X", "specialty": "GP"', "{name: 1}", "", "not json"):
+            with self.subTest(raw=raw):
+                self.expect_error(self.api.req("POST", "/doctors", raw=raw, admin=True), 400, "invalid_json")
+
+    # --- clinics -------------------------------------------------------------
+
+    def test_post_clinics_creates_a_clinic_and_get_clinics_lists_it_after_clinic_1(self):
+        r = self.api.req("POST", "/clinics", {"name": "South Clinic"}, admin=True)
+        c = self.expect(r, 201)
+        self.assertEqual(set(c), {"id", "name", "seq"}, r.describe())
+        self.expect_seq(c, r)
+        self.assertEqual(c["name"], "South Clinic")
+        r = self.api.req("GET", "/clinics", admin=True)
+        arr = self.expect(r, 200)
+        self.assertIsInstance(arr, list, r.describe())
+        ids = [x["id"] for x in arr]
+        self.assertIn(1, ids, f"clinic 1 always exists{r.describe()}")
+        self.assertIn({"id": c["id"], "name": "South Clinic"}, arr, r.describe())
+        for x in arr:
+            self.assertEqual(set(x), {"id", "name"}, r.describe())
+
+    def test_clinic_endpoints_require_the_admin_token(self):
+        self.expect_error(self.api.req("GET", "/clinics"), 401, "unauthorized")
+        self.expect_error(self.api.req("GET", "/clinics", headers={"Authorization": "Bearer x"}), 401, "unauthorized")
+        self.expect_error(self.api.req("POST", "/clinics", {"name": "Sneaky"}), 401, "unauthorized")
+        r = self.api.req("GET", "/clinics", admin=True)
+        self.assertNotIn("Sneaky", [x["name"] for x in self.expect(r, 200)])
+
+    def test_post_clinics_without_a_name_is_400(self):
+        self.expect_error(self.api.req("POST", "/clinics", {}, admin=True), 400, ("missing_field",))
+
+    # --- slots ---------------------------------------------------------------
+
+    def test_post_slots_creates_one_available_slot(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"], 0)
+        self.assertEqual(self.slots_of(d["id"]),
+                         [{"id": s["id"], "doctorId": d["id"], "start": s["start"], "end": s["end"],
+                           "status": "AVAILABLE"}])
+
+    def test_post_slots_bulk_creates_an_array_of_available_slots_each_with_its_own_seq(self):
+        d = self.new_doctor()
+        arr = self.new_slots(d["id"], 5)
+        self.assertEqual(len({s["id"] for s in arr}), 5, "bulk slots must have distinct ids")
+        self.assertEqual(len({s["seq"] for s in arr}), 5, "each bulk slot has its own seq")
+        for k, s in enumerate(arr):
+            self.assertEqual((s["start"], s["end"], s["doctorId"]), slot_times(k) + (d["id"],))
+        self.assertEqual([s["id"] for s in self.slots_of(d["id"])], [s["id"] for s in arr])
+
+    def test_post_slots_accepts_digit_string_ids(self):
+        d = self.new_doctor()
+        start, end = slot_times(0)
+        r = self.api.req("POST", "/slots", {"doctorId": str(d["id"]), "start": start, "end": end}, admin=True)
+        s = self.expect(r, 201)
+        self.expect_seq(s, r)
+        self.assertEqual(s["doctorId"], d["id"], "doctorId is a JSON integer in responses")
+
+    def test_post_slots_without_the_admin_token_is_401_unauthorized(self):
+        d = self.new_doctor()
+        start, end = slot_times(0)
+        for hdrs in ({}, {"Authorization": "Bearer wrong"}):
+            r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": start, "end": end}, headers=hdrs)
+            self.expect_error(r, 401, "unauthorized")
+        self.assertEqual(self.slots_of(d["id"]), [])
+
+    def test_post_slots_for_an_unknown_doctor_is_404_doctor_not_found(self):
+        start, end = slot_times(0)
+        r = self.api.req("POST", "/slots", {"doctorId": 987654, "start": start, "end": end}, admin=True)
+        self.expect_error(r, 404, "doctor_not_found")
+        r = self.api.req("POST", "/slots", {"doctorId": 987654, "slots": [{"start": start, "end": end}]}, admin=True)
+        self.expect_error(r, 404, "doctor_not_found")
+
+    def test_post_slots_overlapping_an_existing_slot_is_409_slot_overlap(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"], 2)  # 09:00-09:30
+        a = parse_iso(s["start"])
+        b = parse_iso(s["end"])
+        m = MINUTE_MS
+        for start, end in ((a, b), (a - 10 * m, a + m), (b - m, b + 10 * m), (a - m, b + m), (a + m, b - m)):
+            with self.subTest(start=iso(start), end=iso(end)):
+                r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": iso(start), "end": iso(end)},
+                                 admin=True)
+                self.expect_error(r, 409, "slot_overlap")
+        r = self.api.req("POST", "/slots", {"doctorId": d["id"], "slots": [
+            {"start": iso(b + 60 * m), "end": iso(b + 90 * m)},
+            {"start": iso(a - m), "end": iso(a + m)}]}, admin=True)
+        self.expect_error(r, 409, "slot_overlap")
+        self.assertEqual([x["id"] for x in self.slots_of(d["id"])], [s["id"]],
+                         "a refused (bulk) request must create nothing")
+
+    def test_post_slots_that_only_touch_do_not_overlap(self):
+        d = self.new_doctor()
+        mid = self.new_slot(d["id"], 1)
+        before = self.new_slot(d["id"], 0)
+        after = self.new_slot(d["id"], 2)
+        self.assertEqual(before["end"], mid["start"])
+        self.assertEqual(after["start"], mid["end"])
+        bulk = self.new_slots(d["id"], 3, first=3)  # touching each other inside one request
+        self.assertEqual(len(self.slots_of(d["id"])), 6)
+        self.assertEqual(bulk[0]["start"], after["end"])
+
+    def test_a_bulk_request_whose_slots_overlap_each_other_is_409_and_creates_nothing(self):
+        d = self.new_doctor()
+        s0, e0 = slot_times(0)
+        s5, e5 = slot_times(5)
+        body = {"doctorId": d["id"], "slots": [{"start": s5, "end": e5}, {"start": s0, "end": e0},
+                                               {"start": iso(parse_iso(s0) + 10 * MINUTE_MS), "end": e0}]}
+        self.expect_error(self.api.req("POST", "/slots", body, admin=True), 409, "slot_overlap")
+        body = {"doctorId": d["id"], "slots": [{"start": s0, "end": e0}, {"start": s0, "end": e0}]}
+        self.expect_error(self.api.req("POST", "/slots", body, admin=True), 409, "slot_overlap")
+        self.assertEqual(self.slots_of(d["id"]), [])
+
+    def test_post_slots_with_end_not_after_start_is_400_invalid_time_range(self):
+        d = self.new_doctor()
+        s0, e0 = slot_times(0)
+        for start, end in ((s0, s0), (e0, s0)):
+            with self.subTest(start=start, end=end):
+                r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": start, "end": end}, admin=True)
+                self.expect_error(r, 400, "invalid_time_range")
+        s3, e3 = slot_times(3)
+        r = self.api.req("POST", "/slots", {"doctorId": d["id"], "slots": [{"start": s3, "end": e3},
+                                                                         {"start": e0, "end": s0}]}, admin=True)
+        self.expect_error(r, 400, "invalid_time_range")
+        self.assertEqual(self.slots_of(d["id"]), [], "a refused bulk request must create nothing")
+
+    def test_post_slots_with_an_unparseable_instant_is_400_invalid_field(self):
+        d = self.new_doctor()
+        s0, e0 = slot_times(0)
+        for bad in ("tomorrow", "", "2031-13-01T08:00:00.000Z", "2031-01-06 08:00", "2031-01-32T08:00:00.000Z",
+                    "2031-01-06T25:00:00.000Z", 1924934400000, None, True):
+            codes = ("invalid_field", "missing_field") if bad is None else "invalid_field"
+            with self.subTest(bad=bad):
+                r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": bad, "end": e0}, admin=True)
+                self.expect_error(r, 400, codes)
+                r = self.api.req("POST", "/slots", {"doctorId": d["id"], "slots": [{"start": s0, "end": bad}]},
+                                 admin=True)
+                self.expect_error(r, 400, codes)
+        self.assertEqual(self.slots_of(d["id"]), [])
+
+    def test_post_slots_without_required_fields_is_400_missing_field(self):
+        d = self.new_doctor()
+        s0, e0 = slot_times(0)
+        for body in ({"start": s0, "end": e0}, {"doctorId": d["id"], "end": e0}, {"doctorId": d["id"], "start": s0},
+                     {"doctorId": d["id"], "slots": [{"start": s0}]}):
+            with self.subTest(body=body):
+                self.expect_error(self.api.req("POST", "/slots", body, admin=True), 400, "missing_field")
+
+    def test_a_bulk_request_with_no_slots_is_400_empty_request(self):
+        d = self.new_doctor()
+        r = self.api.req("POST", "/slots", {"doctorId": d["id"], "slots": []}, admin=True)
+        self.expect_error(r, 400, "empty_request")
+
+    def test_a_bulk_of_10000_slots_is_accepted_and_10001_is_413_too_many_slots(self):
+        d = self.new_doctor()
+        body = {"doctorId": d["id"], "slots": [dict(zip(("start", "end"), slot_times(k, 15))) for k in range(10001)]}
+        r = self.api.req("POST", "/slots", body, admin=True, timeout=60)
+        self.expect_error(r, 413, "too_many_slots")
+        self.assertEqual(self.slots_of(d["id"]), [])
+        body["slots"].pop()
+        r = self.api.req("POST", "/slots", body, admin=True, timeout=60)
+        arr = self.expect(r, 201)
+        self.assertEqual(len(arr), 10000, "201 must list all 10,000 slots")
+        self.assertEqual(len({s["id"] for s in arr}), 10000)
+        for s in arr:
+            self.expect_seq(s, r)
+        listed = self.slots_of(d["id"])
+        self.assertEqual(len(listed), 10000)
+        self.assertEqual(listed[-1]["end"], slot_times(9999, 15)[1])
+
+    def test_get_slots_is_ordered_by_start_and_filters_by_from_to_and_status(self):
+        d = self.new_doctor()
+        # created out of order: 3, 0, 2, 1
+        body = {"doctorId": d["id"], "slots": [dict(zip(("start", "end"), slot_times(k))) for k in (3, 0, 2, 1)]}
+        r = self.api.req("POST", "/slots", body, admin=True)
+        created = self.expect(r, 201)
+        for s in created:
+            self.expect_seq(s, r)
+        by_start = sorted(created, key=lambda s: s["start"])
+        arr = self.slots_of(d["id"])
+        self.assertEqual([s["id"] for s in arr], [s["id"] for s in by_start], "GET /slots is ordered by start")
+        # from <= start < to
+        f, _ = slot_times(1)
+        t, _ = slot_times(3)
+        q = "?" + urllib.parse.urlencode({"from": f, "to": t})
+        self.assertEqual([s["start"] for s in self.slots_of(d["id"], q)], [slot_times(1)[0], slot_times(2)[0]])
+        q = f"?from={f}&to={t}"  # unencoded colons work too
+        self.assertEqual([s["start"] for s in self.slots_of(d["id"], q)], [slot_times(1)[0], slot_times(2)[0]])
+        self.assertEqual(len(self.slots_of(d["id"], "?" + urllib.parse.urlencode({"from": f}))), 3)
+        self.assertEqual(len(self.slots_of(d["id"], "?" + urllib.parse.urlencode({"to": t}))), 3)
+        # a `from` in the middle of a slot excludes it (start < from)
+        mid = iso(parse_iso(slot_times(1)[0]) + MINUTE_MS)
+        self.assertEqual([s["start"] for s in self.slots_of(d["id"], "?" + urllib.parse.urlencode({"from": mid}))],
+                         [slot_times(2)[0], slot_times(3)[0]])
+        # status
+        b = self.book(by_start[1]["id"])
+        self.assertEqual([s["id"] for s in self.slots_of(d["id"], "?status=HELD")], [by_start[1]["id"]])
+        self.assertEqual([s["id"] for s in self.slots_of(d["id"], "?status=AVAILABLE")],
+                         [by_start[k]["id"] for k in (0, 2, 3)])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        self.assertEqual([s["id"] for s in self.slots_of(d["id"], "?status=BOOKED")], [by_start[1]["id"]])
+        r = self.api.req("DELETE", f"/slots/{by_start[3]['id']}", admin=True)
+        self.expect_seq(self.expect(r, 200), r)
+        self.assertEqual([s["id"] for s in self.slots_of(d["id"], "?status=CLOSED")], [by_start[3]["id"]])
+        self.assertEqual(self.slots_of(d["id"], "?status=HELD"), [])
+
+    def test_get_slots_with_a_non_numeric_doctor_id_is_400_invalid_path(self):
+        for p in ("/slots/abc", "/slots/1x", "/slots/1.5"):
+            with self.subTest(path=p):
+                self.expect_error(self.api.req("GET", p), 400, "invalid_path")
+
+    def test_get_slots_with_a_bad_query_value_is_400_invalid_query(self):
+        d = self.new_doctor()
+        for q in ("?from=yesterday", "?to=2031-99-01T00:00:00.000Z", "?status=FOO", "?from=2031-01-06"):
+            with self.subTest(q=q):
+                self.expect_error(self.api.req("GET", f"/slots/{d['id']}{q}"), 400, "invalid_query")
+
+    def test_get_slots_of_an_unknown_doctor_is_an_empty_list(self):
+        self.assertEqual(self.slots_of(987654), [])
+
+    # --- booking -------------------------------------------------------------
+
+    def test_post_booking_holds_the_slot_and_returns_a_pending_booking_with_a_token(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        now_ms = int(time.time() * 1000)
+        b = self.book(s["id"], "Grace Hopper")
+        created, expires = parse_iso(b["createdAt"]), parse_iso(b["expiresAt"])
+        self.assertEqual(expires - created, self.TTL_S * 1000, "expiresAt = createdAt + hold TTL")
+        self.assertLess(abs(created - now_ms), 60_000, "createdAt is the server's current time")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+        r, v = self.get_booking(b["id"])
+        self.assertEqual(v, {"id": b["id"], "slotId": s["id"], "status": "PENDING", "createdAt": b["createdAt"],
+                             "expiresAt": b["expiresAt"], "confirmedAt": None}, r.describe())
+        b2 = self.book(self.new_slot(d["id"], 1)["id"])
+        self.assertNotEqual(b["token"], b2["token"], "tokens are random per booking")
+        self.assertNotEqual(b["id"], b2["id"])
+
+    def test_post_booking_accepts_a_digit_string_slot_id(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        r = self.api.req("POST", "/booking", {"slotId": str(s["id"]), "patientName": "P"})
+        b = self.expect(r, 201)
+        self.expect_seq(b, r)
+        self.assertEqual(b["slotId"], s["id"], f"slotId is a JSON integer in responses{r.describe()}")
+
+    def test_post_booking_with_missing_fields_is_400_missing_field(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        for body in ({}, {"patientName": "P"}, {"slotId": s["id"]}):
+            with self.subTest(body=body):
+                self.expect_error(self.api.req("POST", "/booking", body), 400, "missing_field")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+
+    def test_post_booking_with_wrongly_typed_fields_is_400_invalid_field(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        for body in ({"slotId": "abc", "patientName": "P"}, {"slotId": s["id"], "patientName": 5},
+                     {"slotId": True, "patientName": "P"}, {"slotId": 1.5, "patientName": "P"},
+                     {"slotId": {}, "patientName": "P"}, {"slotId": [s["id"]], "patientName": "P"},
+                     {"slotId": s["id"], "patientName": ["P"]}, {"slotId": "", "patientName": "P"},
+                     {"slotId": f" {s['id']}", "patientName": "P"}):
+            with self.subTest(body=body):
+                self.expect_error(self.api.req("POST", "/booking", body), 400, "invalid_field")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+
+    def test_post_booking_with_malformed_json_is_400_invalid_json(self):
+        for raw in ('{"slotId": 1, "patientName": "x"', '{"slotId": 1,, }', "", "{'slotId': 1}", "nul"):
+            with self.subTest(raw=raw):
+                self.expect_error(self.api.req("POST", "/booking", raw=raw), 400, "invalid_json")
+
+    def test_post_booking_on_an_unknown_slot_is_404_slot_not_found(self):
+        r = self.api.req("POST", "/booking", {"slotId": 987654, "patientName": "P"})
+        self.expect_error(r, 404, "slot_not_found")
+
+    def test_post_booking_on_a_held_booked_or_closed_slot_is_409_slot_unavailable_and_changes_nothing(self):
+        d = self.new_doctor()
+        held, booked, closed = (self.new_slot(d["id"], k) for k in range(3))
+        b1 = self.book(held["id"], "First")
+        b2 = self.book(booked["id"], "Second")
+        r = self.api.req("POST", f"/booking/{b2['id']}/confirm", token=b2["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        r = self.api.req("DELETE", f"/slots/{closed['id']}", admin=True)
+        self.expect_seq(self.expect(r, 200), r)
+        before = self.slots_of(d["id"])
+        for s in (held, booked, closed):
+            with self.subTest(slot=s["id"]):
+                r = self.api.req("POST", "/booking", {"slotId": s["id"], "patientName": "Intruder"})
+                self.expect_error(r, 409, "slot_unavailable")
+        self.assertEqual(self.slots_of(d["id"]), before)
+        _, v = self.get_booking(b1["id"], token=b1["token"])
+        self.assertEqual((v["status"], v["patientName"]), ("PENDING", "First"))
+
+    def test_get_booking_shows_patient_name_only_with_the_booking_token_or_admin(self):
+        d = self.new_doctor()
+        b = self.book(self.new_slot(d["id"])["id"], "Secret Name")
+        other = self.book(self.new_slot(d["id"], 1)["id"], "Other")
+        full = {"id": b["id"], "slotId": b["slotId"], "status": "PENDING", "createdAt": b["createdAt"],
+                "expiresAt": b["expiresAt"], "confirmedAt": None}
+        cases = [
+            ("no token", {}, None),
+            ("wrong token", {"token": "0" * 32}, None),
+            ("another booking's token", {"token": other["token"]}, None),
+            ("X-Booking-Token", {"token": b["token"]}, "Secret Name"),
+            ("admin", {"admin": True}, "Secret Name"),
+        ]
+        for label, kw, name in cases:
+            with self.subTest(label):
+                r, v = self.get_booking(b["id"], **kw)
+                want = dict(full, patientName=name) if name else full
+                self.assertEqual(v, want, r.describe())
+        r, v = self.get_booking(f"{b['id']}?token={b['token']}")
+        self.assertEqual(v, dict(full, patientName="Secret Name"), r.describe())
+        r, v = self.get_booking(f"{b['id']}?token={'f' * 32}")
+        self.assertEqual(v, full, r.describe())
+
+    def test_get_booking_of_an_unknown_id_is_404_booking_not_found(self):
+        self.expect_error(self.api.req("GET", "/booking/987654"), 404, "booking_not_found")
+
+    def test_confirm_with_the_booking_token_confirms_and_repeating_it_is_200(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        c = self.expect(r, 200)
+        self.assertEqual(set(c), {"id", "status", "seq"}, r.describe())
+        self.assertEqual((c["id"], c["status"]), (b["id"], "CONFIRMED"), r.describe())
+        self.expect_seq(c, r)
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "BOOKED")
+        r, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "CONFIRMED", r.describe())
+        self.expect_iso(v["confirmedAt"], r, "confirmedAt")
+        self.assertGreaterEqual(parse_iso(v["confirmedAt"]), parse_iso(b["createdAt"]))
+        r2 = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        c2 = self.expect(r2, 200)
+        self.assertEqual((c2["id"], c2["status"]), (b["id"], "CONFIRMED"), r2.describe())
+        self.expect_seq(c2, r2, strictly_new=False)
+        r, v2 = self.get_booking(b["id"])
+        self.assertEqual(v2, v, "a repeated confirm changes nothing")
+
+    def test_confirm_by_admin_confirms(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", admin=True)
+        c = self.expect(r, 200)
+        self.expect_seq(c, r)
+        self.assertEqual(c["status"], "CONFIRMED")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "BOOKED")
+
+    def test_confirm_without_or_with_a_wrong_token_is_403_forbidden_and_changes_nothing(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        other = self.book(self.new_slot(d["id"], 1)["id"])
+        for kw in ({}, {"token": "0" * 32}, {"token": other["token"]}, {"token": b["token"][:-1]},
+                   {"token": b["token"] + "0"}, {"token": "g" * 32}, {"headers": {"Authorization": "Bearer nope"}},
+                   {"headers": {"Authorization": f"Bearer {b['token']}"}}):
+            with self.subTest(kw=kw):
+                self.expect_error(self.api.req("POST", f"/booking/{b['id']}/confirm", **kw), 403, "forbidden")
+        r, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "PENDING", r.describe())
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+
+    def test_a_booking_token_must_match_exactly_so_its_upper_case_form_is_403(self):
+        # the token is 32 lowercase hex chars; another spelling is another string, not the capability
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"], "Case Sensitive")
+        upper = b["token"].upper()
+        r, v = self.get_booking(b["id"], token=upper)
+        self.assertNotIn("patientName", v, f"an upper-cased token must not reveal patient data{r.describe()}")
+        self.expect_error(self.api.req("POST", f"/booking/{b['id']}/confirm", token=upper), 403, "forbidden")
+        self.expect_error(self.api.req("POST", f"/booking/{b['id']}/cancel", token=upper), 403, "forbidden")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+
+    def test_confirm_of_an_unknown_booking_is_404_even_without_a_token(self):
+        self.expect_error(self.api.req("POST", "/booking/987654/confirm"), 404, "booking_not_found")
+        self.expect_error(self.api.req("POST", "/booking/987654/confirm", token="0" * 32), 404, "booking_not_found")
+
+    def test_cancel_with_the_booking_token_frees_the_slot_and_repeating_it_is_200(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"])
+        c = self.expect(r, 200)
+        self.assertEqual(set(c), {"id", "status", "seq"}, r.describe())
+        self.assertEqual((c["id"], c["status"]), (b["id"], "CANCELLED"), r.describe())
+        self.expect_seq(c, r)
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        r, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "CANCELLED", r.describe())
+        r2 = self.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"])
+        c2 = self.expect(r2, 200)
+        self.assertEqual((c2["id"], c2["status"]), (b["id"], "CANCELLED"), r2.describe())
+        self.expect_seq(c2, r2, strictly_new=False)
+        b2 = self.book(s["id"], "Next Patient")
+        self.assertNotEqual(b2["id"], b["id"])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+        r, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "CANCELLED", "the old booking stays CANCELLED")
+
+    def test_cancel_of_a_confirmed_booking_by_admin_frees_the_slot(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        r = self.api.req("POST", f"/booking/{b['id']}/cancel", admin=True)
+        c = self.expect(r, 200)
+        self.expect_seq(c, r)
+        self.assertEqual(c["status"], "CANCELLED")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+
+    def test_cancel_without_or_with_a_wrong_token_is_403_and_of_an_unknown_booking_404(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        for kw in ({}, {"token": "0" * 32}, {"headers": {"Authorization": "Bearer nope"}}):
+            with self.subTest(kw=kw):
+                self.expect_error(self.api.req("POST", f"/booking/{b['id']}/cancel", **kw), 403, "forbidden")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+        self.expect_error(self.api.req("POST", "/booking/987654/cancel"), 404, "booking_not_found")
+        self.expect_error(self.api.req("POST", "/booking/987654/cancel", admin=True), 404, "booking_not_found")
+
+    def test_confirm_after_cancel_is_409_booking_cancelled(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_error(r, 409, "booking_cancelled")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+
+    def test_delete_slot_closes_an_available_slot(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        r = self.api.req("DELETE", f"/slots/{s['id']}", admin=True)
+        c = self.expect(r, 200)
+        self.assertEqual(set(c), {"id", "status", "seq"}, r.describe())
+        self.assertEqual((c["id"], c["status"]), (s["id"], "CLOSED"), r.describe())
+        self.expect_seq(c, r)
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "CLOSED")
+
+    def test_delete_slot_of_a_held_or_booked_slot_is_409_slot_booked(self):
+        d = self.new_doctor()
+        held, booked = self.new_slot(d["id"], 0), self.new_slot(d["id"], 1)
+        self.book(held["id"])
+        b = self.book(booked["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        for s in (held, booked):
+            self.expect_error(self.api.req("DELETE", f"/slots/{s['id']}", admin=True), 409, "slot_booked")
+        self.assertEqual([x["status"] for x in self.slots_of(d["id"])], ["HELD", "BOOKED"])
+
+    def test_delete_slot_needs_the_admin_token_and_an_existing_slot(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        self.expect_error(self.api.req("DELETE", f"/slots/{s['id']}"), 401, "unauthorized")
+        self.expect_error(self.api.req("DELETE", f"/slots/{s['id']}", headers={"Authorization": "Bearer x"}),
+                          401, "unauthorized")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        self.expect_error(self.api.req("DELETE", "/slots/987654", admin=True), 404, "slot_not_found")
+
+    # --- service endpoints, routing, connections ------------------------------
+
+    def test_healthz_reports_ok_and_a_seq_at_least_the_last_write(self):
+        d = self.new_doctor()
+        r = self.api.req("GET", "/healthz")
+        h = self.expect(r, 200)
+        self.assertEqual(h.get("status"), "ok", r.describe())
+        self.assertIsInstance(h.get("seq"), int, r.describe())
+        self.assertGreaterEqual(h["seq"], d["seq"], f"healthz seq must cover the last durable write{r.describe()}")
+
+    def test_metrics_is_prometheus_text(self):
+        r = self.api.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertIn("text/plain", r.content_type, r.describe())
+        text = r.body.decode("utf-8")
+        self.assertIn("slotd_", text, r.describe())
+        samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+        self.assertTrue(samples, "metrics must contain samples")
+        for ln in samples:
+            name, _, value = ln.rpartition(" ")
+            self.assertTrue(name, f"bad metrics line {ln!r}")
+            float(value)  # each sample ends with a number
+
+    def test_unknown_route_is_404_not_found(self):
+        for method, path in (("GET", "/nope"), ("GET", "/"), ("POST", "/doctorz"), ("GET", "/booking/1/extra/x"),
+                             ("GET", "/slots/1/2/3")):
+            with self.subTest(path=path):
+                r = self.api.req(method, path, body={} if method == "POST" else None)
+                if path == "/" and r.status == 200:
+                    continue  # "/" may serve the web UI
+                self.expect_error(r, 404, "not_found")
+
+    def test_known_path_with_wrong_method_is_405_method_not_allowed(self):
+        for method, path in (("DELETE", "/doctors"), ("PUT", "/doctors"), ("GET", "/booking"),
+                             ("GET", "/booking/1/confirm"), ("DELETE", "/booking/1"), ("POST", "/healthz"),
+                             ("PATCH", "/slots/1"), ("GET", "/slots")):
+            with self.subTest(method=method, path=path):
+                self.expect_error(self.api.req(method, path, admin=True), 405, "method_not_allowed")
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        conn = self.api.connect()
+        try:
+            conn.connect()
+            sock = conn.sock
+            for k in range(20):
+                path = ("/healthz", "/doctors", "/nope", "/slots/987654")[k % 4]
+                r = self.api.req("GET", path, conn=conn)
+                self.assertIn(r.status, (200, 404), r.describe())
+                self.assertIs(conn.sock, sock, f"request {k} needed a new connection (server closed keep-alive)")
+        finally:
+            conn.close()
+
+    def test_pipelined_requests_get_their_responses_in_order(self):
+        body = json.dumps({"slotId": 987654, "patientName": "P"}).encode()
+        reqs = [
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /doctors?clinicId=abc HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"POST /booking HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body,
+            b"GET /booking/987654 HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /doctors?clinicId=987654 HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        ]
+        want = [(200, None), (400, "invalid_query"), (404, "not_found"), (404, "slot_not_found"),
+                (404, "booking_not_found"), (200, []), (200, None)]
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(b"".join(reqs))
+            f = s.makefile("rb")
+            got = []
+            for _ in reqs:
+                resp = read_raw_response(f)
+                self.assertIsNotNone(resp, f"connection closed after {len(got)} of {len(reqs)} responses: {got}")
+                got.append(resp)
+        for k, ((status, headers, body), (wstatus, wbody)) in enumerate(zip(got, want)):
+            parsed = json.loads(body) if body else None
+            self.assertEqual(status, wstatus, f"pipelined response {k}: {status} {body!r}")
+            if wbody is None and wstatus == 200:
+                self.assertEqual(parsed.get("status"), "ok", f"pipelined response {k}: {body!r}")
+            elif isinstance(wbody, str):
+                self.assertEqual(parsed["error"]["code"], wbody, f"pipelined response {k}: {body!r}")
+            else:
+                self.assertEqual(parsed, wbody, f"pipelined response {k}: {body!r}")
+
+    def test_seq_strictly_increases_across_a_mix_of_writes(self):
+        seqs = []
+        d = self.new_doctor()
+        seqs.append(d["seq"])
+        arr = self.new_slots(d["id"], 3)
+        seqs += [s["seq"] for s in arr]
+        b = self.book(arr[0]["id"])
+        seqs.append(b["seq"])
+        for method, path, kw in (("POST", f"/booking/{b['id']}/confirm", {"token": b["token"]}),
+                                 ("DELETE", f"/slots/{arr[1]['id']}", {"admin": True}),
+                                 ("POST", f"/booking/{b['id']}/cancel", {"token": b["token"]})):
+            r = self.api.req(method, path, **kw)
+            seqs.append(self.expect_seq(self.expect(r, 200), r))
+        r = self.api.req("POST", "/clinics", {"name": "Seq Clinic"}, admin=True)
+        seqs.append(self.expect_seq(self.expect(r, 201), r))
+        self.assertEqual(seqs, sorted(set(seqs)), f"seqs of successive writes: {seqs}")
+        h = self.expect(self.api.healthz(), 200)
+        self.assertGreaterEqual(h["seq"], seqs[-1])
+
+    def test_a_refused_write_does_not_consume_a_seq_visible_in_healthz(self):
+        # a rejection writes no event: healthz seq stays put across refused requests
+        h1 = self.expect(self.api.healthz(), 200)["seq"]
+        self.expect_error(self.api.req("POST", "/booking", {"slotId": 987654, "patientName": "P"}), 404,
+                          "slot_not_found")
+        self.expect_error(self.api.req("POST", "/doctors", {"name": "x", "specialty": "y", "clinicId": 987654},
+                                       admin=True), 404, "clinic_not_found")
+        h2 = self.expect(self.api.healthz(), 200)["seq"]
+        self.assertEqual(h1, h2, "refused requests must not append events")
+
+
+# =============================================================================
+class RobustnessTest(ApiCase):
+    """Malformed input never crashes the server or yields a 5xx."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=60)
+
+    def assert_alive(self):
+        r = self.api.healthz(timeout=5)
+        self.assertEqual(r.status, 200, f"server must stay up{r.describe()}")
+
+    def test_malformed_json_variants_are_400_and_the_server_stays_up(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        cases = [
+            ('{"slotId": ', ("invalid_json",)),
+            ('{"slotId": 1, "patientName": "x"}}', ("invalid_json",)),
+            ('{"slotId": 1 "patientName": "x"}', ("invalid_json",)),
+            ('{"slotId": 01, "patientName": "x"}', ("invalid_json",)),
+            ('{"slotId": NaN, "patientName": "x"}', ("invalid_json",)),
+            ('\xef\xbb\xbf{"slotId"', ("invalid_json",)),
+            ("[" * 100000 + "]" * 100000, ("invalid_json", "invalid_field")),
+            ('{"a":' * 50000 + "1" + "}" * 50000, ("invalid_json", "invalid_field", "missing_field")),
+            ("[1, 2, 3]", ("invalid_json", "invalid_field")),
+            ('"just a string"', ("invalid_json", "invalid_field")),
+            ("42", ("invalid_json", "invalid_field")),
+            ("null", ("invalid_json", "invalid_field")),
+            ("true", ("invalid_json", "invalid_field")),
+        ]
+        for raw, codes in cases:
+            with self.subTest(raw=raw[:40]):
+                self.expect_error(self.api.req("POST", "/booking", raw=raw, timeout=20), 400, codes)
+                self.assert_alive()
+        bad_utf8 = b'{"slotId": ' + str(s["id"]).encode() + b', "patientName": "\xff\xfe"}'
+        self.expect_error(self.api.req("POST", "/booking", raw=bad_utf8), 400, ("invalid_json", "invalid_field"))
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        self.assert_alive()
+
+    def test_wrong_types_huge_numbers_and_negative_ids_are_refused_cleanly(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        # a 26-digit integer literal is valid JSON, but some parsers refuse it outright
+        self.expect_error(self.api.req("POST", "/booking", raw='{"slotId": 99999999999999999999999999, "patientName": "x"}'),
+                          400, ("invalid_field", "invalid_json"))
+        invalid = [
+            '{"slotId": 1e30, "patientName": "x"}',
+            '{"slotId": 1.0e2, "patientName": "x"}',
+            '{"slotId": "99999999999999999999999999", "patientName": "x"}',
+            '{"slotId": "-1", "patientName": "x"}',
+            '{"slotId": "0x10", "patientName": "x"}',
+            '{"slotId": "1e3", "patientName": "x"}',
+            '{"slotId": null, "patientName": "x"}',
+        ]
+        for raw in invalid:
+            with self.subTest(raw=raw):
+                self.expect_error(self.api.req("POST", "/booking", raw=raw), 400, ("invalid_field", "missing_field"))
+        for raw in ('{"slotId": -1, "patientName": "x"}', '{"slotId": 0, "patientName": "x"}',
+                    '{"slotId": 18446744073709551615, "patientName": "x"}',
+                    '{"slotId": 9223372036854775808, "patientName": "x"}'):
+            with self.subTest(raw=raw):
+                r = self.api.req("POST", "/booking", raw=raw)
+                self.expect_error(r, 400 if r.status == 400 else 404,
+                                  "invalid_field" if r.status == 400 else "slot_not_found")
+        for path in ("/booking/-1", "/booking/99999999999999999999999", "/booking/0", "/slots/-1",
+                     "/slots/99999999999999999999999", "/booking/%00", "/booking/1%20"):
+            with self.subTest(path=path):
+                r = self.api.req("GET", path)
+                self.assertIn(r.status, (200, 400, 404), r.describe())
+                if r.status != 200:
+                    self.expect_error(r, r.status, ("invalid_path", "booking_not_found", "not_found"))
+        r = self.api.req("POST", "/doctors", raw='{"name": "Dr. Big", "specialty": "X", "clinicId": 1e400}',
+                         admin=True)
+        self.expect_error(r, 400, ("invalid_field", "invalid_json"))
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        self.assert_alive()
+
+    def test_a_digit_string_id_is_accepted_everywhere_an_id_is(self):
+        r = self.api.req("POST", "/doctors", {"name": "Dr. Str", "specialty": "X", "clinicId": "1"}, admin=True)
+        d = self.expect(r, 201)
+        self.expect_seq(d, r)
+        self.assertEqual(d["clinicId"], 1)
+        s0, e0 = slot_times(0)
+        r = self.api.req("POST", "/slots", {"doctorId": str(d["id"]), "slots": [{"start": s0, "end": e0}]},
+                         admin=True)
+        arr = self.expect(r, 201)
+        r = self.api.req("POST", "/booking", {"slotId": str(arr[0]["id"]), "patientName": "Str"})
+        b = self.expect(r, 201)
+        self.expect_seq(b, r)
+        self.assertEqual(b["slotId"], arr[0]["id"])
+
+    def test_a_2_mib_body_is_413_body_too_large(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        name = "x" * (2 * 1024 * 1024)
+        body = json.dumps({"slotId": s["id"], "patientName": name}).encode()
+        head = (f"POST /booking HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        resp = None
+        send_error = None
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sk:
+            try:
+                sk.sendall(head)
+                for off in range(0, len(body), 65536):
+                    sk.sendall(body[off:off + 65536])
+            except OSError as e:  # the server may answer and stop reading early
+                send_error = e
+            try:
+                resp = read_raw_response(sk.makefile("rb"))
+            except OSError as e:
+                send_error = send_error or e
+        self.assertIsNotNone(resp, f"no response to a 2 MiB body (send/recv error: {send_error!r})")
+        status, _, rbody = resp
+        self.assertEqual(status, 413, rbody[:300])
+        self.assertEqual(json.loads(rbody)["error"]["code"], "body_too_large", rbody[:300])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        # via http.client too, on the admin bulk endpoint
+        try:
+            r = self.api.req("POST", "/slots", raw=b'{"doctorId":1,"slots":[' + b" " * (2 * 1024 * 1024) + b"]}",
+                             admin=True)
+            self.expect_error(r, 413, "body_too_large")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed while we were still sending; the raw-socket case above checks the 413
+        self.assert_alive()
+
+    def raw_exchange(self, data, timeout=5):
+        """Send raw bytes; return the first response line, b'' on close/reset; fail on silence."""
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=timeout) as sk:
+            try:
+                sk.sendall(data)
+            except OSError:
+                return b""
+            try:
+                buf = b""
+                deadline = time.monotonic() + timeout
+                while b"\r\n" not in buf and time.monotonic() < deadline:
+                    chunk = sk.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                return buf
+            except ConnectionResetError:
+                return b""
+            except socket.timeout:
+                self.fail(f"server neither answered nor closed within {timeout}s after {data[:60]!r}")
+
+    def test_garbage_bytes_get_a_400_or_a_close_and_the_server_stays_up(self):
+        rnd = random.Random(1234)
+        payloads = [
+            b"\x00\xff\xfe\xfd garbage \x01\x02\r\n\r\n",
+            b"HELLO\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+            b"POST /booking HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            b"POST /booking HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n",
+            bytes(rnd.randrange(256) for _ in range(4096)) + b"\r\n\r\n",
+        ]
+        for p in payloads:
+            with self.subTest(payload=p[:40]):
+                first = self.raw_exchange(p)
+                if first:
+                    line = first.split(b"\r\n", 1)[0]
+                    self.assertRegex(line, rb"^HTTP/1\.[01] (400|413|431|505) ",
+                                     f"garbage {p[:40]!r} must get a 4xx/505 or a close, got {first[:200]!r}")
+                self.assert_alive()
+        # a half-sent request then a close must not hurt either
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as sk:
+            sk.sendall(b"POST /booking HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"slotId\"")
+        self.assert_alive()
+
+
+# =============================================================================
+class HoldExpiryTest(ApiCase):
+    """With --hold-ttl 1 an unconfirmed hold fails and frees its slot."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=1)
+
+    def wait_status(self, booking_id, status, deadline_s):
+        end = time.monotonic() + deadline_s
+        last = None
+        while time.monotonic() < end:
+            r, v = self.get_booking(booking_id)
+            last = v
+            if v["status"] == status:
+                return v
+            time.sleep(0.05)
+        self.fail(f"booking {booking_id} not {status} within {deadline_s}s; last view {last}")
+
+    def test_a_pending_hold_fails_after_the_ttl_and_its_slot_can_be_booked_again(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        self.assertEqual(parse_iso(b["expiresAt"]) - parse_iso(b["createdAt"]), 1000)
+        v = self.wait_status(b["id"], "FAILED", 2.5)
+        self.assertIsNone(v["confirmedAt"])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        b2 = self.book(s["id"], "Second Try")
+        self.assertNotEqual(b2["id"], b["id"])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+        _, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "FAILED", "the failed booking stays FAILED")
+
+    def test_a_hold_past_its_expires_at_cannot_be_confirmed(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        time.sleep(1.05)  # just past expiresAt, maybe before the expiry tick
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_error(r, 409, ("booking_expired", "booking_failed"))
+        self.wait_status(b["id"], "FAILED", 2.0)
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_error(r, 409, ("booking_expired", "booking_failed"))
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+
+    def test_cancelling_a_failed_booking_is_409_booking_failed(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        self.wait_status(b["id"], "FAILED", 2.5)
+        self.expect_error(self.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"]), 409,
+                          "booking_failed")
+        self.expect_error(self.api.req("POST", f"/booking/{b['id']}/cancel", admin=True), 409, "booking_failed")
+
+    def test_a_confirmed_booking_does_not_expire(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        r = self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        time.sleep(2.0)
+        _, v = self.get_booking(b["id"])
+        self.assertEqual(v["status"], "CONFIRMED")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "BOOKED")
+
+    def test_holds_that_expire_across_restarts_end_failed_and_free_their_slots(self):
+        own = self.start_server(hold_ttl=1)
+        try:
+            api = own.api
+            d = self.expect(api.req("POST", "/doctors", {"name": "Dr. Restart", "specialty": "X"}, admin=True), 201)
+            slots = self.expect(api.req("POST", "/slots", {"doctorId": d["id"], "slots": [
+                dict(zip(("start", "end"), slot_times(k))) for k in range(2)]}, admin=True), 201)
+            # 1: expires while the server runs, then survives a SIGTERM restart as FAILED
+            b1 = self.expect(api.req("POST", "/booking", {"slotId": slots[0]["id"], "patientName": "P1"}), 201)
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end and self.expect(api.req("GET", f"/booking/{b1['id']}"), 200)["status"] != "FAILED":
+                time.sleep(0.05)
+            # 2: still PENDING when the server is killed; its expiresAt passes while the server is down
+            b2 = self.expect(api.req("POST", "/booking", {"slotId": slots[1]["id"], "patientName": "P2"}), 201)
+            self.assertEqual(own.kill(), -9)
+            time.sleep(1.2)
+            own.start()
+            api = own.api
+            r = api.req("GET", f"/booking/{b1['id']}")
+            self.assertEqual(self.expect(r, 200)["status"], "FAILED", r.describe())
+            r = api.req("POST", f"/booking/{b2['id']}/confirm", token=b2["token"])
+            self.expect_error(r, 409, ("booking_expired", "booking_failed"))
+            end = time.monotonic() + 2.5
+            status = None
+            while time.monotonic() < end:
+                status = self.expect(api.req("GET", f"/booking/{b2['id']}"), 200)["status"]
+                if status == "FAILED":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(status, "FAILED", "a hold that expired while the server was down must fail after restart")
+            listed = self.expect(api.req("GET", f"/slots/{d['id']}"), 200)
+            self.assertEqual([s["status"] for s in listed], ["AVAILABLE", "AVAILABLE"])
+            self.expect(api.req("POST", "/booking", {"slotId": slots[1]["id"], "patientName": "P3"}), 201)
+        finally:
+            rc = own.stop()
+            own.cleanup()
+        self.assertEqual(rc, 0)
+
+    def test_a_fractional_hold_ttl_of_half_a_second_is_honoured(self):
+        half = self.start_server(hold_ttl=0.5)
+        try:
+            api = half.api
+            r = api.req("POST", "/doctors", {"name": "Dr. Half", "specialty": "X"}, admin=True)
+            d = self.expect(r, 201)
+            s0, e0 = slot_times(0)
+            r = api.req("POST", "/slots", {"doctorId": d["id"], "start": s0, "end": e0}, admin=True)
+            s = self.expect(r, 201)
+            r = api.req("POST", "/booking", {"slotId": s["id"], "patientName": "P"})
+            b = self.expect(r, 201)
+            self.assertEqual(parse_iso(b["expiresAt"]) - parse_iso(b["createdAt"]), 500, r.describe())
+            end = time.monotonic() + 2.0
+            status = None
+            while time.monotonic() < end:
+                status = self.expect(api.req("GET", f"/booking/{b['id']}"), 200)["status"]
+                if status == "FAILED":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(status, "FAILED", "a 0.5 s hold must have failed within 2 s")
+        finally:
+            rc = half.stop()
+            half.cleanup()
+            self.assertEqual(rc, 0)
+
+
+# =============================================================================
+class HoldCapTest(ApiCase):
+    """--max-holds-per-client 2: a third PENDING hold by the same client is 429."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=60, max_holds=2)
+
+    def test_a_client_key_with_2_pending_holds_gets_429_too_many_holds(self):
+        d = self.new_doctor()
+        slots = self.new_slots(d["id"], 8)
+        alice = {"X-Client-Key": "alice"}
+        a1 = self.book(slots[0]["id"], headers=alice)
+        a2 = self.book(slots[1]["id"], headers=alice)
+        r = self.api.req("POST", "/booking", {"slotId": slots[2]["id"], "patientName": "A3"}, headers=alice)
+        self.expect_error(r, 429, "too_many_holds")
+        self.assertEqual(self.slot_status(d["id"], slots[2]["id"]), "AVAILABLE", "a 429 must change nothing")
+        # another key is counted on its own
+        self.book(slots[2]["id"], headers={"X-Client-Key": "bob"})
+        # a confirmed hold is no longer PENDING and frees a place
+        r = self.api.req("POST", f"/booking/{a1['id']}/confirm", token=a1["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        a3 = self.book(slots[3]["id"], headers=alice)
+        self.expect_error(self.api.req("POST", "/booking", {"slotId": slots[4]["id"], "patientName": "A"},
+                                       headers=alice), 429, "too_many_holds")
+        # so does a cancelled one
+        r = self.api.req("POST", f"/booking/{a2['id']}/cancel", token=a2["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        self.book(slots[4]["id"], headers=alice)
+        self.expect_error(self.api.req("POST", "/booking", {"slotId": slots[5]["id"], "patientName": "A"},
+                                       headers=alice), 429, "too_many_holds")
+        self.assertIsNotNone(a3)
+
+    def test_without_a_client_key_the_remote_address_is_the_client(self):
+        d = self.new_doctor()
+        slots = self.new_slots(d["id"], 3)
+        self.book(slots[0]["id"])
+        self.book(slots[1]["id"])
+        r = self.api.req("POST", "/booking", {"slotId": slots[2]["id"], "patientName": "Third"})
+        self.expect_error(r, 429, "too_many_holds")
+        self.assertEqual(self.slot_status(d["id"], slots[2]["id"]), "AVAILABLE")
+
+
+# =============================================================================
+class ContentionTest(ApiCase):
+    """1,000 concurrent booking requests on 10 slots: exactly one winner per slot."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=300)
+
+    def test_1000_concurrent_bookings_on_10_slots_give_exactly_10_holds_and_990_conflicts(self):
+        d = self.new_doctor()
+        slots = [s["id"] for s in self.new_slots(d["id"], 10)]
+        n_threads, per_thread = 100, 10
+        results = []
+        errors = []
+        reconnects = [0]
+        lock = threading.Lock()
+        barrier = threading.Barrier(n_threads, timeout=30)
+        port = self.server.port
+
+        def worker(t):
+            rnd = random.Random(t)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            mine = []
+            try:
+                conn.connect()
+                sock = conn.sock
+                barrier.wait()
+                for i in range(per_thread):
+                    slot = slots[(t + i) % 10] if t % 2 == 0 else rnd.choice(slots)
+                    body = json.dumps({"slotId": slot, "patientName": f"P{t}-{i}"})
+                    conn.request("POST", "/booking", body=body, headers={"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    if conn.sock is not sock and conn.sock is not None:
+                        with lock:
+                            reconnects[0] += 1
+                        sock = conn.sock
+                    mine.append((slot, resp.status, data))
+                    if resp.will_close:
+                        with lock:
+                            reconnects[0] += 1
+            except Exception as e:  # noqa: BLE001 - reported below
+                with lock:
+                    errors.append(f"thread {t}: {e!r}")
+            finally:
+                conn.close()
+                with lock:
+                    results.extend(mine)
+
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(90)
+        self.assertFalse([th for th in threads if th.is_alive()], "worker threads hung")
+        self.assertEqual(errors, [], "client errors")
+        self.assertEqual(len(results), n_threads * per_thread)
+
+        wins = [(slot, json.loads(body)) for slot, status, body in results if status == 201]
+        losses = [(status, body) for _, status, body in results if status != 201]
+        bad = [(st, b[:200]) for st, b in losses if st != 409 or json.loads(b)["error"]["code"] != "slot_unavailable"]
+        self.assertEqual(bad[:5], [], f"{len(bad)} responses were neither 201 nor 409 slot_unavailable")
+        self.assertEqual(len(wins), 10, f"want exactly 10 x 201, got {len(wins)}")
+        self.assertEqual(len(losses), 990)
+        self.assertEqual(sorted(b["slotId"] for _, b in wins), sorted(slots), "one winner per slot")
+        for slot, b in wins:
+            self.assertEqual(b["slotId"], slot)
+        self.assertEqual(len({b["id"] for _, b in wins}), 10)
+        self.assertEqual(len({b["seq"] for _, b in wins}), 10, "each hold has its own seq")
+        self.assertEqual([s["status"] for s in self.slots_of(d["id"])], ["HELD"] * 10)
+        for _, b in wins:
+            r, v = self.get_booking(b["id"], token=b["token"])
+            self.assertEqual((v["status"], v["slotId"], v["patientName"]), ("PENDING", b["slotId"], b["patientName"]),
+                             r.describe())
+        self.assertEqual(reconnects[0], 0, "keep-alive connections were closed by the server under load")
+
+
+# =============================================================================
+class DurabilityTest(ApiCase):
+    """What got a 2xx survives SIGTERM and SIGKILL restarts on the same data dir."""
+
+    def state(self, api, doctor_ids, booking_ids):
+        st = {"clinics": self.expect(api.req("GET", "/clinics", admin=True), 200),
+              "doctors": self.expect(api.req("GET", "/doctors"), 200), "slots": {}, "bookings": {}}
+        for d in doctor_ids:
+            st["slots"][d] = self.expect(api.req("GET", f"/slots/{d}"), 200)
+        for b in booking_ids:
+            st["bookings"][b] = self.expect(api.req("GET", f"/booking/{b}", admin=True), 200)
+        return st
+
+    def populate(self):
+        """Doctors in two clinics, slots in every state, bookings in every non-expired state."""
+        r = self.api.req("POST", "/clinics", {"name": "Durable Clinic"}, admin=True)
+        c = self.expect(r, 201)
+        self.expect_seq(c, r)
+        d1 = self.new_doctor("Dr. One", "GP")
+        d2 = self.new_doctor("Dr. Two", "ENT", clinic_id=c["id"])
+        s1 = self.new_slots(d1["id"], 6)
+        s2 = [self.new_slot(d2["id"], 0), self.new_slot(d2["id"], 1)]
+        pending = self.book(s1[0]["id"], "Pending Patient")
+        confirmed = self.book(s1[1]["id"], "Confirmed Patient")
+        cancelled = self.book(s1[2]["id"], "Cancelled Patient")
+        admin_confirmed = self.book(s2[0]["id"], "Admin Confirmed")
+        for path, kw in ((f"/booking/{confirmed['id']}/confirm", {"token": confirmed["token"]}),
+                         (f"/booking/{cancelled['id']}/cancel", {"token": cancelled["token"]}),
+                         (f"/booking/{admin_confirmed['id']}/confirm", {"admin": True})):
+            r = self.api.req("POST", path, **kw)
+            self.expect_seq(self.expect(r, 200), r)
+        r = self.api.req("DELETE", f"/slots/{s1[3]['id']}", admin=True)
+        self.expect_seq(self.expect(r, 200), r)
+        expected_statuses = ["HELD", "BOOKED", "AVAILABLE", "CLOSED", "AVAILABLE", "AVAILABLE"]
+        self.assertEqual([s["status"] for s in self.slots_of(d1["id"])], expected_statuses)
+        return {"doctors": [d1["id"], d2["id"]], "d1": d1, "s1": s1, "pending": pending,
+                "bookings": [pending["id"], confirmed["id"], cancelled["id"], admin_confirmed["id"]]}
+
+    def check_writes_continue(self, ctx, last_seq):
+        h = self.expect(self.api.healthz(), 200)
+        self.assertGreaterEqual(h["seq"], last_seq, "healthz seq after restart must cover every acknowledged write")
+        self.api.last_seq = last_seq
+        p = ctx["pending"]
+        r, v = self.get_booking(p["id"], token=p["token"])
+        self.assertEqual(v.get("patientName"), "Pending Patient", f"the booking token works after restart{r.describe()}")
+        r = self.api.req("POST", f"/booking/{p['id']}/confirm", token=p["token"])
+        self.expect_seq(self.expect(r, 200), r)
+        r = self.api.req("POST", "/booking", {"slotId": ctx["s1"][1]["id"], "patientName": "Late"})
+        self.expect_error(r, 409, "slot_unavailable")
+        s0, e0 = slot_times(1)
+        r = self.api.req("POST", "/slots", {"doctorId": ctx["d1"]["id"], "start": s0, "end": e0}, admin=True)
+        self.expect_error(r, 409, "slot_overlap")
+        d = self.new_doctor("Dr. After Restart")
+        self.assertGreater(d["id"], max(ctx["doctors"]), "ids are not reused after restart")
+        b = self.book(ctx["s1"][4]["id"], "After Restart")
+        self.assertNotIn(b["id"], ctx["bookings"], "booking ids are not reused after restart")
+        return d, b
+
+    def test_everything_survives_a_sigterm_restart_and_writes_continue_with_higher_seq(self):
+        self.server = self.start_server(hold_ttl=60)
+        ctx = self.populate()
+        before = self.state(self.api, ctx["doctors"], ctx["bookings"])
+        last_seq = self.api.last_seq
+        rc = self.server.stop()
+        self.assertEqual(rc, 0, f"SIGTERM must exit 0\n{self.server.log_tail()}")
+        self.server.start()
+        after = self.state(self.api, ctx["doctors"], ctx["bookings"])
+        self.assertEqual(after, before, "state after a SIGTERM restart")
+        d, b = self.check_writes_continue(ctx, last_seq)
+        # restart once more: the writes made after the first restart survive as well
+        before2 = self.state(self.api, ctx["doctors"] + [d["id"]], ctx["bookings"] + [b["id"]])
+        last_seq2 = self.api.last_seq
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.assertEqual(self.state(self.api, ctx["doctors"] + [d["id"]], ctx["bookings"] + [b["id"]]), before2)
+        self.assertGreaterEqual(self.expect(self.api.healthz(), 200)["seq"], last_seq2)
+        self.api.last_seq = last_seq2
+        self.new_doctor("Dr. Third Life")
+
+    def test_every_acknowledged_write_survives_a_sigkill(self):
+        self.server = self.start_server(hold_ttl=60)
+        ctx = self.populate()
+        d2 = self.new_doctor("Dr. Busy")
+        before = self.state(self.api, ctx["doctors"], ctx["bookings"])
+        port = self.server.port
+        acked_slots, acked_bookings, acked_confirms, stop = [], [], [], threading.Event()
+        lock = threading.Lock()
+
+        def writer(t):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                for i in range(300):
+                    if stop.is_set():
+                        return
+                    start, end = slot_times(t * 1000 + i, 10)
+                    conn.request("POST", "/slots", body=json.dumps({"doctorId": d2["id"], "start": start, "end": end}),
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {self.server.admin_token}"})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    if resp.status != 201:
+                        return
+                    slot = json.loads(data)
+                    with lock:
+                        acked_slots.append(slot)
+                    if i % 2 == 0:
+                        conn.request("POST", "/booking", body=json.dumps({"slotId": slot["id"], "patientName": f"K{t}-{i}"}),
+                                     headers={"Content-Type": "application/json"})
+                        resp = conn.getresponse()
+                        data = resp.read()
+                        if resp.status != 201:
+                            return
+                        booking = json.loads(data)
+                        with lock:
+                            acked_bookings.append(booking)
+                        if i % 4 == 0:
+                            conn.request("POST", f"/booking/{booking['id']}/confirm",
+                                         headers={"X-Booking-Token": booking["token"]})
+                            resp = conn.getresponse()
+                            data = resp.read()
+                            if resp.status != 200:
+                                return
+                            with lock:
+                                acked_confirms.append(json.loads(data))
+            except (OSError, http.client.HTTPException, ValueError):
+                return  # the server died under us: expected
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=writer, args=(t,), daemon=True) for t in range(4)]
+        for th in threads:
+            th.start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if len(acked_slots) >= 40:
+                    break
+            time.sleep(0.01)
+        rc = self.server.kill()
+        stop.set()
+        for th in threads:
+            th.join(20)
+        self.assertEqual(rc, -9, "slotd must have been killed by SIGKILL")
+        with lock:
+            slots_acked, bookings_acked, confirms_acked = list(acked_slots), list(acked_bookings), list(acked_confirms)
+        self.assertGreater(len(slots_acked), 0, "no write was acknowledged before the kill")
+        self.assertGreater(len(confirms_acked), 0, "no confirm was acknowledged before the kill")
+        max_seq = max([self.api.last_seq] + [x["seq"] for x in slots_acked + bookings_acked + confirms_acked])
+
+        self.server.start()
+        after = self.state(self.api, ctx["doctors"], ctx["bookings"])
+        self.assertEqual(after, before, "state written before the concurrent phase, after SIGKILL")
+        listed = {s["id"]: s for s in self.slots_of(d2["id"])}
+        confirmed = {c["id"] for c in confirms_acked}
+        held = {b["slotId"] for b in bookings_acked}
+        booked = {b["slotId"] for b in bookings_acked if b["id"] in confirmed}
+        for s in slots_acked:
+            got = listed.get(s["id"])
+            self.assertIsNotNone(got, f"acknowledged slot {s} lost by SIGKILL")
+            self.assertEqual((got["start"], got["end"]), (s["start"], s["end"]))
+            if s["id"] in booked:
+                self.assertEqual(got["status"], "BOOKED", f"acknowledged confirm on slot {s['id']} lost")
+            elif s["id"] in held:
+                self.assertIn(got["status"], ("HELD", "BOOKED"), f"acknowledged hold on slot {s['id']} lost")
+            else:
+                self.assertIn(got["status"], ("AVAILABLE", "HELD", "BOOKED"))
+        for b in bookings_acked:
+            r, v = self.get_booking(b["id"], admin=True)
+            want = ("CONFIRMED",) if b["id"] in confirmed else ("PENDING", "CONFIRMED")
+            self.assertIn(v["status"], want, f"acknowledged booking {b['id']} after SIGKILL{r.describe()}")
+            self.assertEqual((v["slotId"], v["patientName"], v["createdAt"], v["expiresAt"]),
+                             (b["slotId"], b["patientName"], b["createdAt"], b["expiresAt"]), r.describe())
+        self.assertGreaterEqual(self.expect(self.api.healthz(), 200)["seq"], max_seq)
+        self.api.last_seq = max_seq
+        self.check_writes_continue(ctx, max_seq)
+
+
+# =============================================================================
+class DemoTest(ApiCase):
+    """--demo seeds an empty data dir once."""
+
+    def test_demo_seeds_doctors_and_slots_once(self):
+        self.server = self.start_server(demo=True)
+        docs = self.doctors()
+        self.assertTrue(docs, "--demo must seed doctors")
+        first = docs[0]["id"]
+        slots = self.slots_of(first)
+        self.assertTrue(slots, "--demo must seed slots for the first doctor")
+        self.assertTrue(all(s["status"] == "AVAILABLE" for s in slots[:1]))
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.assertEqual(self.doctors(), docs, "restarting with --demo must not seed twice")
+        self.assertEqual(len(self.slots_of(first)), len(slots))
+
+
+# =============================================================================
+class Result(unittest.TextTestResult):
+    """Prints the slotd log of the failing test's class."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._dumped = set()
+
+    def _dump_logs(self, test):
+        if id(test) in self._dumped:
+            return
+        self._dumped.add(id(test))
+        for s in getattr(test, "servers", ()) or ():
+            self.stream.write("\n" + s.log_tail() + "\n")
+            self.stream.flush()
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._dump_logs(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._dump_logs(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._dump_logs(test)
+
+
+def _all_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _all_tests(t)
+        else:
+            yield t
+
+
+def main():
+    global SLOTD
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--slotd", required=True, help="path to the slotd binary")
+    ap.add_argument("-k", action="append", default=[], help="only tests whose name contains this")
+    args = ap.parse_args()
+    SLOTD = os.path.abspath(args.slotd)
+    if not (os.path.isfile(SLOTD) and os.access(SLOTD, os.X_OK)):
+        print(f"api_test: no executable slotd at {SLOTD}")
+        print("api: 0 passed, 1 failed")
+        return 1
+    loader = unittest.TestLoader()
+    if args.k:
+        loader.testNamePatterns = [f"*{k}*" for k in args.k]
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=Result)
+    real = {t.id() for t in _all_tests(suite)}  # before run(): a run suite drops its tests
+    t0 = time.monotonic()
+    result = runner.run(suite)
+    # a test with failing subtests counts once; a setUpClass/tearDownClass error counts as one failure
+    failing = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
+    failing |= {t.id() for t in result.unexpectedSuccesses}
+    failed = len(failing)
+    passed = result.testsRun - len(failing & real) - len(result.skipped)
+    print(f"(took {time.monotonic() - t0:.1f}s)")
+    print(f"api: {passed} passed, {failed} failed")
+    return 0 if failed == 0 and result.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

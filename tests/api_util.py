@@ -1,0 +1,280 @@
+"""Helpers for api_test.py: start/stop a real slotd on a loopback port, talk HTTP to it.
+
+Standard library only. Every wait here is bounded in time.
+"""
+
+import atexit
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
+
+_live_servers = []
+
+
+def _kill_leftovers():
+    for s in list(_live_servers):
+        if s.proc is not None and s.proc.poll() is None:
+            s.proc.kill()
+            try:
+                s.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_kill_leftovers)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def iso(ms):
+    """Epoch milliseconds -> 2031-01-06T08:00:00.000Z."""
+    dt = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_iso(s):
+    """2031-01-06T08:00:00.000Z -> epoch milliseconds."""
+    dt = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(round(dt.timestamp() * 1000))
+
+
+BASE_MS = parse_iso("2031-01-06T08:00:00.000Z")
+MINUTE_MS = 60_000
+
+
+class Resp:
+    def __init__(self, method, path, req_headers, req_body, status, headers, body):
+        self.method = method
+        self.path = path
+        self.req_headers = req_headers
+        self.req_body = req_body
+        self.status = status
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+        self.json = None
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+        except (ValueError, UnicodeDecodeError):
+            self.json = None
+
+    @property
+    def content_type(self):
+        return self.headers.get("content-type", "")
+
+    def describe(self):
+        """The exact request and response, for a failure message."""
+        rb = self.req_body
+        if rb is not None and len(rb) > 400:
+            rb = rb[:400] + b"...(%d bytes)" % len(self.req_body)
+        hdrs = ", ".join(f"{k}: {v}" for k, v in (self.req_headers or {}).items())
+        body = self.body[:1500]
+        return (f"\n  request:  {self.method} {self.path}  [{hdrs}]  body={rb!r}"
+                f"\n  response: {self.status} content-type={self.content_type!r} body={body!r}")
+
+
+class Api:
+    """An HTTP client for one slotd. Keeps the highest seq seen for the seq checks."""
+
+    def __init__(self, port, admin_token):
+        self.port = port
+        self.admin_token = admin_token
+        self.last_seq = 0
+
+    def connect(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def req(self, method, path, body=None, headers=None, admin=False, token=None, raw=None,
+            conn=None, timeout=10):
+        hdrs = {}
+        data = None
+        if raw is not None:
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+        elif body is not None:
+            data = json.dumps(body).encode("utf-8")
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        if admin:
+            hdrs["Authorization"] = f"Bearer {self.admin_token}"
+        if token is not None:
+            hdrs["X-Booking-Token"] = token
+        if headers:
+            hdrs.update(headers)
+        own = conn is None
+        c = conn or self.connect(timeout)
+        try:
+            c.request(method, path, body=data, headers=hdrs)
+            r = c.getresponse()
+            rbody = r.read()
+            rh = {k.lower(): v for k, v in r.getheaders()}
+            return Resp(method, path, hdrs, data, r.status, rh, rbody)
+        finally:
+            if own:
+                c.close()
+
+    def healthz(self, timeout=2):
+        return self.req("GET", "/healthz", timeout=timeout)
+
+
+class Server:
+    """One slotd process on a free loopback port with its own temp data dir."""
+
+    def __init__(self, binary, data_dir=None, hold_ttl=None, max_holds=None, demo=False,
+                 admin_token="test-admin-token-0123456789", extra_args=()):
+        self.binary = binary
+        self.own_data_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="slotd-api-data-")
+        self.hold_ttl = hold_ttl
+        self.max_holds = max_holds
+        self.demo = demo
+        self.admin_token = admin_token
+        self.extra_args = list(extra_args)
+        self.log_dir = tempfile.mkdtemp(prefix="slotd-api-log-")
+        self.log_path = os.path.join(self.log_dir, "slotd.log")
+        self.proc = None
+        self.port = None
+        self.api = None
+        self.starts = 0
+
+    def args(self):
+        a = [self.binary, "--host", "127.0.0.1", "--port", str(self.port),
+             "--data-dir", self.data_dir, "--admin-token", self.admin_token]
+        if self.hold_ttl is not None:
+            a += ["--hold-ttl", str(self.hold_ttl)]
+        if self.max_holds is not None:
+            a += ["--max-holds-per-client", str(self.max_holds)]
+        if self.demo:
+            a += ["--demo"]
+        return a + self.extra_args
+
+    def start(self, ready_timeout=10.0):
+        """Start (or restart on the same data dir) and wait for GET /healthz 200."""
+        last_err = None
+        for _attempt in range(3):  # a new port if the chosen one was taken in between
+            self.port = free_port()
+            self.starts += 1
+            with open(self.log_path, "ab") as log:
+                log.write(f"\n===== start #{self.starts}: {' '.join(self.args())}\n".encode())
+                log.flush()
+                self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
+            _live_servers.append(self)
+            self.api = Api(self.port, self.admin_token)
+            deadline = time.monotonic() + ready_timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    last_err = f"slotd exited with {self.proc.returncode} before it was ready"
+                    break
+                try:
+                    r = self.api.healthz(timeout=1)
+                    if r.status == 200:
+                        return self
+                    last_err = f"GET /healthz answered {r.status}"
+                except OSError as e:
+                    last_err = f"GET /healthz: {e!r}"
+                time.sleep(0.05)
+            else:
+                self.kill()
+                raise AssertionError(f"slotd not ready within {ready_timeout}s ({last_err})\n{self.log_tail()}")
+            # exited early: maybe the port was taken; try again with a new one
+        raise AssertionError(f"slotd failed to start: {last_err}\n{self.log_tail()}")
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM; returns the exit code, or raises if it did not exit within timeout."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError(f"slotd did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL (a crash); returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.proc.returncode
+
+    def log_tail(self, max_chars=6000):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return "(no slotd log)"
+        text = data[-max_chars:].decode("utf-8", "replace")
+        return f"----- slotd log ({self.log_path}, last {len(text)} chars) -----\n{text}\n----- end of slotd log -----"
+
+    def cleanup(self):
+        """Stop (SIGKILL if needed) and remove the data and log dirs."""
+        if self.running():
+            try:
+                self.stop()
+            except AssertionError:
+                pass
+        if self in _live_servers:
+            _live_servers.remove(self)
+        if self.own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+
+def read_raw_response(f):
+    """Read one HTTP/1.1 response from a buffered binary file; None on EOF."""
+    line = f.readline(65537)
+    if not line:
+        return None
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ValueError(f"bad status line {line!r}")
+    status = int(parts[1])
+    headers = {}
+    for _ in range(200):
+        h = f.readline(65537)
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        for _ in range(100000):
+            size_line = f.readline(65537)
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                # trailers
+                for _ in range(200):
+                    t = f.readline(65537)
+                    if t in (b"\r\n", b"\n", b""):
+                        break
+                break
+            body += f.read(size)
+            f.readline(65537)
+    elif "content-length" in headers:
+        body = f.read(int(headers["content-length"]))
+    return status, headers, body
