@@ -27,36 +27,41 @@ struct overloaded : Ts... {
   using Ts::operator()...;
 };
 
-// FNV-1a, 64-bit: a stable, dependency-free hash for state comparison (not security).
+// A stable, dependency-free 64-bit hash for state comparison (not security): each 64-bit
+// word is folded in with a multiply-xorshift step, strings 8 bytes at a time.
 class Hasher {
  public:
-  void bytes(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) {
-      h_ ^= p[i];
-      h_ *= 1099511628211ULL;
-    }
+  void word(std::uint64_t v) {
+    h_ ^= v + 0x9e3779b97f4a7c15ULL + (h_ << 6) + (h_ >> 2);
+    h_ *= 0xff51afd7ed558ccdULL;
+    h_ ^= h_ >> 33;
   }
   template <class T>
     requires std::is_integral_v<T> || std::is_enum_v<T>
   void num(T v) {
-    auto u = static_cast<std::uint64_t>(v);
-    unsigned char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(u >> (8 * i));
-    bytes(b, 8);
+    word(static_cast<std::uint64_t>(v));
   }
-  void str(const std::string& s) {
-    num(s.size());
-    bytes(s.data(), s.size());
+  void bytes(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    word(n);
+    while (n > 0) {
+      std::uint64_t chunk = 0;
+      std::size_t take = n < 8 ? n : 8;
+      for (std::size_t i = 0; i < take; ++i) chunk |= std::uint64_t{p[i]} << (8 * i);
+      word(chunk);
+      p += take;
+      n -= take;
+    }
   }
+  void str(const std::string& s) { bytes(s.data(), s.size()); }
   std::uint64_t value() const { return h_; }
 
  private:
-  std::uint64_t h_ = 14695981039346656037ULL;
+  std::uint64_t h_ = 0x243f6a8885a308d3ULL;
 };
 
-template <class T>
-const T* at_id(const std::vector<T>& v, Id id) {
+template <class Container>
+const typename Container::value_type* at_id(const Container& v, Id id) {
   return (id >= 1 && id <= v.size()) ? &v[id - 1] : nullptr;
 }
 
@@ -178,10 +183,10 @@ Rejection Engine::decide_add_clinic(const AddClinic& c, std::vector<Event>& out)
 }
 
 Rejection Engine::decide_add_doctor(const AddDoctor& c, std::vector<Event>& out) const {
+  if (!clinic(c.clinic_id)) return Rejection::clinic_not_found;
   if (!valid_name(c.name) || c.specialty.size() > config_.max_name_bytes) {
     return Rejection::invalid_name;
   }
-  if (!clinic(c.clinic_id)) return Rejection::clinic_not_found;
   out.push_back(DoctorAdded{doctors_.size() + 1, c.clinic_id, c.name, c.specialty});
   return Rejection::none;
 }
@@ -306,19 +311,39 @@ Rejection Engine::execute(const Command& command, TimeMs now_ms, std::vector<Eve
 
 // ---- apply ----------------------------------------------------------------------
 
+// The per-client hold count only exists to enforce the cap, so it is kept only when a cap
+// is configured (it costs a hash-map update per hold otherwise).
+void Engine::count_hold(const std::string& client_key, int delta) {
+  if (config_.max_holds_per_client == 0 || client_key.empty()) return;
+  if (delta > 0) {
+    ++holds_by_client_[client_key];
+    return;
+  }
+  auto it = holds_by_client_.find(client_key);
+  SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
+  if (--it->second == 0) holds_by_client_.erase(it);
+}
+
+void Engine::end_pending(const Booking& booking) {
+  SLOTD_ENSURE(booking.status == BookingStatus::pending && pending_count_ > 0);
+  --pending_count_;
+  count_hold(booking.client_key, -1);
+}
+
 void Engine::release_hold(Booking& booking) {
   Slot& s = slots_[booking.slot_id - 1];
   SLOTD_ENSURE(s.booking_id == booking.id);
   s.status = SlotStatus::available;
   s.booking_id = 0;
-  if (booking.status == BookingStatus::pending) {
-    SLOTD_ENSURE(pending_count_ > 0);
-    --pending_count_;
-    if (!booking.client_key.empty()) {
-      auto it = holds_by_client_.find(booking.client_key);
-      SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
-      if (--it->second == 0) holds_by_client_.erase(it);
-    }
+  if (booking.status == BookingStatus::pending) end_pending(booking);
+}
+
+void Engine::set_config(const EngineConfig& config) {
+  config_ = config;
+  holds_by_client_.clear();
+  if (config_.max_holds_per_client == 0) return;
+  for (const Booking& b : bookings_) {
+    if (b.status == BookingStatus::pending) count_hold(b.client_key, +1);
   }
 }
 
@@ -361,7 +386,7 @@ void Engine::apply(const Event& event) {
                                         e.token, BookingStatus::pending, e.created_at_ms,
                                         e.expires_at_ms, 0, 0});
             ++pending_count_;
-            if (!e.client_key.empty()) ++holds_by_client_[e.client_key];
+            count_hold(e.client_key, +1);
             // Keep the queue sorted by expiry; with a fixed TTL and a monotone clock the
             // new entry always goes at the back, so the search is the rare path.
             std::pair<TimeMs, Id> entry{e.expires_at_ms, e.booking_id};
@@ -378,12 +403,7 @@ void Engine::apply(const Event& event) {
             SLOTD_ENSURE(b.status == BookingStatus::pending);
             Slot& s = slots_[b.slot_id - 1];
             SLOTD_ENSURE(s.booking_id == b.id && s.status == SlotStatus::held);
-            --pending_count_;
-            if (!b.client_key.empty()) {
-              auto it = holds_by_client_.find(b.client_key);
-              SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
-              if (--it->second == 0) holds_by_client_.erase(it);
-            }
+            end_pending(b);
             b.status = BookingStatus::confirmed;
             b.confirmed_at_ms = e.confirmed_at_ms;
             s.status = SlotStatus::booked;
@@ -521,7 +541,7 @@ std::string Engine::check_invariants() const {
     if (!holds_slot && s->booking_id == b.id) return fail("ended booking still holds its slot", b.id);
     if (b.status == BookingStatus::pending) {
       ++pending;
-      if (!b.client_key.empty()) ++holds[b.client_key];
+      if (config_.max_holds_per_client > 0 && !b.client_key.empty()) ++holds[b.client_key];
     }
   }
   if (pending != pending_count_) return "pending_count does not match the PENDING bookings";

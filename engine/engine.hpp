@@ -214,7 +214,8 @@ class Engine {
   [[nodiscard]] std::string check_invariants() const;
 
   const EngineConfig& config() const { return config_; }
-  void set_config(const EngineConfig& config) { config_ = config; }
+  // Also rebuilds what depends on the config (the per-client hold counts).
+  void set_config(const EngineConfig& config);
 
   // Lookups; nullptr when the id is unknown.
   const Clinic* clinic(Id id) const;
@@ -224,14 +225,14 @@ class Engine {
 
   const std::vector<Clinic>& clinics() const { return clinics_; }
   const std::vector<Doctor>& doctors() const { return doctors_; }
-  const std::vector<Slot>& slots() const { return slots_; }
-  const std::vector<Booking>& bookings() const { return bookings_; }
+  const std::deque<Slot>& slots() const { return slots_; }
+  const std::deque<Booking>& bookings() const { return bookings_; }
 
   // A doctor's slots ordered by (start, id), including CLOSED ones.
   using SlotIndex = std::set<std::pair<TimeMs, Id>>;
   const SlotIndex& slots_of(Id doctor_id) const;
 
-  // PENDING holds a client key has right now.
+  // PENDING holds a client key has right now (counted only while a hold cap is configured).
   std::uint32_t holds_of(const std::string& client_key) const;
 
   std::uint64_t pending_count() const { return pending_count_; }
@@ -250,13 +251,16 @@ class Engine {
   bool overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const;
   bool valid_name(std::string_view name) const;
   void release_hold(Booking& booking);
+  void end_pending(const Booking& booking);
+  void count_hold(const std::string& client_key, int delta);
   void trim_expiry_queue();
 
   EngineConfig config_;
   std::vector<Clinic> clinics_;   // index = id - 1
   std::vector<Doctor> doctors_;   // index = id - 1
-  std::vector<Slot> slots_;       // index = id - 1
-  std::vector<Booking> bookings_; // index = id - 1
+  // Deques, not vectors: growth never copies millions of records inside one apply.
+  std::deque<Slot> slots_;        // index = id - 1
+  std::deque<Booking> bookings_;  // index = id - 1
   std::vector<SlotIndex> slots_by_doctor_;  // index = doctor id - 1
   // PENDING bookings in expiry order; entries of bookings no longer PENDING are skipped
   // and trimmed from the front. Derived from the bookings, so not part of the hash.

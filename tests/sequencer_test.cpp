@@ -153,7 +153,7 @@ TEST_CASE("a full queue refuses instead of blocking") {
   CHECK(seq->stats().queue_full.load() == 1);
 }
 
-TEST_CASE("holds expire from the sequencer's clock as journaled events: book; tick past TTL → FAILED, slot AVAILABLE") {
+TEST_CASE("holds expire from the sequencer's clock as journaled events: book, tick past TTL → FAILED and slot AVAILABLE") {
   TempDir dir;
   ManualClock clock;
   SequencerConfig config;
