@@ -25,7 +25,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
-threads=2; connections=64; slots_per_thread=200000
+threads=2; connections=${CONNECTIONS:-256}; slots_per_thread=200000
 python3 - "$port" "$token" $((threads * slots_per_thread)) <<'PY'
 import datetime, http.client, json, sys
 port, token, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])

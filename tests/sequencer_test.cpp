@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <rocksdb/db.h>
+
 #include "sequencer/sequencer.hpp"
 
 namespace fs = std::filesystem;
@@ -234,4 +236,50 @@ TEST_CASE("a refused command writes nothing to the journal") {
   CHECK(refused.seq == seq_after_book);
   CHECK(seq->durable_seq() == seq_after_book);
   CHECK(read_hash(*seq) == hash);
+}
+
+TEST_CASE("start-up stops with a message naming the seq when a journal record is corrupt") {
+  TempDir dir;
+  {
+    auto seq = open_sequencer(dir.path);
+    seq->start();
+    add_doctor_with_slots(*seq, 10);  // seqs 1..11
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Options options;
+    REQUIRE(rocksdb::DB::Open(options, (dir.path / "journal").string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    REQUIRE(db->Put(sync, encode_key(7), "\x01\x02garbage").ok());
+  }
+  std::unique_ptr<Sequencer> seq;
+  JournalStatus st = Sequencer::open(dir.path.string(), SequencerConfig{}, seq);
+  CHECK_FALSE(st.ok);
+  CHECK(seq == nullptr);
+  CHECK_MESSAGE(st.message.find("seq 7") != std::string::npos, st.message);
+}
+
+TEST_CASE("start-up stops when a record has an unknown format version") {
+  TempDir dir;
+  {
+    auto seq = open_sequencer(dir.path);
+    seq->start();
+    add_doctor_with_slots(*seq, 3);  // seqs 1..4
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::Options{}, (dir.path / "journal").string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::string value;
+    REQUIRE(db->Get(rocksdb::ReadOptions{}, encode_key(3), &value).ok());
+    value[0] = 9;  // byte 0 is the format version
+    REQUIRE(db->Put(rocksdb::WriteOptions{}, encode_key(3), value).ok());
+  }
+  std::unique_ptr<Sequencer> seq;
+  JournalStatus st = Sequencer::open(dir.path.string(), SequencerConfig{}, seq);
+  CHECK_FALSE(st.ok);
+  CHECK_MESSAGE(st.message.find("seq 3") != std::string::npos, st.message);
+  CHECK_MESSAGE(st.message.find("version") != std::string::npos, st.message);
 }
