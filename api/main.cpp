@@ -1,7 +1,12 @@
 // slotd: wires configuration, sequencer (engine + journal + read model) and the HTTP server.
 // Read this file top to bottom to see the whole pipeline.
+#include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -41,22 +46,27 @@ bool resolve_admin_token(Config& config, std::string& error) {
   std::ifstream in(path);
   if (in && std::getline(in, config.admin_token) && !config.admin_token.empty()) return true;
   config.admin_token = random_hex(24);
+  // Written like every durable file here: temp file (0600), fsync, rename, fsync the dir,
+  // so a power cut never leaves an empty token file behind.
   fs::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << config.admin_token << '\n';
-    if (!out.flush()) {
-      error = "cannot write " + tmp.string();
-      return false;
-    }
-  }
-  ::chmod(tmp.c_str(), 0600);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    error = "cannot create " + path.string() + ": " + ec.message();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
     return false;
+  }
+  std::string line = config.admin_token + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = "cannot write " + path.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  int dir_fd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
   return true;
 }
