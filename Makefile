@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
-.PHONY: deps build run test test-asan bench clean
+.PHONY: deps build run test test-asan test-tsan bench clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -20,17 +20,24 @@ run: build
 	$(BUILD_DIR)/api/slotd --demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Installs, builds and runs every test: release first, then all of them again under
-# AddressSanitizer + UBSan (slotd itself too, for the API tests).
+# AddressSanitizer + UBSan and under ThreadSanitizer (slotd itself too, for the API tests).
 test: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS)
 	ctest --preset release -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-tsan
 
 test-asan: deps
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+
+test-tsan: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j $(JOBS)
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
+	  ctest --preset tsan -j $(JOBS)
 
 bench: build
 	@./scripts/install-deps.sh wrk curl
