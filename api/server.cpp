@@ -75,25 +75,33 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     timer_.cancel();
   }
 
+  // Between requests the connection may idle for idle_timeout; from the first byte of a
+  // request on, the whole request must arrive within request_timeout (else 408).
   void read_header() {
     parser_.emplace();
     parser_->body_limit(shared_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(shared_.options.max_header_bytes));
-    // Bytes already buffered mean a request is under way: it gets the request deadline.
-    arm_deadline(buffer_.size() > 0 ? shared_.options.request_timeout_s
-                                    : shared_.options.idle_timeout_s);
     // A backstop in case the timer path is ever bypassed.
     stream_.expires_after(seconds(shared_.options.request_timeout_s +
                                   shared_.options.idle_timeout_s + 5));
+    if (buffer_.size() > 0) return read_header_bytes();  // a pipelined request is waiting
+    arm_deadline(shared_.options.idle_timeout_s);
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (ec) return self->on_read_error(ec);
+                                  self->read_header_bytes();
+                                });
+  }
+
+  void read_header_bytes() {
+    disarm_deadline();
+    arm_deadline(shared_.options.request_timeout_s);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
-    // Beyond the header the whole request must arrive within the request timeout.
-    disarm_deadline();
-    arm_deadline(shared_.options.request_timeout_s);
     const auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // Answer before reading the body so that curl & co. do not wait a second.
