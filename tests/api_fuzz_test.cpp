@@ -12,23 +12,14 @@
 #include <vector>
 
 #include "api/api.hpp"
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace slotd;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("slotd-api-fuzz-" + std::to_string(rd()) + std::to_string(rd()));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 // Sends one request through the Api and waits for its single answer.
 HttpResponse call(Api& api, std::string method, std::string target, std::string body,
@@ -91,7 +82,7 @@ bool is_error_body(const std::string& body) {
 TEST_CASE("every mutated request gets exactly one answer, errors are well-formed, invariants hold") {
   TempDir dir;
   std::unique_ptr<Sequencer> sequencer;
-  JournalStatus opened = Sequencer::open(dir.path.string(), SequencerConfig{}, sequencer);
+  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
   REQUIRE_MESSAGE(opened.ok, opened.message);
   sequencer->start();
   ServerStats stats;

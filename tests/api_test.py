@@ -9,18 +9,25 @@ Standard library only; every loop is bounded in count and time.
 
 import argparse
 import http.client
+import io
 import json
 import os
 import random
+import re
+import shutil
+import signal
 import socket
+import stat
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_util import (BASE_MS, ISO_RE, MINUTE_MS, TOKEN_RE, Server, iso, parse_iso,  # noqa: E402
+from api_util import (BASE_MS, ISO_RE, MINUTE_MS, TOKEN_RE, Server, child_env, iso, parse_iso,  # noqa: E402
                       read_raw_response)
 
 SLOTD = None  # set from --slotd
@@ -1442,6 +1449,492 @@ class DurabilityTest(ApiCase):
         self.assertGreaterEqual(self.expect(self.api.healthz(), 200)["seq"], max_seq)
         self.api.last_seq = max_seq
         self.check_writes_continue(ctx, max_seq)
+
+
+# =============================================================================
+class LimitsTest(ApiCase):
+    """Timeouts, size and connection limits, Expect: 100-continue, SIGTERM under load, the CLI
+    and the admin token file. Each test starts its own slotd with the flags it is about."""
+
+    # --- raw socket helpers --------------------------------------------------
+
+    def connect_raw(self, timeout=5):
+        return socket.create_connection(("127.0.0.1", self.server.port), timeout=timeout)
+
+    def read_until_close(self, sk, within):
+        """Read until the server closes (or resets) the connection, at most `within` seconds.
+        Returns (bytes received, how it ended: "closed" | "reset" | "silent", seconds taken)."""
+        t0 = time.monotonic()
+        deadline = t0 + within
+        data = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return data, "silent", time.monotonic() - t0
+            sk.settimeout(left)
+            try:
+                chunk = sk.recv(65536)
+            except socket.timeout:
+                return data, "silent", time.monotonic() - t0
+            except (ConnectionResetError, ConnectionAbortedError):
+                return data, "reset", time.monotonic() - t0
+            if not chunk:
+                return data, "closed", time.monotonic() - t0
+            data += chunk
+
+    def read_one_response(self, sk, within):
+        """Read exactly one Content-Length-framed response (and whatever arrived with it)."""
+        deadline = time.monotonic() + within
+        data = b""
+        while True:
+            head, sep, rest = data.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+                if m and len(rest) >= int(m.group(1)):
+                    return data
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.fail(f"no complete response within {within} s, got {data[:300]!r}")
+            sk.settimeout(left)
+            try:
+                chunk = sk.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                self.fail(f"connection closed before a complete response, got {data[:300]!r}")
+            data += chunk
+
+    def parse_raw(self, data, what):
+        """Exactly one complete HTTP response in data -> (status, headers, body, json)."""
+        f = io.BytesIO(data)
+        try:
+            resp = read_raw_response(f)
+        except ValueError as e:
+            self.fail(f"{what}: not an HTTP response ({e}): {data[:300]!r}")
+        self.assertIsNotNone(resp, f"{what}: no response at all")
+        status, headers, body = resp
+        self.assertIn("content-length", headers, f"{what}: want a Content-Length: {data[:300]!r}")
+        self.assertEqual(len(body), int(headers["content-length"]), f"{what}: truncated body: {data[:300]!r}")
+        rest = f.read()
+        self.assertEqual(rest, b"", f"{what}: bytes after the response: {data[:300]!r}")
+        try:
+            js = json.loads(body)
+        except ValueError:
+            js = None
+        return status, headers, body, js
+
+    def expect_raw_error(self, data, status, code, what):
+        st, headers, body, js = self.parse_raw(data, what)
+        self.assertEqual(st, status, f"{what}: want {status} {code}, got {data[:300]!r}")
+        self.assertIn("application/json", headers.get("content-type", ""), f"{what}: {data[:300]!r}")
+        self.assertTrue(isinstance(js, dict) and isinstance(js.get("error"), dict),
+                        f"{what}: want {{\"error\":{{...}}}}, got {data[:300]!r}")
+        self.assertEqual(js["error"].get("code"), code, f"{what}: {data[:300]!r}")
+        msg = js["error"].get("message")
+        self.assertTrue(isinstance(msg, str) and msg.strip(), f"{what}: want a non-empty message: {data[:300]!r}")
+        return headers
+
+    def assert_alive(self, server=None):
+        r = (server or self.server).api.healthz(timeout=5)
+        self.assertEqual(r.status, 200, f"server must stay up{r.describe()}")
+
+    # --- 1, 2: request timeout -----------------------------------------------
+
+    def test_a_client_that_sends_half_a_header_and_then_nothing_gets_408_request_timeout_and_a_close(self):
+        # Only --request-timeout is short: the idle timeout (default 60 s) must not apply to a
+        # connection on which a request has begun to arrive.
+        self.server = self.start_server(extra_args=["--request-timeout", "1"])
+        partial = b"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Le"
+        with self.connect_raw() as sk:
+            sk.sendall(partial)
+            data, how, took = self.read_until_close(sk, 3.5)
+        self.assertNotEqual(how, "silent",
+                            f"after {partial!r} and silence, want 408 and a close within ~3 s with "
+                            f"--request-timeout 1; got {data[:300]!r} and no close after {took:.1f} s")
+        self.assertTrue(data, f"want a 408 response before the close, got none ({how} after {took:.2f} s)")
+        self.expect_raw_error(data, 408, "request_timeout", f"half a header then silence ({how} after {took:.2f} s)")
+        self.assertGreaterEqual(took, 0.5, f"the 408 came after {took:.2f} s, before the 1 s request timeout")
+        self.assert_alive()
+
+    def test_a_client_that_sends_10_of_100_announced_body_bytes_gets_408_request_timeout(self):
+        self.server = self.start_server(extra_args=["--request-timeout", "1"])
+        head = b"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        with self.connect_raw() as sk:
+            sk.sendall(head + b'{"slotId":')
+            data, how, took = self.read_until_close(sk, 3.5)
+        self.assertNotEqual(how, "silent", f"want 408 and a close within ~3 s, got {data[:300]!r} after {took:.1f} s")
+        self.assertTrue(data, f"want a 408 response before the close, got none ({how} after {took:.2f} s)")
+        self.expect_raw_error(data, 408, "request_timeout", f"10 of 100 body bytes ({how} after {took:.2f} s)")
+        self.assertGreaterEqual(took, 0.5, f"the 408 came after {took:.2f} s, before the 1 s request timeout")
+        self.assert_alive()
+
+    # --- 3: idle timeout -----------------------------------------------------
+
+    def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_without_a_response(self):
+        self.server = self.start_server(extra_args=["--idle-timeout", "1"])
+        with self.connect_raw() as sk:
+            sk.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = self.read_one_response(sk, 5)
+            status, headers, _, _ = self.parse_raw(first, "GET /healthz")
+            self.assertEqual(status, 200, first[:300])
+            self.assertNotEqual(headers.get("connection", "").lower(), "close",
+                                f"GET /healthz on HTTP/1.1 must keep the connection alive: {first[:300]!r}")
+            data, how, took = self.read_until_close(sk, 3.5)
+        self.assertNotEqual(how, "silent", f"an idle connection must be closed within ~3 s with --idle-timeout 1 "
+                                           f"(still open after {took:.1f} s)")
+        self.assertEqual(data, b"", f"an idle connection must be closed without any response bytes, got {data[:300]!r}")
+        self.assertEqual(how, "closed", "an idle connection must be closed cleanly (FIN), not reset")
+        self.assertGreaterEqual(took, 0.5, f"closed after {took:.2f} s, before the 1 s idle timeout")
+        self.assert_alive()
+
+    # --- 4: header limit -----------------------------------------------------
+
+    def test_a_64_kib_header_gets_431_header_too_large_or_a_close_and_the_server_stays_up(self):
+        self.server = self.start_server()
+        # a header well under the default 16 KiB limit is fine
+        r = self.api.req("GET", "/healthz", headers={"X-Pad": "a" * 8192})
+        self.expect(r, 200)
+        req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (64 * 1024) + b"\r\n\r\n"
+        with self.connect_raw() as sk:
+            try:
+                sk.sendall(req)
+            except OSError:
+                pass  # the server may have answered and closed while we were still sending
+            data, how, took = self.read_until_close(sk, 5)
+        self.assertNotEqual(how, "silent", f"a 64 KiB header must get a 431 or a close within 5 s, got {data[:300]!r}")
+        if data:
+            self.expect_raw_error(data, 431, "header_too_large", f"a 64 KiB header ({how})")
+        self.assert_alive()
+        self.expect(self.api.req("GET", "/healthz", headers={"X-Pad": "a" * 8192}), 200)
+
+    # --- 5: connection limit -------------------------------------------------
+
+    def test_beyond_max_connections_a_new_connection_gets_503_too_many_connections_until_one_closes(self):
+        self.server = self.start_server(extra_args=["--max-connections", "5"])
+        conns = []
+        try:
+            for k in range(5):
+                # the readiness probes of start() may take a moment to be counted as closed
+                deadline = time.monotonic() + 3
+                while True:
+                    c = self.api.connect(timeout=5)
+                    try:
+                        r = self.api.req("GET", "/healthz", conn=c)
+                    except (OSError, http.client.HTTPException):
+                        r = None
+                    if r is not None and r.status == 200:
+                        conns.append(c)
+                        break
+                    c.close()
+                    self.assertLess(time.monotonic(), deadline,
+                                    f"connection {k + 1} of 5 refused with --max-connections 5: "
+                                    f"{r.describe() if r else 'no response'}")
+                    time.sleep(0.05)
+            with self.connect_raw() as sk:
+                sk.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                data, how, took = self.read_until_close(sk, 5)
+            self.assertNotEqual(how, "silent", f"the 6th connection got {data[:300]!r} and no close within 5 s")
+            self.assertTrue(data, f"the 6th connection got no response at all ({how}); want 503 too_many_connections")
+            self.expect_raw_error(data, 503, "too_many_connections", f"the 6th connection ({how})")
+            # the refusal does not disturb the 5 open connections
+            for c in conns:
+                self.expect(self.api.req("GET", "/healthz", conn=c), 200)
+        finally:
+            for c in conns:
+                c.close()
+        deadline = time.monotonic() + 3
+        while True:
+            try:
+                r = self.api.healthz(timeout=2)
+            except (OSError, http.client.HTTPException):
+                r = None
+            if r is not None and r.status == 200:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            f"after closing the 5 connections a new one is still refused after 3 s: "
+                            f"{r.describe() if r else 'no response'}")
+            time.sleep(0.05)
+
+    # --- 6: body limit -------------------------------------------------------
+
+    def raw_booking(self, body, timeout=5):
+        head = (f"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        with self.connect_raw(timeout) as sk:
+            try:
+                sk.sendall(head + body)
+            except OSError:
+                pass
+            data, how, took = self.read_until_close(sk, timeout)
+        self.assertNotEqual(how, "silent", f"POST /booking with a {len(body)}-byte body: no close within {timeout} s, "
+                                           f"got {data[:300]!r}")
+        self.assertTrue(data, f"POST /booking with a {len(body)}-byte body: no response ({how})")
+        return data
+
+    def padded_booking(self, size, slot_id=987654321):
+        """A valid POST /booking body of exactly `size` bytes (JSON whitespace as padding)."""
+        b = json.dumps({"slotId": slot_id, "patientName": "Pat Padded"}).encode()
+        b = b[:-1] + b" " * (size - len(b)) + b"}"
+        self.assertEqual(len(b), size)
+        return b
+
+    def test_max_body_bytes_refuses_a_larger_body_with_413_and_processes_a_smaller_one(self):
+        self.server = self.start_server(extra_args=["--max-body-bytes", "1000"])
+        for size in (2000, 1001):
+            with self.subTest(size=size):
+                data = self.raw_booking(self.padded_booking(size))
+                self.expect_raw_error(data, 413, "body_too_large", f"a {size}-byte body with --max-body-bytes 1000")
+        for size in (500, 1000):
+            with self.subTest(size=size):
+                data = self.raw_booking(self.padded_booking(size))
+                self.expect_raw_error(data, 404, "slot_not_found", f"a {size}-byte body with --max-body-bytes 1000")
+        # and through http.client, with a real slot
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        r = self.api.req("POST", "/booking", raw=self.padded_booking(500, s["id"]))
+        b = self.expect(r, 201)
+        self.assertEqual((b["slotId"], b["status"]), (s["id"], "PENDING"), r.describe())
+        self.assert_alive()
+
+    # --- 7: Expect: 100-continue ---------------------------------------------
+
+    def test_expect_100_continue_gets_100_continue_before_the_body_and_then_201(self):
+        self.server = self.start_server()
+        body = json.dumps({"name": "Dr. Continue", "specialty": "GP"}).encode()
+        head = (f"POST /doctors HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {self.server.admin_token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"Expect: 100-continue\r\n\r\n").encode()
+        with self.connect_raw(timeout=5) as sk:
+            sk.sendall(head)
+            f = sk.makefile("rb")
+            try:
+                first = read_raw_response(f)
+            except socket.timeout:
+                self.fail("no 100 Continue within 5 s of a header with Expect: 100-continue")
+            self.assertIsNotNone(first, "the connection closed instead of 100 Continue")
+            self.assertEqual(first[0], 100, f"want HTTP/1.1 100 Continue before the body, got {first}")
+            sk.sendall(body)
+            try:
+                final = read_raw_response(f)
+            except socket.timeout:
+                self.fail("no final response within 5 s after the body")
+        self.assertIsNotNone(final, "the connection closed instead of the 201")
+        status, headers, rbody = final
+        self.assertEqual(status, 201, final)
+        d = json.loads(rbody)
+        self.assertEqual(set(d), DOCTOR_KEYS | {"seq"}, rbody)
+        self.assertEqual((d["name"], d["specialty"]), ("Dr. Continue", "GP"), rbody)
+        self.assertIn(d["id"], [x["id"] for x in self.doctors()])
+
+    # --- 8: SIGTERM under load -----------------------------------------------
+
+    def sigterm_under_load(self, n_threads=8, per_thread=250):
+        """8 keep-alive clients book distinct fresh slots in a loop (at most 2 s / 2,000 requests);
+        SIGTERM once ~200 bookings succeeded (at most 1 s in). Asserts exit 0 within 10 s and that
+        no response was malformed, restarts on the same data dir and returns what happened."""
+        self.server = self.start_server(hold_ttl=600)
+        port = self.server.port
+        d = self.new_doctor("Dr. Busy")
+        slots = [s["id"] for s in self.new_slots(d["id"], n_threads * per_thread, minutes=10)]
+        lock = threading.Lock()
+        created = []      # (slot id, booking) answered 201
+        refused = []      # (slot id, status, body) answered 503 overloaded after SIGTERM
+        bad = []          # anything else that is not a connection error
+        conn_errors = []  # (slot id, error, seconds after SIGTERM or None if before)
+        term_at = [None]
+        go = threading.Event()
+        t_end = [0.0]
+
+        def since_term():
+            return None if term_at[0] is None else round(time.monotonic() - term_at[0], 3)
+
+        def worker(t):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            go.wait(5)
+            try:
+                for i in range(per_thread):
+                    if time.monotonic() > t_end[0]:
+                        return
+                    slot = slots[t * per_thread + i]
+                    name = f"T{t}-{i}"
+                    try:
+                        conn.request("POST", "/booking", body=json.dumps({"slotId": slot, "patientName": name}),
+                                     headers={"Content-Type": "application/json"})
+                        resp = conn.getresponse()
+                        data = resp.read()
+                    except (ConnectionError, http.client.RemoteDisconnected, socket.timeout) as e:
+                        with lock:
+                            conn_errors.append((slot, repr(e), since_term()))
+                        return
+                    except (http.client.HTTPException, OSError) as e:  # e.g. IncompleteRead, BadStatusLine
+                        with lock:
+                            bad.append((slot, "malformed", repr(e), since_term()))
+                        return
+                    try:
+                        js = json.loads(data)
+                    except ValueError:
+                        js = None
+                    with lock:
+                        if resp.status == 201 and isinstance(js, dict) and js.get("slotId") == slot \
+                                and js.get("patientName") == name and isinstance(js.get("id"), int):
+                            created.append((slot, js))
+                        elif resp.status == 503 and term_at[0] is not None and isinstance(js, dict) \
+                                and isinstance(js.get("error"), dict) and js["error"].get("code") == "overloaded":
+                            refused.append((slot, resp.status, data))
+                        else:
+                            bad.append((slot, resp.status, data[:300], since_term()))
+                    if resp.will_close:
+                        return
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        t_end[0] = time.monotonic() + 2.0
+        go.set()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            with lock:
+                if len(created) >= 200:
+                    break
+            time.sleep(0.005)
+        with lock:
+            before_term = len(created)
+            term_at[0] = time.monotonic()
+        self.server.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.server.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.fail(f"slotd did not exit within 10 s of SIGTERM under load\n{self.server.log_tail()}")
+        exit_after = time.monotonic() - term_at[0]
+        for th in threads:
+            th.join(10)
+        self.assertFalse([th for th in threads if th.is_alive()], "worker threads hung")
+        self.assertEqual(rc, 0, f"SIGTERM under load must exit 0\n{self.server.log_tail()}")
+        with lock:
+            out = {"created": list(created), "refused": list(refused), "bad": list(bad),
+                   "conn_errors": list(conn_errors), "before_term": before_term, "exit_after": exit_after}
+        summary = (f"{len(out['created'])} x 201 ({before_term} before SIGTERM), {len(out['refused'])} x 503 "
+                   f"overloaded, {len(out['conn_errors'])} connection errors, exit {exit_after:.3f} s after SIGTERM")
+        out["summary"] = summary
+        self.assertGreater(before_term, 0, "no booking succeeded before SIGTERM: the load never started")
+        self.assertFalse(out["bad"], f"{len(out['bad'])} requests got a malformed or unexpected response ({summary}); "
+                                     f"(slot, status/kind, body/error, seconds after SIGTERM): {out['bad'][:10]!r}")
+        self.assertIn("stopped cleanly", self.server.log_of_last_start(), self.server.log_tail())
+        self.server.start()
+        self.server.api.last_seq = 0
+        out["listed"] = {s["id"]: s["status"] for s in self.slots_of(d["id"])}
+        return out
+
+    def test_sigterm_under_load_exits_0_and_loses_no_acknowledged_booking(self):
+        out = self.sigterm_under_load()
+        created, listed = out["created"], out["listed"]
+        lost = []
+        for slot, b in created:
+            r = self.api.req("GET", f"/booking/{b['id']}", admin=True)
+            if r.status != 200 or not isinstance(r.json, dict):
+                lost.append(f"booking {b['id']}: {r.describe()}")
+                continue
+            v = r.json
+            if (v.get("slotId"), v.get("status"), v.get("patientName"), v.get("createdAt"), v.get("expiresAt")) != \
+                    (slot, "PENDING", b["patientName"], b["createdAt"], b["expiresAt"]):
+                lost.append(f"booking {b['id']} acknowledged as {b} but after restart is {v}")
+            if listed.get(slot) != "HELD":
+                lost.append(f"slot {slot} of acknowledged booking {b['id']} is {listed.get(slot)} after restart")
+        self.assertFalse(lost, f"{len(lost)} of {len(created)} acknowledged bookings lost or changed "
+                               f"({out['summary']}): {lost[:10]!r}")
+        self.assertGreaterEqual(sum(1 for st in listed.values() if st == "HELD"), len(created))
+        max_seq = max(b["seq"] for _, b in created)
+        self.assertGreaterEqual(self.expect(self.api.healthz(), 200)["seq"], max_seq,
+                                "healthz seq after restart must cover every acknowledged booking")
+
+    def test_sigterm_under_load_replies_to_every_booking_it_made_durable(self):
+        # README: on SIGTERM slotd finishes every queued command, *sends their replies*, exits 0.
+        # So a booking that a client never heard about (its connection dropped without a
+        # response) must not have been made: its slot is still AVAILABLE after the restart.
+        out = self.sigterm_under_load()
+        silent = [(slot, err, after, out["listed"].get(slot)) for slot, err, after in out["conn_errors"]
+                  if out["listed"].get(slot) != "AVAILABLE"]
+        self.assertFalse(silent, f"{len(silent)} bookings were made durable (slot not AVAILABLE after restart) but "
+                                 f"their client got no reply: {out['summary']}; (slot, error, seconds after SIGTERM, "
+                                 f"status after restart): {silent[:10]!r}")
+
+    # --- 9: CLI --------------------------------------------------------------
+
+    def run_slotd(self, args, env=None, timeout=10):
+        cwd = tempfile.mkdtemp(prefix="slotd-api-cwd-")  # so a started slotd would not touch ./data
+        try:
+            try:
+                return subprocess.run([SLOTD] + args, cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL,
+                                      capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired as e:
+                self.fail(f"slotd {' '.join(args)} did not exit within {timeout} s "
+                          f"(stdout={e.stdout!r} stderr={e.stderr!r})")
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+
+    def test_help_prints_usage_and_bad_flags_exit_2_with_a_message_on_stderr(self):
+        p = self.run_slotd(["--help"])
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, f"slotd --help: exit {p.returncode}, stderr={p.stderr!r}")
+        for flag in ("--hold-ttl", "--data-dir", "--request-timeout", "--max-connections"):
+            self.assertIn(flag, out, f"slotd --help must mention {flag}: {out!r}")
+        for args, what in ((["--no-such-flag"], "no-such-flag"), (["--port", "notanumber"], "notanumber"),
+                           (["--hold-ttl"], "hold-ttl")):
+            with self.subTest(args=args):
+                p = self.run_slotd(args)
+                err = p.stderr.decode("utf-8", "replace")
+                self.assertEqual(p.returncode, 2, f"slotd {' '.join(args)}: exit {p.returncode}, want 2; "
+                                                  f"stdout={p.stdout!r} stderr={p.stderr!r}")
+                self.assertIn(what, err, f"slotd {' '.join(args)} must say what is wrong on stderr: {err!r}")
+        p = self.run_slotd([], env={"SLOTD_PORT": "notanumber", "SLOTD_HOST": "127.0.0.1"}, timeout=3)
+        self.assertEqual(p.returncode, 2, f"a bad SLOTD_PORT must exit 2; stdout={p.stdout!r} stderr={p.stderr!r}")
+        self.assertIn("SLOTD_PORT", p.stderr.decode("utf-8", "replace"))
+
+    def hold_ms(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"])
+        b = self.book(s["id"])
+        return parse_iso(b["expiresAt"]) - parse_iso(b["createdAt"])
+
+    def test_slotd_hold_ttl_in_the_environment_sets_the_hold_ttl_and_the_flag_wins_over_it(self):
+        self.server = self.start_server(env={"SLOTD_HOLD_TTL": "1"})
+        self.assertEqual(self.hold_ms(), 1000, "SLOTD_HOLD_TTL=1 without --hold-ttl")
+        self.assertEqual(self.server.stop(), 0)
+        self.server = self.start_server(hold_ttl=5, env={"SLOTD_HOLD_TTL": "1"})
+        self.assertEqual(self.hold_ms(), 5000, "--hold-ttl 5 must win over SLOTD_HOLD_TTL=1")
+
+    # --- 10: admin token file ------------------------------------------------
+
+    def admin_token_line(self):
+        tokens = re.findall(r"^admin token: (\S+)\s*$", self.server.log_of_last_start(), re.M)
+        self.assertEqual(len(tokens), 1, f"want one 'admin token: <token>' line on stdout\n{self.server.log_tail()}")
+        return tokens[0]
+
+    def test_without_an_admin_token_slotd_creates_a_0600_token_file_that_works_and_survives_a_restart(self):
+        self.server = self.start_server(admin_token=None, env={"SLOTD_ADMIN_TOKEN": None})
+        path = os.path.join(self.server.data_dir, "admin-token")
+        self.assertTrue(os.path.isfile(path), f"slotd must create {path}")
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        self.assertEqual(mode, 0o600, f"{path} has mode {oct(mode)}, want 0o600")
+        with open(path) as f:
+            token = f.read().strip()
+        self.assertGreaterEqual(len(token), 16, f"a generated admin token must not be short: {token!r}")
+        self.assertEqual(self.admin_token_line(), token, "the stdout line must show the token of the file")
+        self.server.api.admin_token = token
+        self.new_doctor("Dr. File Token")
+        self.expect_error(self.api.req("POST", "/doctors", {"name": "Dr. No", "specialty": "GP"},
+                                       headers={"Authorization": "Bearer " + token[:-1]}), 401, "unauthorized")
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        with open(path) as f:
+            self.assertEqual(f.read().strip(), token, "a restart must keep the admin token file")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertEqual(self.admin_token_line(), token, "a restart must keep the admin token")
+        self.server.api.admin_token = token
+        self.new_doctor("Dr. Same Token")
 
 
 # =============================================================================

@@ -35,6 +35,17 @@ def _kill_leftovers():
 atexit.register(_kill_leftovers)
 
 
+def child_env(overrides=None):
+    """This process's environment without any SLOTD_* variable, plus overrides (None removes)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLOTD_")}
+    for k, v in (overrides or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -134,8 +145,12 @@ class Server:
     """One slotd process on a free loopback port with its own temp data dir."""
 
     def __init__(self, binary, data_dir=None, hold_ttl=None, max_holds=None, demo=False,
-                 admin_token="test-admin-token-0123456789", extra_args=()):
+                 admin_token="test-admin-token-0123456789", extra_args=(), env=None):
+        """admin_token=None: no --admin-token flag (slotd reads or creates DATA_DIR/admin-token).
+        env: variables to set for slotd (a None value removes one); every other SLOTD_*
+        variable of this process is removed, so that the flags alone decide."""
         self.binary = binary
+        self.env = dict(env or {})
         self.own_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="slotd-api-data-")
         self.hold_ttl = hold_ttl
@@ -151,8 +166,9 @@ class Server:
         self.starts = 0
 
     def args(self):
-        a = [self.binary, "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", self.data_dir, "--admin-token", self.admin_token]
+        a = [self.binary, "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir]
+        if self.admin_token is not None:
+            a += ["--admin-token", self.admin_token]
         if self.hold_ttl is not None:
             a += ["--hold-ttl", str(self.hold_ttl)]
         if self.max_holds is not None:
@@ -160,6 +176,9 @@ class Server:
         if self.demo:
             a += ["--demo"]
         return a + self.extra_args
+
+    def child_env(self):
+        return child_env(self.env)
 
     def start(self, ready_timeout=10.0):
         """Start (or restart on the same data dir) and wait for GET /healthz 200."""
@@ -171,7 +190,7 @@ class Server:
                 log.write(f"\n===== start #{self.starts}: {' '.join(self.args())}\n".encode())
                 log.flush()
                 self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL)
+                                             stdin=subprocess.DEVNULL, env=self.child_env())
             _live_servers.append(self)
             self.api = Api(self.port, self.admin_token)
             deadline = time.monotonic() + ready_timeout
@@ -221,6 +240,15 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
         return self.proc.returncode
+
+    def log_of_last_start(self):
+        """What slotd wrote (stdout and stderr) since its last start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return data.rsplit(f"===== start #{self.starts}: ", 1)[-1]
 
     def log_tail(self, max_chars=6000):
         try:

@@ -10,6 +10,7 @@
 // check_invariants() must be empty after every apply; and replaying the journal into a
 // fresh engine must give the same state_hash. A mismatch reports the seed and the step.
 #include "engine/engine.hpp"
+#include "tests/test_support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -22,18 +23,6 @@
 #include <variant>
 #include <vector>
 
-namespace slotd {
-// doctest prints enums as their underlying number; these (found by ADL) print the name.
-inline doctest::String toString(Rejection r) {
-  return std::string(to_string(r)).c_str();
-}
-inline doctest::String toString(SlotStatus s) {
-  return std::string(to_string(s)).c_str();
-}
-inline doctest::String toString(BookingStatus s) {
-  return std::string(to_string(s)).c_str();
-}
-}  // namespace slotd
 
 namespace {
 

@@ -6,6 +6,7 @@
 // state and leaves check_invariants() empty. The harness keeps the events as a journal so
 // each test can prove that replaying them with apply alone rebuilds an equal state_hash.
 #include "engine/engine.hpp"
+#include "tests/test_support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -16,18 +17,6 @@
 #include <variant>
 #include <vector>
 
-namespace slotd {
-// doctest prints enums as their underlying number; these (found by ADL) print the name.
-inline doctest::String toString(Rejection r) {
-  return std::string(to_string(r)).c_str();
-}
-inline doctest::String toString(SlotStatus s) {
-  return std::string(to_string(s)).c_str();
-}
-inline doctest::String toString(BookingStatus s) {
-  return std::string(to_string(s)).c_str();
-}
-}  // namespace slotd
 
 namespace {
 

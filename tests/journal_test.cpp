@@ -21,6 +21,7 @@
 #include "engine/engine.hpp"
 #include "journal/codec.hpp"
 #include "journal/journal.hpp"
+#include "tests/test_support.hpp"
 
 namespace {
 
@@ -32,30 +33,7 @@ constexpr TimeMs kMinTime = std::numeric_limits<TimeMs>::min();
 constexpr TimeMs kMaxTime = std::numeric_limits<TimeMs>::max();
 constexpr TimeMs kMonday2031Ms = 1'925'193'600'000;  // 2031-01-06T00:00:00Z
 
-// A fresh directory under the system temp dir, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<std::uint64_t> counter{0};
-    std::random_device entropy;
-    const std::uint64_t nonce = (std::uint64_t{entropy()} << 32) ^ entropy();
-    path_ = fs::temp_directory_path() /
-            ("slotd_journal_test_" + std::to_string(nonce) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
+using slotd::testing::TempDir;
 
 std::unique_ptr<Journal> open_journal(const std::string& dir) {
   std::unique_ptr<Journal> journal;

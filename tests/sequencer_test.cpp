@@ -11,24 +11,14 @@
 #include <rocksdb/db.h>
 
 #include "sequencer/sequencer.hpp"
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace slotd;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("slotd-seq-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using testing::TempDir;
 
 // A clock the test moves by hand; expiry must follow it, not the wall clock.
 struct ManualClock {
@@ -68,7 +58,7 @@ BookSlot book(Id slot_id, std::string who = "Pat") {
 TEST_CASE("commands queued before start are decided in one batch with one journal append") {
   TempDir dir;
   {
-    auto seq = open_sequencer(dir.path);
+    auto seq = open_sequencer(dir.path());
     seq->start();
     add_doctor_with_slots(*seq, 1000);
   }
@@ -80,7 +70,7 @@ TEST_CASE("commands queued before start are decided in one batch with one journa
     promises.push_back(p);
   }
   // Not started yet: everything waits in the queue, so the first batch takes it all.
-  auto seq2 = open_sequencer(dir.path);
+  auto seq2 = open_sequencer(dir.path());
   for (Id slot = 1; slot <= 1000; ++slot) {
     auto p = promises[slot - 1];
     REQUIRE(seq2->submit(Submission{book(slot), Actor::patient, slot,
@@ -99,7 +89,7 @@ TEST_CASE("commands queued before start are decided in one batch with one journa
 
 TEST_CASE("a completion runs only when its events are durable and visible to readers") {
   TempDir dir;
-  auto seq = open_sequencer(dir.path);
+  auto seq = open_sequencer(dir.path());
   seq->start();
   add_doctor_with_slots(*seq, 50);
   std::atomic<int> violations{0};
@@ -124,7 +114,7 @@ TEST_CASE("a completion runs only when its events are durable and visible to rea
 
 TEST_CASE("of many concurrent bookings of one slot exactly one wins") {
   TempDir dir;
-  auto seq = open_sequencer(dir.path);
+  auto seq = open_sequencer(dir.path());
   seq->start();
   add_doctor_with_slots(*seq, 1);
   std::atomic<int> wins{0}, unavailable{0};
@@ -149,7 +139,7 @@ TEST_CASE("a full queue refuses instead of blocking") {
   TempDir dir;
   SequencerConfig config;
   config.queue_capacity = 4;
-  auto seq = open_sequencer(dir.path, config);  // not started: nothing drains
+  auto seq = open_sequencer(dir.path(), config);  // not started: nothing drains
   for (int i = 0; i < 4; ++i) CHECK(seq->submit(Submission{ExpireDue{}, Actor::system, 0, nullptr}));
   CHECK_FALSE(seq->submit(Submission{ExpireDue{}, Actor::system, 0, nullptr}));
   CHECK(seq->stats().queue_full.load() == 1);
@@ -163,7 +153,7 @@ TEST_CASE("holds expire from the sequencer's clock as journaled events: book, ti
   config.expiry_interval = std::chrono::milliseconds(10);
   config.clock = clock.fn();
   {
-    auto seq = open_sequencer(dir.path, config);
+    auto seq = open_sequencer(dir.path(), config);
     seq->start();
     add_doctor_with_slots(*seq, 2);
     CommandResult held = seq->execute(book(1));
@@ -190,7 +180,7 @@ TEST_CASE("holds expire from the sequencer's clock as journaled events: book, ti
     seq->stop();
   }
   // The expiry is in the journal: a restart replays it.
-  auto again = open_sequencer(dir.path, config);
+  auto again = open_sequencer(dir.path(), config);
   BookingStatus first = again->reads().read([](const Engine& e, std::uint64_t) { return e.booking(1)->status; });
   CHECK(first == BookingStatus::failed);
 }
@@ -199,7 +189,7 @@ TEST_CASE("restart replays the journal to the same state hash and continues the 
   TempDir dir;
   std::uint64_t hash_before = 0, seq_before = 0;
   {
-    auto seq = open_sequencer(dir.path);
+    auto seq = open_sequencer(dir.path());
     seq->start();
     add_doctor_with_slots(*seq, 300);
     for (Id slot = 1; slot <= 300; slot += 2) REQUIRE(seq->execute(book(slot)).rejection == Rejection::none);
@@ -212,7 +202,7 @@ TEST_CASE("restart replays the journal to the same state hash and continues the 
     hash_before = read_hash(*seq);
     seq_before = seq->durable_seq();
   }
-  auto seq = open_sequencer(dir.path);
+  auto seq = open_sequencer(dir.path());
   CHECK(read_hash(*seq) == hash_before);
   CHECK(seq->durable_seq() == seq_before);
   CHECK(seq->stats().replayed_events.load() == seq_before);
@@ -224,7 +214,7 @@ TEST_CASE("restart replays the journal to the same state hash and continues the 
 
 TEST_CASE("a refused command writes nothing to the journal") {
   TempDir dir;
-  auto seq = open_sequencer(dir.path);
+  auto seq = open_sequencer(dir.path());
   seq->start();
   add_doctor_with_slots(*seq, 1);
   REQUIRE(seq->execute(book(1)).rejection == Rejection::none);
@@ -241,21 +231,21 @@ TEST_CASE("a refused command writes nothing to the journal") {
 TEST_CASE("start-up stops with a message naming the seq when a journal record is corrupt") {
   TempDir dir;
   {
-    auto seq = open_sequencer(dir.path);
+    auto seq = open_sequencer(dir.path());
     seq->start();
     add_doctor_with_slots(*seq, 10);  // seqs 1..11
   }
   {
     rocksdb::DB* raw = nullptr;
     rocksdb::Options options;
-    REQUIRE(rocksdb::DB::Open(options, (dir.path / "journal").string(), &raw).ok());
+    REQUIRE(rocksdb::DB::Open(options, (dir.path() / "journal").string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     rocksdb::WriteOptions sync;
     sync.sync = true;
     REQUIRE(db->Put(sync, encode_key(7), "\x01\x02garbage").ok());
   }
   std::unique_ptr<Sequencer> seq;
-  JournalStatus st = Sequencer::open(dir.path.string(), SequencerConfig{}, seq);
+  JournalStatus st = Sequencer::open(dir.str(), SequencerConfig{}, seq);
   CHECK_FALSE(st.ok);
   CHECK(seq == nullptr);
   CHECK_MESSAGE(st.message.find("seq 7") != std::string::npos, st.message);
@@ -264,13 +254,13 @@ TEST_CASE("start-up stops with a message naming the seq when a journal record is
 TEST_CASE("start-up stops when a record has an unknown format version") {
   TempDir dir;
   {
-    auto seq = open_sequencer(dir.path);
+    auto seq = open_sequencer(dir.path());
     seq->start();
     add_doctor_with_slots(*seq, 3);  // seqs 1..4
   }
   {
     rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(rocksdb::Options{}, (dir.path / "journal").string(), &raw).ok());
+    REQUIRE(rocksdb::DB::Open(rocksdb::Options{}, (dir.path() / "journal").string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     std::string value;
     REQUIRE(db->Get(rocksdb::ReadOptions{}, encode_key(3), &value).ok());
@@ -278,7 +268,7 @@ TEST_CASE("start-up stops when a record has an unknown format version") {
     REQUIRE(db->Put(rocksdb::WriteOptions{}, encode_key(3), value).ok());
   }
   std::unique_ptr<Sequencer> seq;
-  JournalStatus st = Sequencer::open(dir.path.string(), SequencerConfig{}, seq);
+  JournalStatus st = Sequencer::open(dir.str(), SequencerConfig{}, seq);
   CHECK_FALSE(st.ok);
   CHECK_MESSAGE(st.message.find("seq 3") != std::string::npos, st.message);
   CHECK_MESSAGE(st.message.find("version") != std::string::npos, st.message);
