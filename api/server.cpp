@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -324,6 +325,10 @@ std::uint16_t Server::bound_port() const { return impl_->listener->port(); }
 
 void Server::run(const std::function<void()>& drain) {
   auto& ioc = impl_->ioc;
+  // Sessions waiting for the sequencer have no pending io; without this guard the io
+  // threads would return as soon as the acceptor closes and the replies of the last
+  // durable batch would never be written.
+  auto work = net::make_work_guard(ioc);
   impl_->listener->accept();
   std::thread drainer;
   net::signal_set signals(ioc, SIGINT, SIGTERM);
