@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <array>
 #include <charconv>
 #include <optional>
 #include <variant>
@@ -12,33 +13,13 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "api/event_json.hpp"
 #include "api/iso_time.hpp"
 
 namespace slotd {
 namespace {
 
 // ---- JSON out ---------------------------------------------------------------------
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string token_hex(const Token& token) {
   std::string out;
@@ -444,6 +425,76 @@ HttpResponse get_booking(const Sequencer& seq, const HttpRequest& request, const
   return json(200, std::move(body));
 }
 
+// Live counts from the durable read model; rates are 0 when nothing is there to count.
+HttpResponse admin_stats(const Sequencer& seq) {
+  struct Counts {
+    std::uint64_t as_of_seq, clinics, doctors;
+    std::array<std::uint64_t, 4> slots, bookings;
+  };
+  Counts c = seq.reads().read([](const Engine& e, std::uint64_t as_of) {
+    Counts out{as_of, e.clinics().size(), e.doctors().size(), {}, {}};
+    for (auto s : {SlotStatus::available, SlotStatus::held, SlotStatus::booked, SlotStatus::closed}) {
+      out.slots[static_cast<std::size_t>(s)] = e.count(s);
+    }
+    for (auto b : {BookingStatus::pending, BookingStatus::confirmed, BookingStatus::failed,
+                   BookingStatus::cancelled}) {
+      out.bookings[static_cast<std::size_t>(b)] = e.count(b);
+    }
+    return out;
+  });
+  auto ratio = [](std::uint64_t a, std::uint64_t b) {
+    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+  };
+  const auto [available, held, booked, closed] = c.slots;
+  const auto [pending, confirmed, failed, cancelled] = c.bookings;
+  const std::uint64_t open_slots = available + held + booked;
+  const SequencerStats& st = seq.stats();
+  return json(
+      200,
+      fmt::format(
+          R"({{"asOfSeq":{},"clinics":{},"doctors":{},)"
+          R"("slots":{{"total":{},"available":{},"held":{},"booked":{},"closed":{}}},)"
+          R"("bookings":{{"total":{},"pending":{},"confirmed":{},"failed":{},"cancelled":{}}},)"
+          R"("fillRate":{:.4f},"conversion":{:.4f},"expiries":{},)"
+          R"("sequencer":{{"commands":{},"rejections":{},"batches":{},"queueDepth":{}}}}})",
+          c.as_of_seq, c.clinics, c.doctors, open_slots + closed, available, held, booked, closed,
+          pending + confirmed + failed + cancelled, pending, confirmed, failed, cancelled,
+          ratio(held + booked, open_slots), ratio(confirmed, confirmed + failed), failed,
+          st.commands.load(), st.rejections.load(), st.batches.load(), seq.queue_depth()));
+}
+
+// The journal for audit: durable records from fromSeq (default 1), at most limit (100,
+// at most 10,000), with the seq to ask for next.
+HttpResponse list_events(const Sequencer& seq, const Target& target) {
+  std::uint64_t from_seq = 1, limit = 100;
+  if (auto p = target.param("fromSeq")) {
+    auto v = id_from_text(*p);
+    if (!v || *v == 0) return Api::error(400, "invalid_query", "fromSeq must be a positive integer");
+    from_seq = *v;
+  }
+  if (auto p = target.param("limit")) {
+    auto v = id_from_text(*p);
+    if (!v || *v == 0 || *v > 10'000) {
+      return Api::error(400, "invalid_query", "limit must be an integer from 1 to 10000");
+    }
+    limit = *v;
+  }
+  std::string body = R"({"events":[)";
+  std::uint64_t next_seq = from_seq;
+  bool first = true;
+  JournalStatus st = seq.read_journal(from_seq, limit, [&](const JournalRecord& r) {
+    if (!first) body += ',';
+    first = false;
+    append_event_json(body, r);
+    next_seq = r.seq + 1;
+    return true;
+  });
+  if (!st) return Api::error(500, "journal_unreadable", st.message);
+  fmt::format_to(std::back_inserter(body), R"(],"fromSeq":{},"nextSeq":{},"lastSeq":{}}})",
+                 from_seq, next_seq, seq.durable_seq());
+  return json(200, std::move(body));
+}
+
 }  // namespace
 
 void Api::handle(HttpRequest&& request, Respond respond) {
@@ -654,6 +705,18 @@ void Api::handle(HttpRequest&& request, Respond respond) {
                     return json(200, fmt::format(R"({{"id":{},"status":"CANCELLED","seq":{}}})",
                                                  booking_id, r.seq));
                   });
+  }
+
+  if (seg.size() == 2 && seg[0] == "admin" && seg[1] == "stats") {
+    if (method != "GET") return method_not_allowed();
+    if (!admin) return respond(unauthorized());
+    return respond(admin_stats(sequencer_));
+  }
+
+  if (seg.size() == 1 && seg[0] == "events") {
+    if (method != "GET") return method_not_allowed();
+    if (!admin) return respond(unauthorized());
+    return respond(list_events(sequencer_, *target));
   }
 
   if (seg.size() == 1 && seg[0] == "healthz") {

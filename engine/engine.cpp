@@ -333,9 +333,21 @@ void Engine::end_pending(const Booking& booking) {
 void Engine::release_hold(Booking& booking) {
   Slot& s = slots_[booking.slot_id - 1];
   SLOTD_ENSURE(s.booking_id == booking.id);
-  s.status = SlotStatus::available;
+  set_status(s, SlotStatus::available);
   s.booking_id = 0;
   if (booking.status == BookingStatus::pending) end_pending(booking);
+}
+
+void Engine::set_status(Slot& slot, SlotStatus status) {
+  --slot_counts_[static_cast<std::size_t>(slot.status)];
+  ++slot_counts_[static_cast<std::size_t>(status)];
+  slot.status = status;
+}
+
+void Engine::set_status(Booking& booking, BookingStatus status) {
+  --booking_counts_[static_cast<std::size_t>(booking.status)];
+  ++booking_counts_[static_cast<std::size_t>(status)];
+  booking.status = status;
 }
 
 void Engine::set_config(const EngineConfig& config) {
@@ -374,18 +386,20 @@ void Engine::apply(const Event& event) {
             slots_.push_back(Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
                                   SlotStatus::available, 0});
             slots_by_doctor_[e.doctor_id - 1].emplace(e.start_ms, e.slot_id);
+            ++slot_counts_[static_cast<std::size_t>(SlotStatus::available)];
           },
           [&](const SlotHeld& e) {
             SLOTD_ENSURE(e.booking_id == bookings_.size() + 1);
             SLOTD_ENSURE(e.slot_id >= 1 && e.slot_id <= slots_.size());
             Slot& s = slots_[e.slot_id - 1];
             SLOTD_ENSURE(s.status == SlotStatus::available);
-            s.status = SlotStatus::held;
+            set_status(s, SlotStatus::held);
             s.booking_id = e.booking_id;
             bookings_.push_back(Booking{e.booking_id, e.slot_id, e.patient_name, e.client_key,
                                         e.token, BookingStatus::pending, e.created_at_ms,
                                         e.expires_at_ms, 0, 0});
             ++pending_count_;
+            ++booking_counts_[static_cast<std::size_t>(BookingStatus::pending)];
             count_hold(e.client_key, +1);
             // Keep the queue sorted by expiry; with a fixed TTL and a monotone clock the
             // new entry always goes at the back, so the search is the rare path.
@@ -404,9 +418,9 @@ void Engine::apply(const Event& event) {
             Slot& s = slots_[b.slot_id - 1];
             SLOTD_ENSURE(s.booking_id == b.id && s.status == SlotStatus::held);
             end_pending(b);
-            b.status = BookingStatus::confirmed;
+            set_status(b, BookingStatus::confirmed);
             b.confirmed_at_ms = e.confirmed_at_ms;
-            s.status = SlotStatus::booked;
+            set_status(s, SlotStatus::booked);
             trim_expiry_queue();
           },
           [&](const BookingExpired& e) {
@@ -414,7 +428,7 @@ void Engine::apply(const Event& event) {
             Booking& b = bookings_[e.booking_id - 1];
             SLOTD_ENSURE(b.status == BookingStatus::pending);
             release_hold(b);
-            b.status = BookingStatus::failed;
+            set_status(b, BookingStatus::failed);
             b.ended_at_ms = e.expired_at_ms;
             trim_expiry_queue();
           },
@@ -424,7 +438,7 @@ void Engine::apply(const Event& event) {
             SLOTD_ENSURE(b.status == BookingStatus::pending ||
                          b.status == BookingStatus::confirmed);
             release_hold(b);
-            b.status = BookingStatus::cancelled;
+            set_status(b, BookingStatus::cancelled);
             b.ended_at_ms = e.cancelled_at_ms;
             trim_expiry_queue();
           },
@@ -432,7 +446,7 @@ void Engine::apply(const Event& event) {
             SLOTD_ENSURE(e.slot_id >= 1 && e.slot_id <= slots_.size());
             Slot& s = slots_[e.slot_id - 1];
             SLOTD_ENSURE(s.status == SlotStatus::available);
-            s.status = SlotStatus::closed;
+            set_status(s, SlotStatus::closed);
           },
       },
       event);
@@ -545,6 +559,11 @@ std::string Engine::check_invariants() const {
     }
   }
   if (pending != pending_count_) return "pending_count does not match the PENDING bookings";
+  std::array<std::uint64_t, 4> slot_counts{}, booking_counts{};
+  for (const Slot& s : slots_) ++slot_counts[static_cast<std::size_t>(s.status)];
+  for (const Booking& b : bookings_) ++booking_counts[static_cast<std::size_t>(b.status)];
+  if (slot_counts != slot_counts_) return "per-status slot counts do not match the slots";
+  if (booking_counts != booking_counts_) return "per-status booking counts do not match";
   if (holds != holds_by_client_) return "per-client hold counts do not match";
   // Every PENDING booking must be reachable by expiry, in order.
   std::uint64_t queued_pending = 0;

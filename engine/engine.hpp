@@ -236,6 +236,11 @@ class Engine {
   std::uint32_t holds_of(const std::string& client_key) const;
 
   std::uint64_t pending_count() const { return pending_count_; }
+  // Live counts by status, kept by apply (O(1) for stats and metrics).
+  std::uint64_t count(SlotStatus s) const { return slot_counts_[static_cast<std::size_t>(s)]; }
+  std::uint64_t count(BookingStatus s) const {
+    return booking_counts_[static_cast<std::size_t>(s)];
+  }
 
  private:
   Rejection decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const;
@@ -254,6 +259,8 @@ class Engine {
   void end_pending(const Booking& booking);
   void count_hold(const std::string& client_key, int delta);
   void trim_expiry_queue();
+  void set_status(Slot& slot, SlotStatus status);
+  void set_status(Booking& booking, BookingStatus status);
 
   EngineConfig config_;
   std::vector<Clinic> clinics_;   // index = id - 1
@@ -267,6 +274,8 @@ class Engine {
   std::deque<std::pair<TimeMs, Id>> expiry_queue_;
   std::unordered_map<std::string, std::uint32_t> holds_by_client_;
   std::uint64_t pending_count_ = 0;
+  std::array<std::uint64_t, 4> slot_counts_{};     // by SlotStatus
+  std::array<std::uint64_t, 4> booking_counts_{};  // by BookingStatus
 };
 
 }  // namespace slotd

@@ -211,7 +211,7 @@ void Sequencer::process(std::vector<Submission>& batch) {
     }
     if (batch[i].done) batch[i].done(std::move(result));
   }
-  stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  if (!records_.empty()) stats_.batches.fetch_add(1, std::memory_order_relaxed);
   stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
   stats_.rejections.fetch_add(rejections, std::memory_order_relaxed);
   stats_.events.fetch_add(records_.size(), std::memory_order_relaxed);

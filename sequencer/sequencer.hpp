@@ -59,7 +59,7 @@ struct SequencerConfig {
 
 // Counters for /metrics; written by the sequencer thread, read anywhere.
 struct SequencerStats {
-  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> batches{0};  // group commits: one journal append + sync each
   std::atomic<std::uint64_t> commands{0};
   std::atomic<std::uint64_t> rejections{0};
   std::atomic<std::uint64_t> events{0};
@@ -106,6 +106,13 @@ class Sequencer {
   [[nodiscard]] CommandResult execute(Command command, Actor actor = Actor::admin);
 
   const ReadModel& reads() const { return reads_; }
+
+  // Durable journal records from from_seq on (for audit and catch-up); any thread.
+  [[nodiscard]] JournalStatus read_journal(
+      std::uint64_t from_seq, std::uint64_t limit,
+      const std::function<bool(const JournalRecord&)>& visit) const {
+    return journal_->read(from_seq, limit, visit);
+  }
   const SequencerStats& stats() const { return stats_; }
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
   std::size_t queue_depth() const;

@@ -1946,6 +1946,92 @@ class LimitsTest(ApiCase):
 
 
 # =============================================================================
+class AuditAndStatsTest(ApiCase):
+    """GET /admin/stats (live counts) and GET /events (the journal, for audit)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600)
+
+    def test_admin_stats_and_events_need_the_admin_token(self):
+        for path in ("/admin/stats", "/events"):
+            self.expect_error(self.api.req("GET", path), 401, "unauthorized")
+            self.expect_error(self.api.req("GET", path, headers={"Authorization": "Bearer nope"}),
+                              401, "unauthorized")
+
+    def test_admin_stats_counts_follow_holds_confirmations_cancellations_and_closures(self):
+        def stats():
+            r = self.api.req("GET", "/admin/stats", admin=True)
+            return r, self.expect(r, 200)
+
+        _, before = stats()
+        d = self.new_doctor("Dr. Stats")
+        s = self.new_slots(d["id"], 4, first=500)
+        b0 = self.book(s[0]["id"])
+        self.book(s[1]["id"])
+        b2 = self.book(s[2]["id"])
+        self.expect(self.api.req("POST", f"/booking/{b0['id']}/confirm",
+                                 headers={"X-Booking-Token": b0["token"]}), 200)
+        self.expect(self.api.req("POST", f"/booking/{b2['id']}/cancel",
+                                 headers={"X-Booking-Token": b2["token"]}), 200)
+        self.expect(self.api.req("DELETE", f"/slots/{s[3]['id']}", admin=True), 200)
+        r, after = stats()
+
+        def delta(group, key):
+            return after[group][key] - before[group][key]
+
+        self.assertEqual([delta("slots", k) for k in ("total", "available", "held", "booked", "closed")],
+                         [4, 1, 1, 1, 1], r.describe())
+        self.assertEqual([delta("bookings", k) for k in ("total", "pending", "confirmed", "failed", "cancelled")],
+                         [3, 1, 1, 0, 1], r.describe())
+        self.assertEqual(after["doctors"] - before["doctors"], 1, r.describe())
+        slots = after["slots"]
+        open_slots = slots["available"] + slots["held"] + slots["booked"]
+        self.assertAlmostEqual(after["fillRate"], (slots["held"] + slots["booked"]) / open_slots, places=3)
+        b = after["bookings"]
+        self.assertAlmostEqual(after["conversion"], b["confirmed"] / (b["confirmed"] + b["failed"]), places=3)
+        health = self.expect(self.api.req("GET", "/healthz"), 200)
+        self.assertEqual(after["asOfSeq"], health["seq"], r.describe())
+
+    def test_events_replays_the_journal_in_seq_order_without_gaps_and_without_tokens(self):
+        d = self.new_doctor("Dr. Audit")
+        s = self.new_slot(d["id"], 900)
+        b = self.book(s["id"], patient="Grace Hopper")
+        self.expect(self.api.req("POST", f"/booking/{b['id']}/confirm",
+                                 headers={"X-Booking-Token": b["token"]}), 200)
+        r = self.api.req("GET", "/events?limit=10000", admin=True)
+        body = self.expect(r, 200)
+        events = body["events"]
+        self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)), "gap-free from 1")
+        self.assertEqual(body["lastSeq"], events[-1]["seq"], r.describe())
+        self.assertEqual(body["nextSeq"], events[-1]["seq"] + 1, r.describe())
+        self.assertNotIn(b["token"], r.body.decode(), "the booking token must never be in the audit log")
+        tail = events[-4:]
+        self.assertEqual([e["type"] for e in tail], ["DoctorAdded", "SlotCreated", "SlotHeld", "BookingConfirmed"])
+        self.assertEqual(tail[0]["data"]["doctorId"], d["id"])
+        self.assertEqual((tail[1]["data"]["slotId"], tail[1]["data"]["start"]), (s["id"], s["start"]))
+        self.assertEqual((tail[2]["data"]["bookingId"], tail[2]["data"]["patientName"]), (b["id"], "Grace Hopper"))
+        self.assertEqual(tail[3]["data"]["bookingId"], b["id"])
+        self.assertEqual([e["actor"] for e in tail], ["admin", "admin", "patient", "patient"])
+        self.assertEqual(tail[2]["seq"], b["seq"], "the booking's seq names its SlotHeld event")
+        for e in tail:
+            self.expect_iso(e["at"], r, "at")
+
+    def test_events_pages_by_from_seq_and_limit_and_refuses_bad_values(self):
+        for i in range(3):
+            self.new_doctor(f"Dr. Page {i}")
+        r = self.api.req("GET", "/events?fromSeq=2&limit=2", admin=True)
+        body = self.expect(r, 200)
+        self.assertEqual([e["seq"] for e in body["events"]], [2, 3], r.describe())
+        self.assertEqual(body["nextSeq"], 4, r.describe())
+        r = self.api.req("GET", f"/events?fromSeq={body['lastSeq'] + 1}", admin=True)
+        self.assertEqual(self.expect(r, 200)["events"], [], r.describe())
+        for q in ("fromSeq=0", "fromSeq=abc", "limit=0", "limit=10001", "limit=-1"):
+            self.expect_error(self.api.req("GET", f"/events?{q}", admin=True), 400, "invalid_query")
+
+
+
+# =============================================================================
 class DemoTest(ApiCase):
     """--demo seeds an empty data dir once."""
 

@@ -1115,3 +1115,34 @@ TEST_CASE("every event changes the state hash: each journal prefix hashes differ
   CHECK(std::set<std::uint64_t>(hashes.begin(), hashes.end()).size() == hashes.size());
   h.check_replay();
 }
+
+TEST_CASE("live counts by status follow every transition: book, confirm, expire, cancel, close") {
+  Harness h;
+  const Id d = h.add_doctor();
+  std::vector<Id> slots;
+  for (int i = 0; i < 5; ++i) slots.push_back(h.add_slot(d, kT0 + i * kHour, kT0 + (i + 1) * kHour));
+  CHECK(h.engine.count(SlotStatus::available) == 5);
+
+  const Id confirmed = h.book_ok(slots[0]);
+  const Id expiring = h.book_ok(slots[1]);
+  const Id cancelled = h.book_ok(slots[2]);
+  REQUIRE(h.confirm(confirmed).rejection == Rejection::none);
+  REQUIRE(h.cancel(cancelled).rejection == Rejection::none);
+  REQUIRE(h.close(slots[3]).rejection == Rejection::none);
+  CHECK(h.engine.count(SlotStatus::available) == 2);  // slots 3 (cancelled) and 5
+  CHECK(h.engine.count(SlotStatus::held) == 1);
+  CHECK(h.engine.count(SlotStatus::booked) == 1);
+  CHECK(h.engine.count(SlotStatus::closed) == 1);
+  CHECK(h.engine.count(BookingStatus::pending) == 1);
+
+  h.tick(121 * kSecond);
+  REQUIRE(h.expire().rejection == Rejection::none);
+  CHECK(h.engine.booking(expiring)->status == BookingStatus::failed);
+  CHECK(h.engine.count(SlotStatus::available) == 3);
+  CHECK(h.engine.count(SlotStatus::held) == 0);
+  CHECK(h.engine.count(BookingStatus::pending) == 0);
+  CHECK(h.engine.count(BookingStatus::confirmed) == 1);
+  CHECK(h.engine.count(BookingStatus::failed) == 1);
+  CHECK(h.engine.count(BookingStatus::cancelled) == 1);
+  h.check_replay();
+}
