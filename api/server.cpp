@@ -2,6 +2,7 @@
 #include "api/server.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -343,10 +344,22 @@ void Server::run(const std::function<void()>& drain) {
       grace->async_wait([&ioc, grace](beast::error_code) { ioc.stop(); });
     });
   });
+  // An exception escaping a handler would end the process; log it and keep serving (the
+  // session it came from is dropped with its handler).
+  auto serve = [&ioc] {
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "slotd: io handler failed: %s\n", e.what());
+      }
+    }
+  };
   const unsigned threads = std::max(1u, impl_->shared.options.threads);
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(serve);
+  serve();
   for (auto& t : pool) t.join();
   if (drainer.joinable()) drainer.join();
 }

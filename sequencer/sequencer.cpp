@@ -209,7 +209,15 @@ void Sequencer::process(std::vector<Submission>& batch) {
     for (std::size_t k = o.first; k < o.last; ++k) {
       result.events.push_back(std::move(records_[k].event));
     }
-    if (batch[i].done) batch[i].done(std::move(result));
+    if (!batch[i].done) continue;
+    // A completion only posts to an io thread; if even that fails, the caller's reply is
+    // lost but the state is durable and consistent, so the sequencer carries on.
+    try {
+      batch[i].done(std::move(result));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "slotd: completion of request %llu failed: %s\n",
+                   static_cast<unsigned long long>(batch[i].request_id), e.what());
+    }
   }
   if (!records_.empty()) stats_.batches.fetch_add(1, std::memory_order_relaxed);
   stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
