@@ -495,6 +495,295 @@ HttpResponse list_events(const Sequencer& seq, const Target& target) {
   return json(200, std::move(body));
 }
 
+// ---- one handler per route ----------------------------------------------------------
+
+// Everything a handler needs about one request.
+struct Call {
+  Sequencer& sequencer;
+  const ApiOptions& options;
+  const ServerStats& server_stats;
+  HttpRequest& request;
+  const Target& target;
+  Respond& respond;
+  bool admin;
+  Id id;  // the route's :id, when it has one
+};
+
+// Unwraps a parsed value; on bad input answers 400 and returns nothing.
+template <class T>
+std::optional<T> take(Call& call, Parsed<T>&& parsed) {
+  if (auto* bad = std::get_if<BadInput>(&parsed)) {
+    call.respond(bad_request(*bad));
+    return std::nullopt;
+  }
+  return std::get<T>(std::move(parsed));
+}
+
+std::optional<simdjson::dom::object> body_object(Call& call) {
+  return take(call, parse_object(thread_parser(), call.request.body));
+}
+
+void get_doctors(Call& call) { call.respond(list_doctors(call.sequencer, call.target)); }
+
+void post_doctors(Call& call) {
+  auto obj = body_object(call);
+  if (!obj) return;
+  auto name = take(call, string_field(*obj, "name"));
+  if (!name) return;
+  auto specialty = take(call, string_field(*obj, "specialty"));
+  if (!specialty) return;
+  Id clinic_id = 1;  // clinic 1 always exists
+  simdjson::dom::element present;
+  if (!(*obj)["clinicId"].get(present)) {
+    auto id = take(call, id_field(*obj, "clinicId"));
+    if (!id) return;
+    clinic_id = *id;
+  }
+  submit(call.sequencer, call.request, call.respond,
+         AddDoctor{clinic_id, std::string(*name), std::string(*specialty)}, Actor::admin,
+         [](CommandResult& r) {
+           const auto& e = std::get<DoctorAdded>(r.events.at(0));
+           std::string body;
+           append_doctor(body, Doctor{e.doctor_id, e.clinic_id, e.name, e.specialty});
+           body.pop_back();
+           fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
+           return json(201, std::move(body));
+         });
+}
+
+void get_clinics(Call& call) { call.respond(list_clinics(call.sequencer)); }
+
+void post_clinics(Call& call) {
+  auto obj = body_object(call);
+  if (!obj) return;
+  auto name = take(call, string_field(*obj, "name"));
+  if (!name) return;
+  submit(call.sequencer, call.request, call.respond, AddClinic{std::string(*name)}, Actor::admin,
+         [](CommandResult& r) {
+           const auto& e = std::get<ClinicAdded>(r.events.at(0));
+           std::string body;
+           fmt::format_to(std::back_inserter(body), R"({{"id":{},"name":)", e.clinic_id);
+           append_json_string(body, e.name);
+           fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
+           return json(201, std::move(body));
+         });
+}
+
+std::optional<SlotSpan> span_of(Call& call, simdjson::dom::object obj) {
+  auto start = take(call, instant_field(obj, "start"));
+  if (!start) return std::nullopt;
+  auto end = take(call, instant_field(obj, "end"));
+  if (!end) return std::nullopt;
+  return SlotSpan{*start, *end};
+}
+
+// One slot {"doctorId","start","end"} or many {"doctorId","slots":[…]}, all or nothing.
+void post_slots(Call& call) {
+  auto obj = body_object(call);
+  if (!obj) return;
+  auto doctor_id = take(call, id_field(*obj, "doctorId"));
+  if (!doctor_id) return;
+  CreateSlots command{*doctor_id, {}};
+  simdjson::dom::element slots_element;
+  const bool bulk = !(*obj)["slots"].get(slots_element);
+  if (bulk) {
+    simdjson::dom::array array;
+    if (slots_element.get_array().get(array)) {
+      return call.respond(bad_request(mistyped("slots", "an array of {\"start\",\"end\"}")));
+    }
+    if (array.size() > call.options.max_bulk_slots) {
+      return call.respond(Api::error(
+          413, "too_many_slots", fmt::format("at most {} slots per request", call.options.max_bulk_slots)));
+    }
+    command.spans.reserve(array.size());
+    for (simdjson::dom::element item : array) {
+      simdjson::dom::object span_object;
+      if (item.get_object().get(span_object)) {
+        return call.respond(bad_request(mistyped("slots[]", "an object {\"start\",\"end\"}")));
+      }
+      auto span = span_of(call, span_object);
+      if (!span) return;
+      command.spans.push_back(*span);
+    }
+  } else {
+    auto span = span_of(call, *obj);
+    if (!span) return;
+    command.spans.push_back(*span);
+  }
+  submit(call.sequencer, call.request, call.respond, std::move(command), Actor::admin,
+         [bulk](CommandResult& r) {
+           std::string body;
+           body.reserve(r.events.size() * 120 + 2);
+           if (bulk) body += '[';
+           const std::uint64_t first_seq = r.seq + 1 - r.events.size();
+           for (std::size_t i = 0; i < r.events.size(); ++i) {
+             const auto& e = std::get<SlotCreated>(r.events[i]);
+             if (i) body += ',';
+             append_slot(body, Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
+                                    SlotStatus::available, 0},
+                         first_seq + i);
+           }
+           if (bulk) body += ']';
+           return json(201, std::move(body));
+         });
+}
+
+void get_slots(Call& call) { call.respond(list_slots(call.sequencer, call.target, call.id)); }
+
+void delete_slot(Call& call) {
+  submit(call.sequencer, call.request, call.respond, CloseSlot{call.id}, Actor::admin,
+         [slot_id = call.id](CommandResult& r) {
+           return json(200, fmt::format(R"({{"id":{},"status":"CLOSED","seq":{}}})", slot_id, r.seq));
+         });
+}
+
+void post_booking(Call& call) {
+  auto obj = body_object(call);
+  if (!obj) return;
+  auto slot_id = take(call, id_field(*obj, "slotId"));
+  if (!slot_id) return;
+  auto name = take(call, string_field(*obj, "patientName"));
+  if (!name) return;
+  BookSlot command{*slot_id, std::string(*name), call.request.client_key, random_token()};
+  submit(call.sequencer, call.request, call.respond, std::move(command), Actor::patient,
+         [](CommandResult& r) {
+           const auto& e = std::get<SlotHeld>(r.events.at(0));
+           std::string body;
+           body.reserve(256);
+           fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"patientName":)",
+                          e.booking_id, e.slot_id);
+           append_json_string(body, e.patient_name);
+           body += R"(,"status":"PENDING","createdAt":")";
+           append_iso8601(body, e.created_at_ms);
+           body += R"(","expiresAt":")";
+           append_iso8601(body, e.expires_at_ms);
+           fmt::format_to(std::back_inserter(body), R"(","token":"{}","seq":{}}})",
+                          token_hex(e.token), r.seq);
+           return json(201, std::move(body));
+         });
+}
+
+void get_booking_route(Call& call) {
+  call.respond(get_booking(call.sequencer, call.request, call.target, call.id, call.admin));
+}
+
+// Confirm and cancel need the booking's token (or admin). The token never changes, so the
+// durable read model can check it; an unknown booking is 404 before any token check.
+void change_booking(Call& call, Command command, std::string_view new_status) {
+  std::optional<Token> actual = call.sequencer.reads().read(
+      [&](const Engine& e, std::uint64_t) -> std::optional<Token> {
+        const Booking* b = e.booking(call.id);
+        if (!b) return std::nullopt;
+        return b->token;
+      });
+  if (!actual) return call.respond(Api::error(404, "booking_not_found", "no booking has this id"));
+  if (!call.admin && !token_matches(presented_token(call.request, call.target), *actual)) {
+    return call.respond(Api::error(
+        403, "forbidden", "this needs the booking's token (X-Booking-Token) or the admin token"));
+  }
+  submit(call.sequencer, call.request, call.respond, std::move(command),
+         call.admin ? Actor::admin : Actor::patient,
+         [booking_id = call.id, new_status](CommandResult& r) {
+           return json(200, fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", booking_id,
+                                        new_status, r.seq));
+         });
+}
+
+void confirm_booking(Call& call) { change_booking(call, ConfirmBooking{call.id}, "CONFIRMED"); }
+void cancel_booking(Call& call) { change_booking(call, CancelBooking{call.id}, "CANCELLED"); }
+
+void get_admin_stats(Call& call) { call.respond(admin_stats(call.sequencer)); }
+void get_events(Call& call) { call.respond(list_events(call.sequencer, call.target)); }
+
+void get_healthz(Call& call) {
+  call.respond(json(200, fmt::format(R"({{"status":"ok","seq":{}}})", call.sequencer.durable_seq())));
+}
+
+void get_metrics(Call& call) {
+  const Sequencer& seq = call.sequencer;
+  const SequencerStats& s = seq.stats();
+  const ServerStats& server = call.server_stats;
+  auto [pending, bookings, slots] = seq.reads().read([](const Engine& e, std::uint64_t) {
+    return std::tuple{e.pending_count(), e.bookings().size(), e.slots().size()};
+  });
+  std::string body;
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                    auto value) {
+    fmt::format_to(std::back_inserter(body), "# HELP slotd_{} {}\n# TYPE slotd_{} {}\nslotd_{} {}\n",
+                   name, help, name, type, name, value);
+  };
+  metric("durable_seq", "gauge", "last journal seq synced to disk", seq.durable_seq());
+  metric("queue_depth", "gauge", "commands waiting for the sequencer", seq.queue_depth());
+  metric("batches_total", "counter", "group commits (one journal append + sync each)",
+         s.batches.load());
+  metric("commands_total", "counter", "commands decided", s.commands.load());
+  metric("rejections_total", "counter", "commands refused", s.rejections.load());
+  metric("events_total", "counter", "events journaled since start", s.events.load());
+  metric("expired_total", "counter", "holds expired since start", s.expired.load());
+  metric("queue_full_total", "counter", "commands refused with 503", s.queue_full.load());
+  metric("journal_append_seconds_total", "counter", "time in journal writes incl. sync",
+         static_cast<double>(s.journal_append_ns.load()) / 1e9);
+  metric("replayed_events", "gauge", "events replayed at start", s.replayed_events.load());
+  metric("pending_holds", "gauge", "PENDING bookings", pending);
+  metric("bookings", "gauge", "bookings ever made", bookings);
+  metric("slots", "gauge", "slots ever created", slots);
+  metric("connections_open", "gauge", "open connections", server.connections_open.load());
+  metric("connections_total", "counter", "accepted connections", server.connections_total.load());
+  metric("connections_refused_total", "counter", "connections over the limit",
+         server.connections_refused.load());
+  metric("http_requests_total", "counter", "requests", server.requests_total.load());
+  metric("http_responses_4xx_total", "counter", "4xx responses", server.responses_4xx.load());
+  metric("http_responses_5xx_total", "counter", "5xx responses", server.responses_5xx.load());
+  call.respond(HttpResponse{200, std::move(body), "text/plain; version=0.0.4"});
+}
+
+// ---- the route table ----------------------------------------------------------------
+
+struct Route {
+  std::string_view method;
+  std::string_view path;  // "/"-separated; ":id" matches one segment, parsed as an id
+  bool admin_only;
+  void (*handler)(Call&);
+};
+
+constexpr Route kRoutes[] = {
+    {"GET", "doctors", false, get_doctors},
+    {"POST", "doctors", true, post_doctors},
+    {"GET", "clinics", true, get_clinics},
+    {"POST", "clinics", true, post_clinics},
+    {"POST", "slots", true, post_slots},
+    {"GET", "slots/:id", false, get_slots},
+    {"DELETE", "slots/:id", true, delete_slot},
+    {"POST", "booking", false, post_booking},
+    {"GET", "booking/:id", false, get_booking_route},
+    {"POST", "booking/:id/confirm", false, confirm_booking},
+    {"POST", "booking/:id/cancel", false, cancel_booking},
+    {"GET", "admin/stats", true, get_admin_stats},
+    {"GET", "events", true, get_events},
+    {"GET", "healthz", false, get_healthz},
+    {"GET", "metrics", false, get_metrics},
+};
+
+// True when the segments fit the pattern; id_segment points at the ":id" segment if any.
+bool path_matches(std::string_view pattern, const std::vector<std::string>& segments,
+                  const std::string*& id_segment) {
+  id_segment = nullptr;
+  std::size_t i = 0;
+  while (!pattern.empty()) {
+    auto slash = pattern.find('/');
+    std::string_view part = pattern.substr(0, slash);
+    if (i >= segments.size()) return false;
+    if (part == ":id") {
+      id_segment = &segments[i];
+    } else if (segments[i] != part) {
+      return false;
+    }
+    ++i;
+    pattern = slash == std::string_view::npos ? std::string_view{} : pattern.substr(slash + 1);
+  }
+  return i == segments.size();
+}
+
 }  // namespace
 
 void Api::handle(HttpRequest&& request, Respond respond) {
@@ -502,267 +791,30 @@ void Api::handle(HttpRequest&& request, Respond respond) {
   if (!target) {
     return respond(error(400, "invalid_target", "the request target is not a valid path"));
   }
-  const auto& seg = target->segments;
-  const std::string& method = request.method;
-  const bool admin = is_admin(request);
-  auto method_not_allowed = [&] {
-    respond(error(405, "method_not_allowed",
-                  fmt::format("{} is not allowed on {}", method, target->url.path())));
-  };
-  // Parses a path id like the 3 in /booking/3.
-  auto path_id = [&](std::size_t i) -> std::optional<Id> { return id_from_text(seg[i]); };
-  auto invalid_path = [&] {
-    respond(error(400, "invalid_path", fmt::format("'{}' is not an integer id", seg[1])));
-  };
-
-  // ---- the route table ----
-  if (seg.size() == 1 && seg[0] == "doctors") {
-    if (method == "GET") return respond(list_doctors(sequencer_, *target));
-    if (method != "POST") return method_not_allowed();
-    if (!admin) return respond(unauthorized());
-    auto object = parse_object(thread_parser(), request.body);
-    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
-    auto obj = std::get<simdjson::dom::object>(object);
-    auto name = string_field(obj, "name");
-    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
-    auto specialty = string_field(obj, "specialty");
-    if (auto* bad = std::get_if<BadInput>(&specialty)) return respond(bad_request(*bad));
-    Id clinic_id = 1;
-    simdjson::dom::element ignored;
-    if (!obj["clinicId"].get(ignored)) {
-      auto id = id_field(obj, "clinicId");
-      if (auto* bad = std::get_if<BadInput>(&id)) return respond(bad_request(*bad));
-      clinic_id = std::get<Id>(id);
-    }
-    AddDoctor command{clinic_id, std::string(std::get<std::string_view>(name)),
-                      std::string(std::get<std::string_view>(specialty))};
-    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::admin,
-                  [](CommandResult& r) {
-                    const auto& e = std::get<DoctorAdded>(r.events.at(0));
-                    std::string body;
-                    append_doctor(body, Doctor{e.doctor_id, e.clinic_id, e.name, e.specialty});
-                    body.pop_back();
-                    fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
-                    return json(201, std::move(body));
-                  });
-  }
-
-  if (seg.size() == 1 && seg[0] == "clinics") {
-    if (method != "GET" && method != "POST") return method_not_allowed();
-    if (!admin) return respond(unauthorized());
-    if (method == "GET") return respond(list_clinics(sequencer_));
-    auto object = parse_object(thread_parser(), request.body);
-    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
-    auto name = string_field(std::get<simdjson::dom::object>(object), "name");
-    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
-    return submit(sequencer_, request, std::move(respond),
-                  AddClinic{std::string(std::get<std::string_view>(name))}, Actor::admin,
-                  [](CommandResult& r) {
-                    const auto& e = std::get<ClinicAdded>(r.events.at(0));
-                    std::string body;
-                    fmt::format_to(std::back_inserter(body), R"({{"id":{},"name":)", e.clinic_id);
-                    append_json_string(body, e.name);
-                    fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", r.seq);
-                    return json(201, std::move(body));
-                  });
-  }
-
-  if (seg.size() == 1 && seg[0] == "slots") {
-    if (method != "POST") return method_not_allowed();
-    if (!admin) return respond(unauthorized());
-    auto object = parse_object(thread_parser(), request.body);
-    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
-    auto obj = std::get<simdjson::dom::object>(object);
-    auto doctor_id = id_field(obj, "doctorId");
-    if (auto* bad = std::get_if<BadInput>(&doctor_id)) return respond(bad_request(*bad));
-    CreateSlots command{std::get<Id>(doctor_id), {}};
-    simdjson::dom::element slots_element;
-    const bool bulk = !obj["slots"].get(slots_element);
-    if (bulk) {
-      simdjson::dom::array array;
-      if (slots_element.get_array().get(array)) {
-        return respond(bad_request(mistyped("slots", "an array of {\"start\",\"end\"}")));
+  bool path_known = false;
+  for (const Route& route : kRoutes) {
+    const std::string* id_segment = nullptr;
+    if (!path_matches(route.path, target->segments, id_segment)) continue;
+    path_known = true;
+    if (route.method != request.method) continue;
+    const bool admin = is_admin(request);
+    if (route.admin_only && !admin) return respond(unauthorized());
+    Id id = 0;
+    if (id_segment) {
+      auto parsed = id_from_text(*id_segment);
+      if (!parsed) {
+        return respond(error(400, "invalid_path", fmt::format("'{}' is not an integer id", *id_segment)));
       }
-      if (array.size() > options_.max_bulk_slots) {
-        return respond(error(413, "too_many_slots",
-                             fmt::format("at most {} slots per request", options_.max_bulk_slots)));
-      }
-      command.spans.reserve(array.size());
-      for (simdjson::dom::element item : array) {
-        simdjson::dom::object span;
-        if (item.get_object().get(span)) {
-          return respond(bad_request(mistyped("slots[]", "an object {\"start\",\"end\"}")));
-        }
-        auto start = instant_field(span, "start");
-        if (auto* bad = std::get_if<BadInput>(&start)) return respond(bad_request(*bad));
-        auto end = instant_field(span, "end");
-        if (auto* bad = std::get_if<BadInput>(&end)) return respond(bad_request(*bad));
-        command.spans.push_back({std::get<TimeMs>(start), std::get<TimeMs>(end)});
-      }
-    } else {
-      auto start = instant_field(obj, "start");
-      if (auto* bad = std::get_if<BadInput>(&start)) return respond(bad_request(*bad));
-      auto end = instant_field(obj, "end");
-      if (auto* bad = std::get_if<BadInput>(&end)) return respond(bad_request(*bad));
-      command.spans.push_back({std::get<TimeMs>(start), std::get<TimeMs>(end)});
+      id = *parsed;
     }
-    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::admin,
-                  [bulk](CommandResult& r) {
-                    std::string body;
-                    body.reserve(r.events.size() * 120 + 2);
-                    if (bulk) body += '[';
-                    std::uint64_t first_seq = r.seq + 1 - r.events.size();
-                    for (std::size_t i = 0; i < r.events.size(); ++i) {
-                      const auto& e = std::get<SlotCreated>(r.events[i]);
-                      if (i) body += ',';
-                      append_slot(body, Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
-                                             SlotStatus::available, 0},
-                                  first_seq + i);
-                    }
-                    if (bulk) body += ']';
-                    return json(201, std::move(body));
-                  });
+    Call call{sequencer_, options_, server_stats_, request, *target, respond, admin, id};
+    return route.handler(call);
   }
-
-  if (seg.size() == 2 && seg[0] == "slots") {
-    if (method != "GET" && method != "DELETE") return method_not_allowed();
-    auto id = path_id(1);
-    if (!id) return invalid_path();
-    if (method == "GET") return respond(list_slots(sequencer_, *target, *id));
-    if (!admin) return respond(unauthorized());
-    return submit(sequencer_, request, std::move(respond), CloseSlot{*id}, Actor::admin,
-                  [slot_id = *id](CommandResult& r) {
-                    return json(200, fmt::format(R"({{"id":{},"status":"CLOSED","seq":{}}})",
-                                                 slot_id, r.seq));
-                  });
+  if (path_known) {
+    return respond(error(405, "method_not_allowed",
+                         fmt::format("{} is not allowed on {}", request.method, target->url.path())));
   }
-
-  if (seg.size() == 1 && seg[0] == "booking") {
-    if (method != "POST") return method_not_allowed();
-    auto object = parse_object(thread_parser(), request.body);
-    if (auto* bad = std::get_if<BadInput>(&object)) return respond(bad_request(*bad));
-    auto obj = std::get<simdjson::dom::object>(object);
-    auto slot_id = id_field(obj, "slotId");
-    if (auto* bad = std::get_if<BadInput>(&slot_id)) return respond(bad_request(*bad));
-    auto name = string_field(obj, "patientName");
-    if (auto* bad = std::get_if<BadInput>(&name)) return respond(bad_request(*bad));
-    BookSlot command{std::get<Id>(slot_id), std::string(std::get<std::string_view>(name)),
-                     request.client_key, random_token()};
-    return submit(sequencer_, request, std::move(respond), std::move(command), Actor::patient,
-                  [](CommandResult& r) {
-                    const auto& e = std::get<SlotHeld>(r.events.at(0));
-                    std::string body;
-                    body.reserve(256);
-                    fmt::format_to(std::back_inserter(body),
-                                   R"({{"id":{},"slotId":{},"patientName":)", e.booking_id,
-                                   e.slot_id);
-                    append_json_string(body, e.patient_name);
-                    body += R"(,"status":"PENDING","createdAt":")";
-                    append_iso8601(body, e.created_at_ms);
-                    body += R"(","expiresAt":")";
-                    append_iso8601(body, e.expires_at_ms);
-                    fmt::format_to(std::back_inserter(body), R"(","token":"{}","seq":{}}})",
-                                   token_hex(e.token), r.seq);
-                    return json(201, std::move(body));
-                  });
-  }
-
-  if (seg.size() >= 2 && seg.size() <= 3 && seg[0] == "booking") {
-    auto id = path_id(1);
-    if (seg.size() == 2) {
-      if (method != "GET") return method_not_allowed();
-      if (!id) return invalid_path();
-      return respond(get_booking(sequencer_, request, *target, *id, admin));
-    }
-    const bool confirm = seg[2] == "confirm";
-    if (!confirm && seg[2] != "cancel") {
-      return respond(error(404, "not_found", "no such route"));
-    }
-    if (method != "POST") return method_not_allowed();
-    if (!id) return invalid_path();
-    // The token never changes, so the durable read model can check it.
-    std::optional<Token> actual = sequencer_.reads().read(
-        [&](const Engine& e, std::uint64_t) -> std::optional<Token> {
-          const Booking* b = e.booking(*id);
-          if (!b) return std::nullopt;
-          return b->token;
-        });
-    if (!actual) return respond(error(404, "booking_not_found", "no booking has this id"));
-    if (!admin && !token_matches(presented_token(request, *target), *actual)) {
-      return respond(error(403, "forbidden",
-                           "this needs the booking's token (X-Booking-Token) or the admin token"));
-    }
-    const Actor actor = admin ? Actor::admin : Actor::patient;
-    if (confirm) {
-      return submit(sequencer_, request, std::move(respond), ConfirmBooking{*id}, actor,
-                    [booking_id = *id](CommandResult& r) {
-                      return json(200, fmt::format(R"({{"id":{},"status":"CONFIRMED","seq":{}}})",
-                                                   booking_id, r.seq));
-                    });
-    }
-    return submit(sequencer_, request, std::move(respond), CancelBooking{*id}, actor,
-                  [booking_id = *id](CommandResult& r) {
-                    return json(200, fmt::format(R"({{"id":{},"status":"CANCELLED","seq":{}}})",
-                                                 booking_id, r.seq));
-                  });
-  }
-
-  if (seg.size() == 2 && seg[0] == "admin" && seg[1] == "stats") {
-    if (method != "GET") return method_not_allowed();
-    if (!admin) return respond(unauthorized());
-    return respond(admin_stats(sequencer_));
-  }
-
-  if (seg.size() == 1 && seg[0] == "events") {
-    if (method != "GET") return method_not_allowed();
-    if (!admin) return respond(unauthorized());
-    return respond(list_events(sequencer_, *target));
-  }
-
-  if (seg.size() == 1 && seg[0] == "healthz") {
-    if (method != "GET") return method_not_allowed();
-    return respond(json(200, fmt::format(R"({{"status":"ok","seq":{}}})",
-                                         sequencer_.durable_seq())));
-  }
-
-  if (seg.size() == 1 && seg[0] == "metrics") {
-    if (method != "GET") return method_not_allowed();
-    const SequencerStats& s = sequencer_.stats();
-    auto [pending, bookings, slots] = sequencer_.reads().read([](const Engine& e, std::uint64_t) {
-      return std::tuple{e.pending_count(), e.bookings().size(), e.slots().size()};
-    });
-    std::string body;
-    auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
-                      auto value) {
-      fmt::format_to(std::back_inserter(body), "# HELP slotd_{} {}\n# TYPE slotd_{} {}\nslotd_{} {}\n",
-                     name, help, name, type, name, value);
-    };
-    metric("durable_seq", "gauge", "last journal seq synced to disk", sequencer_.durable_seq());
-    metric("queue_depth", "gauge", "commands waiting for the sequencer", sequencer_.queue_depth());
-    metric("batches_total", "counter", "group commits", s.batches.load());
-    metric("commands_total", "counter", "commands decided", s.commands.load());
-    metric("rejections_total", "counter", "commands refused", s.rejections.load());
-    metric("events_total", "counter", "events journaled since start", s.events.load());
-    metric("expired_total", "counter", "holds expired since start", s.expired.load());
-    metric("queue_full_total", "counter", "commands refused with 503", s.queue_full.load());
-    metric("journal_append_seconds_total", "counter", "time in journal writes incl. sync",
-           static_cast<double>(s.journal_append_ns.load()) / 1e9);
-    metric("replayed_events", "gauge", "events replayed at start", s.replayed_events.load());
-    metric("pending_holds", "gauge", "PENDING bookings", pending);
-    metric("bookings", "gauge", "bookings ever made", bookings);
-    metric("slots", "gauge", "slots ever created", slots);
-    metric("connections_open", "gauge", "open connections", server_stats_.connections_open.load());
-    metric("connections_total", "counter", "accepted connections",
-           server_stats_.connections_total.load());
-    metric("connections_refused_total", "counter", "connections over the limit",
-           server_stats_.connections_refused.load());
-    metric("http_requests_total", "counter", "requests", server_stats_.requests_total.load());
-    metric("http_responses_4xx_total", "counter", "4xx responses", server_stats_.responses_4xx.load());
-    metric("http_responses_5xx_total", "counter", "5xx responses", server_stats_.responses_5xx.load());
-    return respond(HttpResponse{200, std::move(body), "text/plain; version=0.0.4"});
-  }
-
-  respond(error(404, "not_found", fmt::format("no route for {} {}", method, target->url.path())));
+  respond(error(404, "not_found", fmt::format("no route for {} {}", request.method, target->url.path())));
 }
 
 }  // namespace slotd

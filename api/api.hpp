@@ -61,7 +61,6 @@ class Api {
   static HttpResponse error(unsigned status, std::string_view code, std::string_view message);
 
  private:
-  struct Route;
   bool is_admin(const HttpRequest& request) const;
 
   Sequencer& sequencer_;
