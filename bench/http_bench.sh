@@ -20,7 +20,7 @@ command -v wrk >/dev/null || { echo "http_bench: wrk is not installed (apt-get i
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token=bench-token
-"$build/api/slotd" --port "$port" --data-dir "$dir" --admin-token "$token" --hold-ttl 3600 >"$dir/slotd.log" 2>&1 &
+"$build/api/slotd" --port "$port" --data-dir "$dir" --admin-token "$token" --hold-ttl 3600 ${SLOTD_ARGS:-} >"$dir/slotd.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
