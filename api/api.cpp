@@ -107,6 +107,8 @@ unsigned status_of(Rejection r) {
     case Rejection::empty_request: return 400;
     case Rejection::too_many_slots: return 413;
     case Rejection::too_many_holds: return 429;
+    case Rejection::idempotency_key_reused: return 409;
+    case Rejection::duplicate_request: return 200;  // answered by the route's replay, not here
   }
   return 500;
 }
@@ -130,6 +132,9 @@ std::string_view message_of(Rejection r) {
     case Rejection::too_many_slots: return "too many slots in one request";
     case Rejection::empty_request: return "the request creates no slot";
     case Rejection::too_many_holds: return "this client already holds the maximum number of PENDING bookings";
+    case Rejection::idempotency_key_reused:
+      return "this Idempotency-Key was already used for a different request";
+    case Rejection::duplicate_request: return "already done";
   }
   return "refused";
 }
@@ -272,13 +277,18 @@ namespace {
 
 // Hands a command to the sequencer; `reply` builds the answer from the durable result on
 // the connection's io thread.
+// `replay` answers a retry whose Idempotency-Key the engine remembers (duplicate_request),
+// as the first answer was given.
 void submit(Sequencer& sequencer, HttpRequest& request, Respond respond, Command command,
-            Actor actor, std::function<HttpResponse(CommandResult&)> reply) {
+            Actor actor, std::function<HttpResponse(CommandResult&)> reply,
+            std::function<HttpResponse()> replay = nullptr) {
   auto post = request.post_to_io;
   Submission s{std::move(command), actor, request.request_id,
-               [post, respond, reply](CommandResult&& result) {
-                 post([result = std::move(result), respond, reply]() mutable {
-                   if (result.rejection != Rejection::none) {
+               [post, respond, reply, replay](CommandResult&& result) {
+                 post([result = std::move(result), respond, reply, replay]() mutable {
+                   if (result.rejection == Rejection::duplicate_request && replay) {
+                     respond(replay());
+                   } else if (result.rejection != Rejection::none) {
                      respond(rejection_response(result.rejection));
                    } else {
                      respond(reply(result));
@@ -507,6 +517,7 @@ struct Call {
   Respond& respond;
   bool admin;
   Id id;  // the route's :id, when it has one
+  IdempotencyKey idempotency;  // from the Idempotency-Key header; empty key when none
 };
 
 // Unwraps a parsed value; on bad input answers 400 and returns nothing.
@@ -637,6 +648,36 @@ void delete_slot(Call& call) {
          });
 }
 
+// The 201 body of a new booking; also the replay of a retried POST /booking.
+std::string booking_created_json(const Booking& b, std::uint64_t seq) {
+  std::string body;
+  body.reserve(256);
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"patientName":)", b.id,
+                 b.slot_id);
+  append_json_string(body, b.patient_name);
+  body += R"(,"status":"PENDING","createdAt":")";
+  append_iso8601(body, b.created_at_ms);
+  body += R"(","expiresAt":")";
+  append_iso8601(body, b.expires_at_ms);
+  fmt::format_to(std::back_inserter(body), R"(","token":"{}","seq":{}}})", token_hex(b.token),
+                 seq);
+  return body;
+}
+
+// The first answer to a request remembered under `key`, rebuilt from the durable state.
+std::function<HttpResponse()> replay_of(const Sequencer& seq, std::string key,
+                                        std::function<HttpResponse(const Booking&, std::uint64_t)> answer) {
+  if (key.empty()) return nullptr;
+  return [&seq, key = std::move(key), answer = std::move(answer)] {
+    return seq.reads().read([&](const Engine& e, std::uint64_t) {
+      const RememberedRequest* done = e.remembered(key);
+      const Booking* b = done ? e.booking(done->booking_id) : nullptr;
+      if (!b) return Api::error(500, "internal", "a remembered request lost its booking");
+      return answer(*b, done->seq);
+    });
+  };
+}
+
 void post_booking(Call& call) {
   auto obj = body_object(call);
   if (!obj) return;
@@ -644,23 +685,20 @@ void post_booking(Call& call) {
   if (!slot_id) return;
   auto name = take(call, string_field(*obj, "patientName"));
   if (!name) return;
-  BookSlot command{*slot_id, std::string(*name), call.request.client_key, random_token()};
+  BookSlot command{*slot_id, std::string(*name), call.request.client_key, random_token(),
+                   call.idempotency};
   submit(call.sequencer, call.request, call.respond, std::move(command), Actor::patient,
          [](CommandResult& r) {
            const auto& e = std::get<SlotHeld>(r.events.at(0));
-           std::string body;
-           body.reserve(256);
-           fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"patientName":)",
-                          e.booking_id, e.slot_id);
-           append_json_string(body, e.patient_name);
-           body += R"(,"status":"PENDING","createdAt":")";
-           append_iso8601(body, e.created_at_ms);
-           body += R"(","expiresAt":")";
-           append_iso8601(body, e.expires_at_ms);
-           fmt::format_to(std::back_inserter(body), R"(","token":"{}","seq":{}}})",
-                          token_hex(e.token), r.seq);
-           return json(201, std::move(body));
-         });
+           return json(201, booking_created_json(
+                                Booking{e.booking_id, e.slot_id, e.patient_name, e.client_key,
+                                        e.token, BookingStatus::pending, e.created_at_ms,
+                                        e.expires_at_ms, 0, 0, r.seq},
+                                r.seq));
+         },
+         replay_of(call.sequencer, call.idempotency.key, [](const Booking& b, std::uint64_t seq) {
+           return json(201, booking_created_json(b, seq));
+         }));
 }
 
 void get_booking_route(Call& call) {
@@ -670,6 +708,9 @@ void get_booking_route(Call& call) {
 // Confirm and cancel need the booking's token (or admin). The token never changes, so the
 // durable read model can check it; an unknown booking is 404 before any token check.
 void change_booking(Call& call, Command command, std::string_view new_status) {
+  auto answer = [new_status](Id booking_id, std::uint64_t seq) {
+    return json(200, fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", booking_id, new_status, seq));
+  };
   std::optional<Token> actual = call.sequencer.reads().read(
       [&](const Engine& e, std::uint64_t) -> std::optional<Token> {
         const Booking* b = e.booking(call.id);
@@ -683,14 +724,18 @@ void change_booking(Call& call, Command command, std::string_view new_status) {
   }
   submit(call.sequencer, call.request, call.respond, std::move(command),
          call.admin ? Actor::admin : Actor::patient,
-         [booking_id = call.id, new_status](CommandResult& r) {
-           return json(200, fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", booking_id,
-                                        new_status, r.seq));
-         });
+         [booking_id = call.id, answer](CommandResult& r) { return answer(booking_id, r.seq); },
+         replay_of(call.sequencer, call.idempotency.key, [answer](const Booking& b, std::uint64_t seq) {
+           return answer(b.id, seq);
+         }));
 }
 
-void confirm_booking(Call& call) { change_booking(call, ConfirmBooking{call.id}, "CONFIRMED"); }
-void cancel_booking(Call& call) { change_booking(call, CancelBooking{call.id}, "CANCELLED"); }
+void confirm_booking(Call& call) {
+  change_booking(call, ConfirmBooking{call.id, call.idempotency}, "CONFIRMED");
+}
+void cancel_booking(Call& call) {
+  change_booking(call, CancelBooking{call.id, call.idempotency}, "CANCELLED");
+}
 
 void get_admin_stats(Call& call) { call.respond(admin_stats(call.sequencer)); }
 void get_events(Call& call) { call.respond(list_events(call.sequencer, call.target)); }
@@ -764,6 +809,32 @@ constexpr Route kRoutes[] = {
     {"GET", "metrics", false, get_metrics},
 };
 
+bool valid_idempotency_key(std::string_view key) {
+  if (key.empty() || key.size() > 200) return false;
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// What "the same request" means for an Idempotency-Key: method, path and body, byte for
+// byte. FNV-1a 64: stable across builds and restarts, since it is journaled.
+std::uint64_t request_hash(const HttpRequest& request, const Target& target) {
+  std::uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;  // separator, so ("ab","c") and ("a","bc") differ
+    h *= 1099511628211ULL;
+  };
+  mix(request.method);
+  mix(std::string_view(target.url.encoded_path()));
+  mix(request.body);
+  return h;
+}
+
 // True when the segments fit the pattern; id_segment points at the ":id" segment if any.
 bool path_matches(std::string_view pattern, const std::vector<std::string>& segments,
                   const std::string*& id_segment) {
@@ -807,7 +878,16 @@ void Api::handle(HttpRequest&& request, Respond respond) {
       }
       id = *parsed;
     }
-    Call call{sequencer_, options_, server_stats_, request, *target, respond, admin, id};
+    IdempotencyKey idempotency;
+    if (!request.idempotency_key.empty()) {
+      if (!valid_idempotency_key(request.idempotency_key)) {
+        return respond(error(400, "invalid_header",
+                             "Idempotency-Key must be 1 to 200 visible ASCII characters"));
+      }
+      idempotency = {request.idempotency_key, request_hash(request, *target)};
+    }
+    Call call{sequencer_, options_, server_stats_, request, *target, respond, admin, id,
+              std::move(idempotency)};
     return route.handler(call);
   }
   if (path_known) {

@@ -22,6 +22,7 @@ struct HttpRequest {
   std::string authorization;     // Authorization header
   std::string booking_token;     // X-Booking-Token header
   std::string client_key;        // X-Client-Key header, else the peer address
+  std::string idempotency_key;   // Idempotency-Key header
   std::uint64_t request_id = 0;  // also sent back as X-Request-Id
   // Runs a function on the connection's executor; completions from the sequencer use it
   // so that replies are formatted and written on an io thread, not the sequencer's.

@@ -21,6 +21,12 @@ void append_instant(std::string& out, std::string_view key, TimeMs ms) {
   out += '"';
 }
 
+void append_idempotency(std::string& out, const IdempotencyKey& idempotency) {
+  if (idempotency.key.empty()) return;
+  out += R"(,"idempotencyKey":)";
+  append_json_string(out, idempotency.key);
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -85,10 +91,12 @@ void append_event_json(std::string& out, const JournalRecord& r) {
             append_json_string(out, e.client_key);
             append_instant(out, "createdAt", e.created_at_ms);
             append_instant(out, "expiresAt", e.expires_at_ms);
+            append_idempotency(out, e.idempotency);
           },
           [&](const BookingConfirmed& e) {
             fmt::format_to(it, R"("BookingConfirmed","data":{{"bookingId":{})", e.booking_id);
             append_instant(out, "confirmedAt", e.confirmed_at_ms);
+            append_idempotency(out, e.idempotency);
           },
           [&](const BookingExpired& e) {
             fmt::format_to(it, R"("BookingExpired","data":{{"bookingId":{})", e.booking_id);
@@ -97,6 +105,7 @@ void append_event_json(std::string& out, const JournalRecord& r) {
           [&](const BookingCancelled& e) {
             fmt::format_to(it, R"("BookingCancelled","data":{{"bookingId":{})", e.booking_id);
             append_instant(out, "cancelledAt", e.cancelled_at_ms);
+            append_idempotency(out, e.idempotency);
           },
           [&](const SlotClosed& e) {
             fmt::format_to(it, R"("SlotClosed","data":{{"slotId":{})", e.slot_id);

@@ -164,6 +164,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     request.body = std::move(req.body());
     request.authorization = std::string(req[http::field::authorization]);
     request.booking_token = std::string(req["X-Booking-Token"]);
+    request.idempotency_key = std::string(req["Idempotency-Key"]);
     auto client_key = req["X-Client-Key"];
     request.client_key = client_key.empty() ? peer_ : std::string(client_key);
     request.request_id = shared_.next_request_id.fetch_add(1, std::memory_order_relaxed);

@@ -106,6 +106,8 @@ std::string_view to_string(Rejection r) {
     case Rejection::too_many_slots: return "too_many_slots";
     case Rejection::empty_request: return "empty_request";
     case Rejection::too_many_holds: return "too_many_holds";
+    case Rejection::idempotency_key_reused: return "idempotency_key_reused";
+    case Rejection::duplicate_request: return "duplicate_request";
   }
   return "unknown";
 }
@@ -148,6 +150,27 @@ const Engine::SlotIndex& Engine::slots_of(Id doctor_id) const {
   return (doctor_id >= 1 && doctor_id <= slots_by_doctor_.size())
              ? slots_by_doctor_[doctor_id - 1]
              : empty;
+}
+
+const RememberedRequest* Engine::remembered(const std::string& key) const {
+  auto it = remembered_.find(key);
+  return it == remembered_.end() ? nullptr : &it->second;
+}
+
+// A retry of a carried-out request is answered, never redone; the key of one request
+// cannot be used for another.
+Rejection Engine::check_idempotency(const IdempotencyKey& idempotency) const {
+  if (idempotency.key.empty()) return Rejection::none;
+  const RememberedRequest* done = remembered(idempotency.key);
+  if (!done) return Rejection::none;
+  return done->request_hash == idempotency.request_hash ? Rejection::duplicate_request
+                                                        : Rejection::idempotency_key_reused;
+}
+
+void Engine::remember(const IdempotencyKey& idempotency, Id booking_id) {
+  if (idempotency.key.empty()) return;
+  remembered_[idempotency.key] =
+      RememberedRequest{idempotency.request_hash, booking_id, applied_events_};
 }
 
 std::uint32_t Engine::holds_of(const std::string& client_key) const {
@@ -233,6 +256,7 @@ Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& 
 }
 
 Rejection Engine::decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Event>& out) const {
+  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
   if (!valid_name(c.patient_name)) return Rejection::invalid_name;
   const Slot* s = slot(c.slot_id);
   if (!s) return Rejection::slot_not_found;
@@ -242,12 +266,13 @@ Rejection Engine::decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Even
     return Rejection::too_many_holds;
   }
   out.push_back(SlotHeld{bookings_.size() + 1, c.slot_id, c.patient_name, c.client_key, c.token,
-                         now_ms, now_ms + config_.hold_ttl_ms});
+                         now_ms, now_ms + config_.hold_ttl_ms, c.idempotency});
   return Rejection::none;
 }
 
 Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
                                  std::vector<Event>& out) const {
+  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
   const Booking* b = booking(c.booking_id);
   if (!b) return Rejection::booking_not_found;
   switch (b->status) {
@@ -258,12 +283,13 @@ Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
   }
   // Past expires_at a hold is dead even if ExpireDue has not written it yet.
   if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
-  out.push_back(BookingConfirmed{b->id, now_ms});
+  out.push_back(BookingConfirmed{b->id, now_ms, c.idempotency});
   return Rejection::none;
 }
 
 Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
                                 std::vector<Event>& out) const {
+  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
   const Booking* b = booking(c.booking_id);
   if (!b) return Rejection::booking_not_found;
   switch (b->status) {
@@ -272,7 +298,7 @@ Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
     case BookingStatus::pending:
     case BookingStatus::confirmed: break;
   }
-  out.push_back(BookingCancelled{b->id, now_ms});
+  out.push_back(BookingCancelled{b->id, now_ms, c.idempotency});
   return Rejection::none;
 }
 
@@ -369,6 +395,7 @@ void Engine::trim_expiry_queue() {
 }
 
 void Engine::apply(const Event& event) {
+  ++applied_events_;
   std::visit(
       overloaded{
           [&](const ClinicAdded& e) {
@@ -397,7 +424,8 @@ void Engine::apply(const Event& event) {
             s.booking_id = e.booking_id;
             bookings_.push_back(Booking{e.booking_id, e.slot_id, e.patient_name, e.client_key,
                                         e.token, BookingStatus::pending, e.created_at_ms,
-                                        e.expires_at_ms, 0, 0});
+                                        e.expires_at_ms, 0, 0, applied_events_});
+            remember(e.idempotency, e.booking_id);
             ++pending_count_;
             ++booking_counts_[static_cast<std::size_t>(BookingStatus::pending)];
             count_hold(e.client_key, +1);
@@ -420,6 +448,7 @@ void Engine::apply(const Event& event) {
             end_pending(b);
             set_status(b, BookingStatus::confirmed);
             b.confirmed_at_ms = e.confirmed_at_ms;
+            remember(e.idempotency, b.id);
             set_status(s, SlotStatus::booked);
             trim_expiry_queue();
           },
@@ -440,6 +469,7 @@ void Engine::apply(const Event& event) {
             release_hold(b);
             set_status(b, BookingStatus::cancelled);
             b.ended_at_ms = e.cancelled_at_ms;
+            remember(e.idempotency, b.id);
             trim_expiry_queue();
           },
           [&](const SlotClosed& e) {
@@ -489,7 +519,21 @@ std::uint64_t Engine::state_hash() const {
     h.num(b.expires_at_ms);
     h.num(b.confirmed_at_ms);
     h.num(b.ended_at_ms);
+    h.num(b.held_seq);
   }
+  // Remembered Idempotency-Keys, in key order (the map's own order is not stable).
+  std::vector<const std::pair<const std::string, RememberedRequest>*> keys;
+  keys.reserve(remembered_.size());
+  for (const auto& entry : remembered_) keys.push_back(&entry);
+  std::sort(keys.begin(), keys.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  h.num(keys.size());
+  for (const auto* entry : keys) {
+    h.str(entry->first);
+    h.num(entry->second.request_hash);
+    h.num(entry->second.booking_id);
+    h.num(entry->second.seq);
+  }
+  h.num(applied_events_);
   return h.value();
 }
 
@@ -575,6 +619,12 @@ std::string Engine::check_invariants() const {
     if (b->status == BookingStatus::pending && b->expires_at_ms == expires_at_ms) ++queued_pending;
   }
   if (queued_pending != pending) return "a PENDING booking is missing from the expiry queue";
+  for (const auto& [key, request] : remembered_) {
+    if (!booking(request.booking_id)) return "an Idempotency-Key remembers an unknown booking";
+    if (request.seq == 0 || request.seq > applied_events_) {
+      return "an Idempotency-Key remembers a seq that was never applied";
+    }
+  }
   return {};
 }
 

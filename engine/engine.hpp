@@ -47,6 +47,10 @@ enum class Rejection : std::uint8_t {
   too_many_slots,      // more than max_slots_per_request in one CreateSlots
   empty_request,       // CreateSlots with no slot
   too_many_holds,      // the client already has max_holds_per_client PENDING holds
+  idempotency_key_reused,  // the Idempotency-Key was used for a different request
+  // Not a refusal: the same Idempotency-Key and request were already done. Nothing
+  // changes; the caller answers as it did the first time (see remembered()).
+  duplicate_request,
 };
 
 std::string_view to_string(Rejection r);
@@ -93,6 +97,21 @@ struct Booking {
   TimeMs expires_at_ms = 0;
   TimeMs confirmed_at_ms = 0;  // 0 = never
   TimeMs ended_at_ms = 0;      // when it became FAILED or CANCELLED; 0 = not ended
+  std::uint64_t held_seq = 0;  // the journal seq of its SlotHeld event
+};
+
+// What a carried-out request with an Idempotency-Key did.
+struct RememberedRequest {
+  std::uint64_t request_hash = 0;
+  Id booking_id = 0;
+  std::uint64_t seq = 0;  // the journal seq of the event it produced
+};
+
+// An Idempotency-Key and a hash of the request it was sent with (empty key = none). The
+// engine remembers keys of requests it carried out, so a retry is answered, not redone.
+struct IdempotencyKey {
+  std::string key;
+  std::uint64_t request_hash = 0;
 };
 
 // ---- Commands (imperative) --------------------------------------------------
@@ -118,12 +137,15 @@ struct BookSlot {
   std::string patient_name;
   std::string client_key;
   Token token{};
+  IdempotencyKey idempotency;
 };
 struct ConfirmBooking {
   Id booking_id = 0;
+  IdempotencyKey idempotency;
 };
 struct CancelBooking {
   Id booking_id = 0;
+  IdempotencyKey idempotency;
 };
 struct CloseSlot {
   Id slot_id = 0;
@@ -160,10 +182,12 @@ struct SlotHeld {
   Token token{};
   TimeMs created_at_ms = 0;
   TimeMs expires_at_ms = 0;
+  IdempotencyKey idempotency;
 };
 struct BookingConfirmed {
   Id booking_id = 0;
   TimeMs confirmed_at_ms = 0;
+  IdempotencyKey idempotency;
 };
 struct BookingExpired {
   Id booking_id = 0;
@@ -172,6 +196,7 @@ struct BookingExpired {
 struct BookingCancelled {
   Id booking_id = 0;
   TimeMs cancelled_at_ms = 0;
+  IdempotencyKey idempotency;
 };
 struct SlotClosed {
   Id slot_id = 0;
@@ -236,6 +261,13 @@ class Engine {
   std::uint32_t holds_of(const std::string& client_key) const;
 
   std::uint64_t pending_count() const { return pending_count_; }
+
+  // The request carried out under an Idempotency-Key, or nullptr.
+  const RememberedRequest* remembered(const std::string& key) const;
+
+  // Events applied so far. The journal is gap-free from 1 and replays every event in
+  // order, so this is also the seq of the last applied event.
+  std::uint64_t applied_events() const { return applied_events_; }
   // Live counts by status, kept by apply (O(1) for stats and metrics).
   std::uint64_t count(SlotStatus s) const { return slot_counts_[static_cast<std::size_t>(s)]; }
   std::uint64_t count(BookingStatus s) const {
@@ -254,6 +286,8 @@ class Engine {
   Rejection decide_expire(TimeMs now_ms, std::vector<Event>& out) const;
 
   bool overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const;
+  Rejection check_idempotency(const IdempotencyKey& idempotency) const;
+  void remember(const IdempotencyKey& idempotency, Id booking_id);
   bool valid_name(std::string_view name) const;
   void release_hold(Booking& booking);
   void end_pending(const Booking& booking);
@@ -276,6 +310,8 @@ class Engine {
   std::uint64_t pending_count_ = 0;
   std::array<std::uint64_t, 4> slot_counts_{};     // by SlotStatus
   std::array<std::uint64_t, 4> booking_counts_{};  // by BookingStatus
+  std::unordered_map<std::string, RememberedRequest> remembered_;  // by Idempotency-Key
+  std::uint64_t applied_events_ = 0;
 };
 
 }  // namespace slotd

@@ -157,6 +157,11 @@ class ValueReader {
   std::string error_;
 };
 
+template <class Io, class K>
+bool idempotency_of(Io& io, K& k) {
+  return io.text(k.key, "idempotency_key") && io.id(k.request_hash, "request_hash");
+}
+
 // One field list per event, shared by the writer and the reader so they cannot drift
 // apart. The order here IS the on-disk order (journal/README.md).
 template <class Io, class E>
@@ -174,13 +179,15 @@ bool fields_of(Io& io, E& e) {
     return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
            io.text(e.patient_name, "patient_name") && io.text(e.client_key, "client_key") &&
            io.token(e.token, "token") && io.time(e.created_at_ms, "created_at_ms") &&
-           io.time(e.expires_at_ms, "expires_at_ms");
+           io.time(e.expires_at_ms, "expires_at_ms") && idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, BookingConfirmed>) {
-    return io.id(e.booking_id, "booking_id") && io.time(e.confirmed_at_ms, "confirmed_at_ms");
+    return io.id(e.booking_id, "booking_id") && io.time(e.confirmed_at_ms, "confirmed_at_ms") &&
+           idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, BookingExpired>) {
     return io.id(e.booking_id, "booking_id") && io.time(e.expired_at_ms, "expired_at_ms");
   } else if constexpr (std::is_same_v<T, BookingCancelled>) {
-    return io.id(e.booking_id, "booking_id") && io.time(e.cancelled_at_ms, "cancelled_at_ms");
+    return io.id(e.booking_id, "booking_id") && io.time(e.cancelled_at_ms, "cancelled_at_ms") &&
+           idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, SlotClosed>) {
     return io.id(e.slot_id, "slot_id");
   } else {

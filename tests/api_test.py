@@ -2032,6 +2032,85 @@ class AuditAndStatsTest(ApiCase):
 
 
 # =============================================================================
+class IdempotencyTest(ApiCase):
+    """Idempotency-Key on POST /booking, confirm and cancel: a retry gets the first answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600)
+
+    def post(self, path, body, key, **kw):
+        headers = dict(kw.pop("headers", None) or {})
+        headers["Idempotency-Key"] = key
+        return self.api.req("POST", path, body, headers=headers, **kw)
+
+    def bookings_total(self):
+        return self.expect(self.api.req("GET", "/admin/stats", admin=True), 200)["bookings"]["total"]
+
+    def test_a_retried_booking_gets_the_first_answer_and_holds_nothing_more(self):
+        d = self.new_doctor("Dr. Retry")
+        s = self.new_slots(d["id"], 2, first=40)
+        total = self.bookings_total()
+        body = {"slotId": s[0]["id"], "patientName": "Retry Patient"}
+        r1 = self.post("/booking", body, "key-book-1")
+        first = self.expect(r1, 201)
+        self.expect_seq(first, r1)
+        r2 = self.post("/booking", body, "key-book-1")
+        self.assertEqual(self.expect(r2, 201), first, f"a retry returns the first answer{r2.describe()}")
+        self.assertEqual(self.bookings_total(), total + 1, "the retry made no second booking")
+        # The same key for another request is refused and changes nothing.
+        r3 = self.post("/booking", {"slotId": s[1]["id"], "patientName": "Retry Patient"}, "key-book-1")
+        self.expect_error(r3, 409, "idempotency_key_reused")
+        self.assertEqual(self.slot_status(d["id"], s[1]["id"]), "AVAILABLE")
+        # Without a key the held slot is the usual conflict.
+        self.expect_error(self.api.req("POST", "/booking", body), 409, "slot_unavailable")
+
+    def test_confirm_and_cancel_retries_get_the_first_answer(self):
+        d = self.new_doctor("Dr. Confirm Retry")
+        s = self.new_slots(d["id"], 2, first=60)
+        b = self.book(s[0]["id"])
+        r1 = self.post(f"/booking/{b['id']}/confirm", None, "key-confirm-1", token=b["token"])
+        first = self.expect(r1, 200)
+        r2 = self.post(f"/booking/{b['id']}/confirm", None, "key-confirm-1", token=b["token"])
+        self.assertEqual(self.expect(r2, 200), first, r2.describe())
+        # Cancel under the confirm's key: a different request → 409, the booking stays CONFIRMED.
+        r3 = self.post(f"/booking/{b['id']}/cancel", None, "key-confirm-1", token=b["token"])
+        self.expect_error(r3, 409, "idempotency_key_reused")
+        self.assertEqual(self.get_booking(b["id"], admin=True)[1]["status"], "CONFIRMED")
+        c = self.book(s[1]["id"])
+        r4 = self.post(f"/booking/{c['id']}/cancel", None, "key-cancel-1", token=c["token"])
+        first_cancel = self.expect(r4, 200)
+        self.assertEqual(first_cancel["status"], "CANCELLED")
+        r5 = self.post(f"/booking/{c['id']}/cancel", None, "key-cancel-1", token=c["token"])
+        self.assertEqual(self.expect(r5, 200), first_cancel, r5.describe())
+
+    def test_a_retry_after_a_restart_still_gets_the_first_answer(self):
+        server = self.start_server(hold_ttl=600)
+        api = server.api
+        r = api.req("POST", "/doctors", {"name": "Dr. Restart Retry", "specialty": "GP"}, admin=True)
+        doctor = self.expect(r, 201)
+        start, end = slot_times(0)
+        slot = self.expect(api.req("POST", "/slots", {"doctorId": doctor["id"], "start": start, "end": end},
+                                   admin=True), 201)
+        body = {"slotId": slot["id"], "patientName": "Survivor"}
+        first = self.expect(api.req("POST", "/booking", body, headers={"Idempotency-Key": "k-restart"}), 201)
+        self.assertEqual(server.stop(), 0)
+        server.start()
+        api = server.api
+        again = api.req("POST", "/booking", body, headers={"Idempotency-Key": "k-restart"})
+        self.assertEqual(self.expect(again, 201), first, f"remembered across a restart{again.describe()}")
+        other = api.req("POST", "/booking", {"slotId": slot["id"], "patientName": "Someone Else"},
+                        headers={"Idempotency-Key": "k-restart"})
+        self.expect_error(other, 409, "idempotency_key_reused")
+
+    def test_a_malformed_idempotency_key_is_400_invalid_header(self):
+        for key in ("x" * 201, "has space", "tab\tkey"):
+            r = self.api.req("POST", "/booking", {"slotId": 1, "patientName": "A"},
+                             headers={"Idempotency-Key": key})
+            self.expect_error(r, 400, "invalid_header")
+
+
+# =============================================================================
 class DemoTest(ApiCase):
     """--demo seeds an empty data dir once."""
 

@@ -1146,3 +1146,55 @@ TEST_CASE("live counts by status follow every transition: book, confirm, expire,
   CHECK(h.engine.count(BookingStatus::cancelled) == 1);
   h.check_replay();
 }
+
+// ---- Idempotency-Key -------------------------------------------------------------------
+
+TEST_CASE("a retried booking with the same Idempotency-Key is answered, not redone; another request with the key is refused") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0, kT0 + kHour);
+  const Id s2 = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const IdempotencyKey key{"retry-1", 77};
+
+  Outcome first = h.run(BookSlot{s1, "Ann Lee", "", token_of(1), key});
+  REQUIRE(first.rejection == Rejection::none);
+  const Id booking_id = std::get<SlotHeld>(first.events.at(0)).booking_id;
+  const RememberedRequest* done = h.engine.remembered("retry-1");
+  REQUIRE(done != nullptr);
+  CHECK(done->booking_id == booking_id);
+  CHECK(done->request_hash == 77);
+  CHECK(done->seq == h.engine.applied_events());
+  CHECK(h.engine.booking(booking_id)->held_seq == done->seq);
+
+  // The same request again: nothing changes, the caller answers from remembered().
+  CHECK(h.run(BookSlot{s1, "Ann Lee", "", token_of(2), key}).rejection == Rejection::duplicate_request);
+  CHECK(h.engine.bookings().size() == 1);
+  // A different request under the same key: refused, whatever it asks.
+  CHECK(h.run(BookSlot{s2, "Ann Lee", "", token_of(3), IdempotencyKey{"retry-1", 78}}).rejection ==
+        Rejection::idempotency_key_reused);
+  CHECK(h.slot_status(s2) == SlotStatus::available);
+  // Without a key, booking the held slot is the usual conflict.
+  CHECK(h.book(s1) == Rejection::slot_unavailable);
+  h.check_replay();  // the remembered keys are rebuilt by replay (they are in the hash)
+}
+
+TEST_CASE("confirm and cancel remember their Idempotency-Key; a refused request remembers nothing") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id b1 = h.book_ok(h.add_slot(d, kT0, kT0 + kHour));
+  const Id b2 = h.book_ok(h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour));
+
+  REQUIRE(h.run(ConfirmBooking{b1, IdempotencyKey{"c-1", 5}}).rejection == Rejection::none);
+  CHECK(h.run(ConfirmBooking{b1, IdempotencyKey{"c-1", 5}}).rejection == Rejection::duplicate_request);
+  CHECK(h.run(ConfirmBooking{b2, IdempotencyKey{"c-1", 6}}).rejection == Rejection::idempotency_key_reused);
+  CHECK(h.engine.booking(b2)->status == BookingStatus::pending);
+
+  REQUIRE(h.run(CancelBooking{b2, IdempotencyKey{"x-2", 9}}).rejection == Rejection::none);
+  CHECK(h.run(CancelBooking{b2, IdempotencyKey{"x-2", 9}}).rejection == Rejection::duplicate_request);
+  CHECK(h.engine.remembered("x-2")->booking_id == b2);
+
+  // Confirming the cancelled booking is refused, and its key is not remembered.
+  CHECK(h.run(ConfirmBooking{b2, IdempotencyKey{"c-3", 1}}).rejection == Rejection::booking_cancelled);
+  CHECK(h.engine.remembered("c-3") == nullptr);
+  h.check_replay();
+}

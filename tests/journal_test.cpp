@@ -99,6 +99,10 @@ void check_same_fields(const SlotCreated& a, const SlotCreated& b) {
   CHECK(a.start_ms == b.start_ms);
   CHECK(a.end_ms == b.end_ms);
 }
+void check_same_fields(const IdempotencyKey& a, const IdempotencyKey& b) {
+  CHECK(a.key == b.key);
+  CHECK(a.request_hash == b.request_hash);
+}
 void check_same_fields(const SlotHeld& a, const SlotHeld& b) {
   CHECK(a.booking_id == b.booking_id);
   CHECK(a.slot_id == b.slot_id);
@@ -107,10 +111,12 @@ void check_same_fields(const SlotHeld& a, const SlotHeld& b) {
   CHECK(a.token == b.token);
   CHECK(a.created_at_ms == b.created_at_ms);
   CHECK(a.expires_at_ms == b.expires_at_ms);
+  check_same_fields(a.idempotency, b.idempotency);
 }
 void check_same_fields(const BookingConfirmed& a, const BookingConfirmed& b) {
   CHECK(a.booking_id == b.booking_id);
   CHECK(a.confirmed_at_ms == b.confirmed_at_ms);
+  check_same_fields(a.idempotency, b.idempotency);
 }
 void check_same_fields(const BookingExpired& a, const BookingExpired& b) {
   CHECK(a.booking_id == b.booking_id);
@@ -119,6 +125,7 @@ void check_same_fields(const BookingExpired& a, const BookingExpired& b) {
 void check_same_fields(const BookingCancelled& a, const BookingCancelled& b) {
   CHECK(a.booking_id == b.booking_id);
   CHECK(a.cancelled_at_ms == b.cancelled_at_ms);
+  check_same_fields(a.idempotency, b.idempotency);
 }
 void check_same_fields(const SlotClosed& a, const SlotClosed& b) {
   CHECK(a.slot_id == b.slot_id);
@@ -155,12 +162,15 @@ std::vector<JournalRecord> sample_records() {
                kMonday2031Ms + 120'000},
       SlotHeld{kMaxU64, kMaxU64, "", "", token_of(0xf0), kMinTime, kMaxTime},
       SlotHeld{1, 2, long_text, binary_text, Token{}, -123'456'789, kMaxTime - 1},
+      SlotHeld{3, 4, "Ann", "", token_of(7), 1, 2, IdempotencyKey{"retry-7f3a", kMaxU64}},
       BookingConfirmed{9, kMonday2031Ms + 5'000},
       BookingConfirmed{kMaxU64, kMinTime},
+      BookingConfirmed{5, 6, IdempotencyKey{binary_text, 1}},
       BookingExpired{9, kMonday2031Ms + 120'000},
       BookingExpired{kMaxU64, -1},
       BookingCancelled{9, kMonday2031Ms + 60'000},
       BookingCancelled{0, kMaxTime},
+      BookingCancelled{1, 2, IdempotencyKey{long_text, 0}},
       SlotClosed{42},
       SlotClosed{kMaxU64},
   };
@@ -322,13 +332,18 @@ TEST_CASE("the encoding matches the documented bytes of journal/README.md") {
   closed.event = SlotClosed{5};
   CHECK(encoded(closed) == std::string("\x01\x07\x00\x00\x00\x05", 6));
 
-  // at_ms 1 → zigzag 02; request_id 128 → 80 01; admin → 01; 300 → ac 02; -1 → zigzag 01.
+  // at_ms 1 → zigzag 02; request_id 128 → 80 01; admin → 01; 300 → ac 02; -1 → zigzag 01;
+  // no Idempotency-Key → empty string 00, request_hash 0 → 00.
   JournalRecord confirmed;
   confirmed.at_ms = 1;
   confirmed.request_id = 128;
   confirmed.actor = Actor::admin;
   confirmed.event = BookingConfirmed{300, -1};
-  CHECK(encoded(confirmed) == std::string("\x01\x04\x02\x80\x01\x01\xac\x02\x01", 9));
+  CHECK(encoded(confirmed) == std::string("\x01\x04\x02\x80\x01\x01\xac\x02\x01\x00\x00", 11));
+  // With key "k" and request_hash 3: 01 6b 03.
+  confirmed.event = BookingConfirmed{300, -1, IdempotencyKey{"k", 3}};
+  CHECK(encoded(confirmed) ==
+        std::string("\x01\x04\x02\x80\x01\x01\xac\x02\x01\x01k\x03", 12));
 }
 
 TEST_CASE("decode takes the seq from its argument, not from the value bytes") {
