@@ -61,7 +61,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_seconds(v, c.hold_ttl_s); }},
       {"admin-token", "admin bearer token (default: generated into DATA_DIR/admin-token)", true,
        [](Config& c, std::string_view v) { c.admin_token = v; return !v.empty(); }},
-      {"allowed-origins", "comma-separated Origins allowed on /ws (empty: same host only)", true,
+      {"allowed-origins", "comma-separated Origins allowed on /ws (empty: same origin only)", true,
        [](Config& c, std::string_view v) { c.allowed_origins = split_csv(v); return true; }},
       {"max-holds-per-client", "PENDING holds one client may have (0 = no cap)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_holds_per_client); }},
@@ -85,6 +85,8 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.queue_capacity); }},
       {"max-batch", "commands per group commit (4096)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_batch); }},
+      {"ws-queue-limit", "messages queued per WebSocket before it is closed as slow (4096)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.ws_queue_limit) && c.ws_queue_limit > 0; }},
   };
   return all;
 }

@@ -27,6 +27,7 @@ struct Config {
   std::uint32_t max_bulk_slots = 10'000;
   std::size_t queue_capacity = 65'536;
   std::size_t max_batch = 4'096;
+  std::size_t ws_queue_limit = 4'096;
 };
 
 struct ConfigResult {

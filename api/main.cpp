@@ -155,6 +155,11 @@ int main(int argc, char** argv) {
   std::printf("slotd: recovered %llu events from %s in %lld ms\n",
               static_cast<unsigned long long>(sequencer->durable_seq()), config.data_dir.c_str(),
               static_cast<long long>(recovery_ms));
+  // The live feed: every durable batch goes to the WebSocket hub (registered before start).
+  FeedHub hub;
+  sequencer->add_observer([&hub](std::span<const JournalRecord> records, const Engine& state) {
+    hub.publish(records, state);
+  });
   sequencer->start();
   if (config.demo) seed_demo(*sequencer);
 
@@ -169,7 +174,9 @@ int main(int argc, char** argv) {
   server_options.request_timeout_s = config.request_timeout_s;
   server_options.idle_timeout_s = config.idle_timeout_s;
   server_options.max_connections = config.max_connections;
-  Server server(server_options, api, server_stats);
+  server_options.allowed_origins = config.allowed_origins;
+  server_options.ws_queue_limit = config.ws_queue_limit;
+  Server server(server_options, api, server_stats, *sequencer, hub);
   if (!server.listen(error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     sequencer->stop();

@@ -1,11 +1,14 @@
 // The only translation unit that includes Beast (compile cost: keep it that way).
 #include "api/server.hpp"
 
+#include "api/event_json.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <chrono>
 #include <random>
 #include <thread>
+#include <deque>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -15,6 +18,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <simdjson.h>
 #include <boost/url/src.hpp>  // Boost.URL's sources, compiled into exactly this one TU
 
 namespace slotd {
@@ -35,8 +40,226 @@ struct Shared {
   ServerOptions options;
   Api& api;
   ServerStats& stats;
+  Sequencer& sequencer;
+  FeedHub& hub;
   std::atomic<std::uint64_t> next_request_id;
 };
+
+namespace websocket = beast::websocket;
+
+// One GET /ws connection: a FeedSubscriber whose messages go out through a bounded queue.
+// Everything below runs on the connection's strand; deliver() only posts to it.
+class WebSocketSession : public FeedSubscriber,
+                         public std::enable_shared_from_this<WebSocketSession> {
+ public:
+  // Counted as an open connection (for --max-connections) for as long as it lives.
+  WebSocketSession(tcp::socket&& socket, Shared& shared)
+      : ws_(std::move(socket)), shared_(shared) {
+    shared_.stats.connections_open.fetch_add(1);
+  }
+  ~WebSocketSession() override { shared_.stats.connections_open.fetch_sub(1); }
+
+  void run(http::request<http::string_body> request) {
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(64 << 10);
+    ws_.auto_fragment(false);  // one frame per message: simpler for clients, fewer frames
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.set(http::field::server, "slotd");
+    }));
+    ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->shared_.hub.add(self);
+      self->read();
+    });
+  }
+
+  void deliver(std::shared_ptr<const FeedBatch> batch) override {
+    net::post(ws_.get_executor(), [self = shared_from_this(), batch = std::move(batch)] {
+      self->on_batch(*batch);
+    });
+  }
+
+ private:
+  void read() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->closed_ = true, void();
+      std::string message = beast::buffers_to_string(self->in_.data());
+      self->in_.consume(self->in_.size());
+      self->on_message(message);
+      if (!self->closed_) self->read();
+    });
+  }
+
+  void send_error(std::string_view code, std::string_view message) {
+    std::string out = R"({"type":"error","code":)";
+    append_json_string(out, code);
+    out += R"(,"message":)";
+    append_json_string(out, message);
+    out += '}';
+    enqueue(std::make_shared<const std::string>(std::move(out)));
+  }
+
+  // {"op":"subscribe","doctorIds":[…]|"clinicId":N,"fromSeq":N?}
+  void on_message(const std::string& text) {
+    simdjson::dom::parser parser;
+    simdjson::dom::object obj;
+    std::string_view op;
+    if (parser.parse(text).get_object().get(obj) || obj["op"].get_string().get(op)) {
+      return send_error("invalid_message", "send {\"op\":\"subscribe\",\"doctorIds\":[…]} or {\"op\":\"subscribe\",\"clinicId\":N}");
+    }
+    if (op != "subscribe") return send_error("invalid_message", "the only op is subscribe");
+    if (subscribed_) return send_error("already_subscribed", "a connection subscribes once");
+    Subscription subscription;
+    simdjson::dom::element e;
+    if (!obj["clinicId"].get(e)) {
+      std::uint64_t id;
+      if (e.get_uint64().get(id)) return send_error("invalid_message", "clinicId must be an integer id");
+      subscription.clinic_id = id;
+    } else if (!obj["doctorIds"].get(e)) {
+      simdjson::dom::array ids;
+      if (e.get_array().get(ids)) return send_error("invalid_message", "doctorIds must be an array of ids");
+      for (simdjson::dom::element item : ids) {
+        std::uint64_t id;
+        if (item.get_uint64().get(id)) return send_error("invalid_message", "doctorIds must be an array of ids");
+        subscription.doctor_ids.push_back(id);
+      }
+      std::sort(subscription.doctor_ids.begin(), subscription.doctor_ids.end());
+    } else {
+      return send_error("invalid_message", "subscribe needs doctorIds or clinicId");
+    }
+    std::optional<std::uint64_t> from_seq;
+    if (!obj["fromSeq"].get(e)) {
+      std::uint64_t v;
+      if (e.get_uint64().get(v)) return send_error("invalid_message", "fromSeq must be an integer");
+      from_seq = v;
+    }
+    subscribed_ = true;
+    subscription_ = std::move(subscription);
+    catch_up(from_seq);
+  }
+
+  // Live batches that arrive meanwhile are only buffered by on_batch (same strand), so
+  // the snapshot or the journal read and the live events meet without gap or duplicate.
+  void catch_up(std::optional<std::uint64_t> from_seq) {
+    constexpr std::uint64_t kMaxCatchUp = 100'000;
+    const std::uint64_t durable = shared_.sequencer.durable_seq();
+    if (from_seq && *from_seq >= 1 && *from_seq <= durable + 1 && durable + 1 - *from_seq <= kMaxCatchUp) {
+      std::vector<JournalRecord> records;
+      JournalStatus st = shared_.sequencer.read_journal(*from_seq, kMaxCatchUp, [&](const JournalRecord& r) {
+        records.push_back(r);
+        return true;
+      });
+      if (st) {
+        std::uint64_t last = *from_seq - 1;
+        shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t) {
+          for (const JournalRecord& r : records) {
+            auto event = feed_event(r, engine);
+            if (event && subscription_.matches(event->doctor_id, event->clinic_id)) {
+              enqueue(event->json);
+            }
+            last = r.seq;
+          }
+          return 0;
+        });
+        last_sent_seq_ = last;
+        return flush_live();
+      }
+    }
+    if (from_seq) {
+      enqueue(std::make_shared<const std::string>(
+          R"({"type":"resync_required","reason":"fromSeq is not within the retained journal; here is a fresh snapshot"})"));
+    }
+    auto snapshot = shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t as_of) {
+      last_sent_seq_ = as_of;
+      return snapshot_message(engine, as_of, subscription_);
+    });
+    enqueue(std::make_shared<const std::string>(std::move(snapshot)));
+    flush_live();
+  }
+
+  void flush_live() {
+    caught_up_ = true;
+    std::deque<std::shared_ptr<const FeedBatch>> buffered;
+    buffered.swap(buffered_);
+    for (const auto& batch : buffered) on_batch(*batch);
+  }
+
+  void on_batch(const FeedBatch& batch) {
+    if (!subscribed_ || closed_) return;
+    if (!caught_up_) {
+      buffered_.push_back(std::make_shared<const FeedBatch>(batch));
+      return;
+    }
+    for (const FeedEvent& event : batch) {
+      if (event.seq <= last_sent_seq_) continue;  // already in the snapshot or catch-up
+      last_sent_seq_ = event.seq;
+      if (subscription_.matches(event.doctor_id, event.clinic_id)) enqueue(event.json);
+    }
+  }
+
+  void enqueue(std::shared_ptr<const std::string> message) {
+    if (closed_ || closing_) return;
+    if (queue_.size() >= shared_.options.ws_queue_limit) {
+      // A consumer that cannot keep up is closed (it can resume with fromSeq); it never
+      // slows the sequencer or other clients.
+      closing_ = true;
+      queue_.clear();
+      if (!writing_) close_slow();
+      return;
+    }
+    queue_.push_back(std::move(message));
+    if (!writing_) write_next();
+  }
+
+  // The message being written stays alive in writing_ until its write completes.
+  void write_next() {
+    writing_ = std::move(queue_.front());
+    queue_.pop_front();
+    ws_.text(true);
+    ws_.async_write(net::buffer(*writing_),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      self->writing_.reset();
+                      if (ec) {
+                        self->closed_ = true;
+                        self->queue_.clear();
+                        return;
+                      }
+                      if (self->closing_) return self->close_slow();
+                      if (!self->queue_.empty()) self->write_next();
+                    });
+  }
+
+  void close_slow() {
+    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
+                                            "slow consumer: outbound queue full"),
+                    [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  Shared& shared_;
+  beast::flat_buffer in_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::shared_ptr<const std::string> writing_;
+  std::deque<std::shared_ptr<const FeedBatch>> buffered_;
+  Subscription subscription_;
+  std::uint64_t last_sent_seq_ = 0;
+  bool subscribed_ = false;
+  bool caught_up_ = false;
+  bool closing_ = false;  // slow consumer: close once the write in flight is done
+  bool closed_ = false;
+};
+
+// Same origin: the Origin's host[:port] is the Host header. Otherwise the allowlist.
+bool origin_allowed(std::string_view origin, std::string_view host,
+                    const std::vector<std::string>& allowed) {
+  if (origin.empty()) return true;  // not a browser
+  if (!allowed.empty()) {
+    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+  }
+  auto scheme_end = origin.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  return origin.substr(scheme_end + 3) == host;
+}
 
 // One HTTP/1.1 connection: read a request, hand it to the Api, write the reply when the
 // Api answers (for writes: after the batch is durable), then read the next. Requests of a
@@ -154,6 +377,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     disarm_deadline();
     stream_.expires_never();  // the Api answers when the batch is durable
     auto& req = parser_->get();
+    if (req.target() == "/ws" || req.target().starts_with("/ws?")) return upgrade();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     shared_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
@@ -177,6 +401,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                        [self = shared_from_this()](HttpResponse&& response) {
                          self->write(std::move(response), false);
                        });
+  }
+
+  // GET /ws: check the Origin, then hand the socket to a WebSocketSession.
+  void upgrade() {
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    if (!websocket::is_upgrade(req)) {
+      return write(Api::error(426, "upgrade_required", "GET /ws is a WebSocket endpoint"), false);
+    }
+    if (!origin_allowed(req[http::field::origin], req[http::field::host],
+                        shared_.options.allowed_origins)) {
+      return send_error_and_close(403, "forbidden_origin", "this Origin may not open the feed");
+    }
+    std::make_shared<WebSocketSession>(stream_.release_socket(), shared_)->run(parser_->release());
   }
 
   void send_error_and_close(unsigned status, std::string_view code, std::string_view message) {
@@ -299,16 +538,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerOptions options, Api& api, ServerStats& stats)
+  Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer, FeedHub& hub)
       : ioc(static_cast<int>(std::max(1u, options.threads))),
-        shared{options, api, stats, std::random_device{}() * 1'000'000ULL} {}
+        shared{options, api, stats, sequencer, hub, std::random_device{}() * 1'000'000ULL} {}
   net::io_context ioc;
   Shared shared;
   std::shared_ptr<Listener> listener;
 };
 
-Server::Server(ServerOptions options, Api& api, ServerStats& stats)
-    : impl_(std::make_unique<Impl>(std::move(options), api, stats)) {}
+Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer,
+               FeedHub& hub)
+    : impl_(std::make_unique<Impl>(std::move(options), api, stats, sequencer, hub)) {}
 
 Server::~Server() = default;
 

@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 
+#include <vector>
+
 #include "api/api.hpp"
+#include "api/feed.hpp"
 
 namespace slotd {
 
@@ -20,11 +23,13 @@ struct ServerOptions {
   double request_timeout_s = 30;
   double idle_timeout_s = 60;
   std::size_t max_connections = 10'000;
+  std::vector<std::string> allowed_origins;  // for GET /ws; empty = same origin only
+  std::size_t ws_queue_limit = 4'096;        // messages queued per WebSocket before closing it
 };
 
 class Server {
  public:
-  Server(ServerOptions options, Api& api, ServerStats& stats);
+  Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer, FeedHub& hub);
   ~Server();
 
   // Binds and listens; on failure returns false with a message.
