@@ -85,7 +85,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.queue_capacity); }},
       {"max-batch", "commands per group commit (4096)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_batch); }},
-      {"ws-queue-limit", "messages queued per WebSocket before it is closed as slow (4096)", true,
+      {"ws-queue-limit", "durable batches queued per WebSocket before it is closed as slow (4096)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.ws_queue_limit) && c.ws_queue_limit > 0; }},
   };
   return all;

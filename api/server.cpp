@@ -49,6 +49,8 @@ namespace websocket = beast::websocket;
 
 // One GET /ws connection: a FeedSubscriber whose messages go out through a bounded queue.
 // Everything below runs on the connection's strand; deliver() only posts to it.
+using Messages = std::vector<std::shared_ptr<const std::string>>;
+
 class WebSocketSession : public FeedSubscriber,
                          public std::enable_shared_from_this<WebSocketSession> {
  public:
@@ -96,7 +98,7 @@ class WebSocketSession : public FeedSubscriber,
     out += R"(,"message":)";
     append_json_string(out, message);
     out += '}';
-    enqueue(std::make_shared<const std::string>(std::move(out)));
+    enqueue({std::make_shared<const std::string>(std::move(out))});
   }
 
   // {"op":"subscribe","doctorIds":[…]|"clinicId":N,"fromSeq":N?}
@@ -151,29 +153,31 @@ class WebSocketSession : public FeedSubscriber,
       });
       if (st) {
         std::uint64_t last = *from_seq - 1;
+        Messages missed;
         shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t) {
           for (const JournalRecord& r : records) {
             auto event = feed_event(r, engine);
             if (event && subscription_.matches(event->doctor_id, event->clinic_id)) {
-              enqueue(event->json);
+              missed.push_back(event->json);
             }
             last = r.seq;
           }
           return 0;
         });
         last_sent_seq_ = last;
+        if (!missed.empty()) enqueue(std::move(missed));
         return flush_live();
       }
     }
     if (from_seq) {
-      enqueue(std::make_shared<const std::string>(
-          R"({"type":"resync_required","reason":"fromSeq is not within the retained journal; here is a fresh snapshot"})"));
+      enqueue({std::make_shared<const std::string>(
+          R"({"type":"resync_required","reason":"fromSeq is not within the retained journal; here is a fresh snapshot"})")});
     }
     auto snapshot = shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t as_of) {
       last_sent_seq_ = as_of;
       return snapshot_message(engine, as_of, subscription_);
     });
-    enqueue(std::make_shared<const std::string>(std::move(snapshot)));
+    enqueue({std::make_shared<const std::string>(std::move(snapshot))});
     flush_live();
   }
 
@@ -190,31 +194,40 @@ class WebSocketSession : public FeedSubscriber,
       buffered_.push_back(std::make_shared<const FeedBatch>(batch));
       return;
     }
+    Messages messages;
     for (const FeedEvent& event : batch) {
       if (event.seq <= last_sent_seq_) continue;  // already in the snapshot or catch-up
       last_sent_seq_ = event.seq;
-      if (subscription_.matches(event.doctor_id, event.clinic_id)) enqueue(event.json);
+      if (subscription_.matches(event.doctor_id, event.clinic_id)) messages.push_back(event.json);
     }
+    if (!messages.empty()) enqueue(std::move(messages));
   }
 
-  void enqueue(std::shared_ptr<const std::string> message) {
+  // The queue holds groups: one durable batch's messages (or a snapshot, a catch-up, an
+  // error) count once, so one large admin write cannot overflow a client that reads.
+  void enqueue(Messages messages) {
     if (closed_ || closing_) return;
     if (queue_.size() >= shared_.options.ws_queue_limit) {
       // A consumer that cannot keep up is closed (it can resume with fromSeq); it never
       // slows the sequencer or other clients.
       closing_ = true;
       queue_.clear();
+      next_in_front_ = 0;
       if (!writing_) close_slow();
       return;
     }
-    queue_.push_back(std::move(message));
+    queue_.push_back(std::move(messages));
     if (!writing_) write_next();
   }
 
   // The message being written stays alive in writing_ until its write completes.
   void write_next() {
-    writing_ = std::move(queue_.front());
-    queue_.pop_front();
+    Messages& front = queue_.front();
+    writing_ = std::move(front[next_in_front_++]);
+    if (next_in_front_ == front.size()) {
+      queue_.pop_front();
+      next_in_front_ = 0;
+    }
     ws_.text(true);
     ws_.async_write(net::buffer(*writing_),
                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -222,6 +235,7 @@ class WebSocketSession : public FeedSubscriber,
                       if (ec) {
                         self->closed_ = true;
                         self->queue_.clear();
+                        self->next_in_front_ = 0;
                         return;
                       }
                       if (self->closing_) return self->close_slow();
@@ -238,7 +252,8 @@ class WebSocketSession : public FeedSubscriber,
   websocket::stream<beast::tcp_stream> ws_;
   Shared& shared_;
   beast::flat_buffer in_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::deque<Messages> queue_;
+  std::size_t next_in_front_ = 0;  // the next message of queue_.front() to write
   std::shared_ptr<const std::string> writing_;
   std::deque<std::shared_ptr<const FeedBatch>> buffered_;
   Subscription subscription_;

@@ -1,0 +1,1017 @@
+#!/usr/bin/env python3
+"""The WebSocket feed `GET /ws` of slotd, tested against the real binary on a loopback port.
+
+Run: python3 tests/ws_test.py --slotd build/release/api/slotd [-k pattern]
+Each test class starts its own slotd in a fresh temp data dir (removed afterwards).
+The WebSocket client is a minimal RFC 6455 one written here (masked client frames,
+text/continuation/ping/pong/close). Prints `ws: N passed, M failed` last and exits
+non-zero on any failure. Standard library only; every wait is bounded in time.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_util import BASE_MS, MINUTE_MS, TOKEN_RE, Server, iso  # noqa: E402
+
+SLOTD = None  # set from --slotd
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SLOT_KEYS = {"id", "doctorId", "start", "end", "status"}
+BOOKING_KEYS = {"id", "slotId", "status"}
+SLOT_EVENT_KEYS = {"type", "seq", "event", "slot"}
+BOOKING_EVENT_KEYS = {"type", "seq", "event", "booking", "slot"}
+SNAPSHOT_KEYS = {"type", "asOfSeq", "slots"}
+ERROR_KEYS = {"type", "code", "message"}
+SLOT_EVENTS = ("SlotCreated", "SlotClosed")
+BOOKING_EVENTS = ("SlotHeld", "BookingConfirmed", "BookingExpired", "BookingCancelled")
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+WAIT = 5.0  # seconds to wait for one expected message
+
+
+def slot_times(i, minutes=30, base_ms=BASE_MS):
+    start = base_ms + i * minutes * MINUTE_MS
+    return iso(start), iso(start + minutes * MINUTE_MS)
+
+
+# =============================================================================
+# A minimal RFC 6455 client.
+
+class WsTimeout(AssertionError):
+    pass
+
+
+class WsClosed(AssertionError):
+    """The TCP connection ended (EOF or reset) without a close frame."""
+
+
+class Ws:
+    """One WebSocket connection to 127.0.0.1:port. After construction, .status is the
+    HTTP status of the handshake answer (101 on success), .headers and .body its parts."""
+
+    def __init__(self, port, path="/ws", origin=None, host=None, extra_headers=None,
+                 timeout=WAIT, rcvbuf=None):
+        self.port = port
+        self.buf = bytearray()
+        self.transcript = []  # ("<" server / ">" client, description), for failure messages
+        self.pongs = []
+        self.pings_answered = 0
+        self.close_sent = False
+        self.close_received = None  # (code, reason) once the server's close frame arrived
+        self.eof = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1",
+                 f"Host: {host if host is not None else f'127.0.0.1:{port}'}",
+                 "Upgrade: websocket",
+                 "Connection: Upgrade",
+                 f"Sec-WebSocket-Key: {self.key}",
+                 "Sec-WebSocket-Version: 13"]
+        if origin is not None:
+            lines.append(f"Origin: {origin}")
+        for k, v in (extra_headers or {}).items():
+            lines.append(f"{k}: {v}")
+        self.request_head = "\r\n".join(lines) + "\r\n\r\n"
+        self.sock.sendall(self.request_head.encode("latin-1"))
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if len(self.buf) > 65536:
+                raise AssertionError(f"handshake answer head longer than 64 KiB: {bytes(self.buf[:500])!r}")
+            self._recv_some(deadline)
+        head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
+        self.buf = bytearray(rest)
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise AssertionError(f"bad status line in the handshake answer: {lines[0]!r}")
+        self.status = int(parts[1])
+        self.headers = {}
+        for h in lines[1:]:
+            k, _, v = h.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        self.head = head.decode("latin-1")
+        self.body = b""
+        if self.status == 101:
+            want = base64.b64encode(hashlib.sha1((self.key + WS_GUID).encode()).digest()).decode()
+            got = self.headers.get("sec-websocket-accept")
+            if got != want:
+                raise AssertionError(f"Sec-WebSocket-Accept is {got!r}, want {want!r}\n{self.head}")
+            if self.headers.get("upgrade", "").lower() != "websocket":
+                raise AssertionError(f"101 without Upgrade: websocket\n{self.head}")
+        else:
+            n = int(self.headers.get("content-length", "0") or 0)
+            try:
+                while len(self.buf) < n:
+                    self._recv_some(deadline)
+            except WsClosed:
+                pass
+            self.body = bytes(self.buf[:n])
+            self.buf = bytearray(self.buf[n:])
+
+    # --- raw I/O ---------------------------------------------------------------
+
+    def _recv_some(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WsTimeout("timed out waiting for data from slotd" + self.tail())
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except socket.timeout:
+            raise WsTimeout("timed out waiting for data from slotd" + self.tail()) from None
+        except (ConnectionResetError, BrokenPipeError) as e:
+            self.eof = True
+            raise WsClosed(f"connection reset by slotd ({e!r})" + self.tail()) from None
+        if not chunk:
+            self.eof = True
+            raise WsClosed("slotd closed the TCP connection (EOF)" + self.tail())
+        self.buf += chunk
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            self._recv_some(deadline)
+
+    def tail(self, n=25):
+        if not self.transcript:
+            return "\n  (no frames yet)"
+        lines = [f"  {d} {t}" for d, t in self.transcript[-n:]]
+        return "\n  last frames (< from slotd, > to slotd):\n" + "\n".join(lines)
+
+    def _note(self, direction, text):
+        if len(text) > 600:
+            text = text[:600] + f"...({len(text)} chars)"
+        self.transcript.append((direction, text))
+        if len(self.transcript) > 400:
+            del self.transcript[:200]
+
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True):
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        b0 = (0x80 if fin else 0) | opcode
+        n = len(payload)
+        mbit = 0x80 if mask else 0
+        if n < 126:
+            head = struct.pack("!BB", b0, mbit | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", b0, mbit | 126, n)
+        else:
+            head = struct.pack("!BBQ", b0, mbit | 127, n)
+        if mask:
+            key = os.urandom(4)
+            body = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+            data = head + key + body
+        else:
+            data = head + payload
+        self._note(">", f"op={opcode:#x} fin={int(fin)} {payload[:300]!r}")
+        self.sock.settimeout(WAIT)
+        self.sock.sendall(data)
+
+    def send_text(self, text):
+        self.send_frame(OP_TEXT, text)
+
+    def send_json(self, obj):
+        self.send_text(json.dumps(obj))
+
+    def send_close(self, code=1000, reason=""):
+        self.close_sent = True
+        self.send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8"))
+
+    def recv_frame(self, timeout=WAIT):
+        """(fin, opcode, payload) of the next frame; asserts it is unmasked and RSV-free."""
+        deadline = time.monotonic() + timeout
+        self._fill(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        fin, rsv, opcode = bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F
+        masked, n = bool(b1 & 0x80), b1 & 0x7F
+        hdr = 2
+        if n == 126:
+            self._fill(4, deadline)
+            n = struct.unpack("!H", self.buf[2:4])[0]
+            hdr = 4
+        elif n == 127:
+            self._fill(10, deadline)
+            n = struct.unpack("!Q", self.buf[2:10])[0]
+            hdr = 10
+        if masked:
+            raise AssertionError("slotd sent a masked frame (RFC 6455 5.1: server frames are never masked)"
+                                 + self.tail())
+        if rsv:
+            raise AssertionError(f"slotd sent a frame with RSV bits {rsv:#x} without an extension" + self.tail())
+        self._fill(hdr + n, deadline)
+        payload = bytes(self.buf[hdr:hdr + n])
+        del self.buf[:hdr + n]
+        return fin, opcode, payload
+
+    def recv_message(self, timeout=WAIT):
+        """The next data message as ("text", str) / ("binary", bytes), or ("close", code, reason).
+        Answers pings with pongs, records pongs, reassembles fragments."""
+        deadline = time.monotonic() + timeout
+        parts, first_op = [], None
+        for _ in range(1_000_000):
+            fin, op, payload = self.recv_frame(max(0.0, deadline - time.monotonic()))
+            if op == OP_PING:
+                self._note("<", f"ping {payload!r}")
+                if not self.close_sent:
+                    self.send_frame(OP_PONG, payload)
+                    self.pings_answered += 1
+                continue
+            if op == OP_PONG:
+                self._note("<", f"pong {payload!r}")
+                self.pongs.append(payload)
+                continue
+            if op == OP_CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                reason = payload[2:].decode("utf-8", "replace")
+                self._note("<", f"close code={code} reason={reason!r}")
+                self.close_received = (code, reason)
+                if not self.close_sent:
+                    try:
+                        self.send_close(code if code not in (None, 1005, 1006) else 1000)
+                    except OSError:
+                        pass
+                return ("close", code, reason)
+            if op in (OP_TEXT, OP_BINARY):
+                if first_op is not None:
+                    raise AssertionError("slotd started a new data frame inside a fragmented message"
+                                         + self.tail())
+                first_op = op
+                parts = [payload]
+            elif op == OP_CONT:
+                if first_op is None:
+                    raise AssertionError("slotd sent a continuation frame with no message to continue"
+                                         + self.tail())
+                parts.append(payload)
+            else:
+                raise AssertionError(f"slotd sent a frame with reserved opcode {op:#x}" + self.tail())
+            if fin:
+                data = b"".join(parts)
+                if first_op == OP_TEXT:
+                    text = data.decode("utf-8")
+                    self._note("<", text)
+                    return ("text", text)
+                self._note("<", f"binary {data[:200]!r}")
+                return ("binary", data)
+        raise AssertionError("too many frames")
+
+    def recv_json(self, timeout=WAIT, what="a message"):
+        """The next text message, parsed. Fails on close, EOF, timeout, binary or bad JSON."""
+        try:
+            m = self.recv_message(timeout)
+        except WsTimeout:
+            raise WsTimeout(f"no message within {timeout}s, waiting for {what}" + self.tail()) from None
+        except WsClosed as e:
+            raise WsClosed(f"connection ended while waiting for {what}: {e}") from None
+        if m[0] == "close":
+            raise AssertionError(f"slotd sent a close frame (code={m[1]}, reason={m[2]!r}) while waiting for "
+                                 f"{what}" + self.tail())
+        if m[0] != "text":
+            raise AssertionError(f"want a text frame with JSON for {what}, got {m[0]}" + self.tail())
+        try:
+            return json.loads(m[1])
+        except ValueError:
+            raise AssertionError(f"slotd sent a text frame that is not JSON: {m[1][:500]!r}" + self.tail()) from None
+
+    def close(self):
+        try:
+            if not self.close_sent and not self.eof and self.close_received is None:
+                self.send_close(1000)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# =============================================================================
+class WsCase(unittest.TestCase):
+    """Shared helpers. Subclasses start their server(s) in setUpClass."""
+
+    server = None
+    servers = ()
+    maxDiff = 6000
+
+    @classmethod
+    def start_server(cls, **kw):
+        s = Server(SLOTD, **kw)
+        cls.servers = tuple(cls.servers) + (s,)
+        try:
+            s.start()
+        except BaseException:
+            s.cleanup()
+            raise
+        return s
+
+    @classmethod
+    def tearDownClass(cls):
+        errors = []
+        for s in cls.servers:
+            if s.running():
+                try:
+                    rc = s.stop()
+                    if rc != 0:
+                        errors.append(f"slotd exited with {rc} on SIGTERM (want 0)\n{s.log_tail()}")
+                except AssertionError as e:
+                    errors.append(str(e))
+            s.cleanup()
+        cls.servers = ()
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+    def setUp(self):
+        self._sockets = []
+
+    def tearDown(self):
+        for w in self._sockets:
+            w.close()
+
+    @property
+    def api(self):
+        return self.server.api
+
+    # --- HTTP helpers (each asserts success and returns the JSON) --------------
+
+    def ok(self, r, status):
+        self.assertEqual(r.status, status, f"want {status}{r.describe()}")
+        self.assertIsNotNone(r.json, f"want a JSON body{r.describe()}")
+        return r.json
+
+    def clinic(self, name="Clinic"):
+        return self.ok(self.api.req("POST", "/clinics", {"name": name}, admin=True), 201)
+
+    def doctor(self, name="Dr. Ws", clinic_id=None):
+        body = {"name": name, "specialty": "GP"}
+        if clinic_id is not None:
+            body["clinicId"] = clinic_id
+        return self.ok(self.api.req("POST", "/doctors", body, admin=True), 201)
+
+    def slot(self, doctor_id, i, minutes=30):
+        start, end = slot_times(i, minutes)
+        s = self.ok(self.api.req("POST", "/slots", {"doctorId": doctor_id, "start": start, "end": end},
+                                 admin=True), 201)
+        self.assertEqual((s["doctorId"], s["start"], s["end"], s["status"]), (doctor_id, start, end, "AVAILABLE"))
+        return s
+
+    def slots(self, doctor_id, first, n, minutes=30, timeout=10):
+        body = {"doctorId": doctor_id,
+                "slots": [dict(zip(("start", "end"), slot_times(first + k, minutes))) for k in range(n)]}
+        arr = self.ok(self.api.req("POST", "/slots", body, admin=True, timeout=timeout), 201)
+        self.assertEqual(len(arr), n)
+        return arr
+
+    def book(self, slot_id, patient="Patient Zed"):
+        b = self.ok(self.api.req("POST", "/booking", {"slotId": slot_id, "patientName": patient}), 201)
+        self.assertTrue(TOKEN_RE.match(b["token"]))
+        return b
+
+    def confirm(self, b):
+        return self.ok(self.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"]), 200)
+
+    def cancel(self, b):
+        return self.ok(self.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"]), 200)
+
+    def close_slot(self, slot_id):
+        return self.ok(self.api.req("DELETE", f"/slots/{slot_id}", admin=True), 200)
+
+    def current_seq(self):
+        return self.ok(self.api.healthz(), 200)["seq"]
+
+    # --- WebSocket helpers -----------------------------------------------------
+
+    def ws(self, server=None, **kw):
+        w = Ws((server or self.server).port, **kw)
+        self._sockets.append(w)
+        return w
+
+    def open_ws(self, server=None, **kw):
+        w = self.ws(server, **kw)
+        self.assertEqual(w.status, 101, f"GET /ws must upgrade (101); got:\n{w.head}\n{w.body[:500]!r}")
+        return w
+
+    def subscribe(self, w, **kw):
+        msg = {"op": "subscribe"}
+        msg.update(kw)
+        w.send_json(msg)
+
+    def expect_snapshot(self, w, expected_slots=None, min_as_of=None, max_as_of=None):
+        m = w.recv_json(what="a snapshot")
+        self.assertIsInstance(m, dict, w.tail())
+        self.assertEqual(m.get("type"), "snapshot", f"want a snapshot message{w.tail()}")
+        self.assertEqual(set(m), SNAPSHOT_KEYS, f"snapshot fields{w.tail()}")
+        self.assertTrue(isinstance(m["asOfSeq"], int) and not isinstance(m["asOfSeq"], bool), w.tail())
+        self.assertIsInstance(m["slots"], list, w.tail())
+        for s in m["slots"]:
+            self.assertEqual(set(s), SLOT_KEYS, f"snapshot slot fields of {s}{w.tail()}")
+        if min_as_of is not None:
+            self.assertGreaterEqual(m["asOfSeq"], min_as_of,
+                                    f"asOfSeq must cover every write answered before the subscribe{w.tail()}")
+        if max_as_of is not None:
+            self.assertLessEqual(m["asOfSeq"], max_as_of, f"asOfSeq beyond the server's seq{w.tail()}")
+        if expected_slots is not None:
+            self.assertEqual(m["slots"], expected_slots,
+                             f"snapshot slots (ordered by doctorId then start){w.tail()}")
+        return m
+
+    def expect_error(self, w, code):
+        m = w.recv_json(what=f"an error {code}")
+        self.assertEqual(m.get("type"), "error", f"want an error message{w.tail()}")
+        self.assertEqual(set(m), ERROR_KEYS, f"error message fields{w.tail()}")
+        self.assertEqual(m["code"], code, w.tail())
+        self.assertTrue(isinstance(m["message"], str) and m["message"].strip(), f"want a message{w.tail()}")
+        return m
+
+    def check_event(self, m, w, seq, event, slot, booking=None):
+        """m must be exactly the event `event` with `seq`, the slot (dict with SLOT_KEYS) and,
+        for booking events, the booking {"id","slotId","status"}."""
+        self.assertIsInstance(m, dict, w.tail())
+        if event in SLOT_EVENTS:
+            self.assertEqual(m.get("type"), "slot", f"want a slot event {event} seq {seq}{w.tail()}")
+            self.assertEqual(set(m), SLOT_EVENT_KEYS, f"slot event fields{w.tail()}")
+        else:
+            self.assertEqual(m.get("type"), "booking", f"want a booking event {event} seq {seq}{w.tail()}")
+            self.assertEqual(set(m), BOOKING_EVENT_KEYS, f"booking event fields{w.tail()}")
+            self.assertEqual(set(m["booking"]), BOOKING_KEYS, f"booking fields in the feed{w.tail()}")
+            self.assertEqual(m["booking"], booking, f"booking of {event} seq {seq}{w.tail()}")
+        self.assertEqual((m["seq"], m["event"]), (seq, event), f"want {event} with seq {seq}{w.tail()}")
+        self.assertEqual(set(m["slot"]), SLOT_KEYS, f"slot fields in the feed{w.tail()}")
+        self.assertEqual(m["slot"], slot, f"slot of {event} seq {seq}{w.tail()}")
+
+    def expect_events(self, w, expected):
+        """Read len(expected) messages; each must be the given (seq, event, slot, booking) in order."""
+        got = []
+        for seq, event, slot, booking in expected:
+            m = w.recv_json(what=f"{event} seq {seq}")
+            got.append(m)
+            self.check_event(m, w, seq, event, slot, booking)
+        return got
+
+
+def sv(s, status):
+    """The feed's view of slot s with the given status."""
+    return {"id": s["id"], "doctorId": s["doctorId"], "start": s["start"], "end": s["end"], "status": status}
+
+
+def bv(b, status):
+    return {"id": b["id"], "slotId": b["slotId"], "status": status}
+
+
+# =============================================================================
+class FeedTest(WsCase):
+    """Snapshot, live events, catch-up, resync, messages and origins on one slotd (hold TTL 600 s)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600)
+
+    def make_history(self, doctor_id, first=0):
+        """Slots of doctor_id in every status, created out of start order. Returns the expected
+        snapshot entries ordered by start."""
+        s_late = self.slot(doctor_id, first + 5)
+        s_early = self.slot(doctor_id, first + 0)
+        s_held = self.slot(doctor_id, first + 3)
+        s_booked = self.slot(doctor_id, first + 1)
+        s_closed = self.slot(doctor_id, first + 4)
+        s_cancelled = self.slot(doctor_id, first + 2)
+        self.book(s_held["id"])
+        self.confirm(self.book(s_booked["id"]))
+        self.close_slot(s_closed["id"])
+        self.cancel(self.book(s_cancelled["id"]))
+        return [sv(s_early, "AVAILABLE"), sv(s_booked, "BOOKED"), sv(s_cancelled, "AVAILABLE"),
+                sv(s_held, "HELD"), sv(s_closed, "CLOSED"), sv(s_late, "AVAILABLE")]
+
+    # --- snapshots ---------------------------------------------------------------
+
+    def test_subscribe_by_doctor_ids_sends_a_snapshot_of_exactly_those_doctors_slots_ordered_by_doctor_then_start(self):
+        a = self.doctor("Dr. SnapA")
+        b = self.doctor("Dr. SnapB")
+        other = self.doctor("Dr. SnapOther")
+        exp_a = self.make_history(a["id"])
+        exp_b = self.make_history(b["id"])
+        self.slot(other["id"], 0)
+        before = self.current_seq()
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[b["id"], a["id"]])
+        snap = self.expect_snapshot(w, exp_a + exp_b, min_as_of=before, max_as_of=self.current_seq())
+        # the snapshot agrees with GET /slots for the non-closed slots
+        listed = [s for d in (a, b) for s in self.ok(self.api.req("GET", f"/slots/{d['id']}"), 200)]
+        self.assertEqual([s for s in snap["slots"] if s["status"] != "CLOSED"],
+                         [s for s in listed if s["status"] != "CLOSED"], "snapshot vs GET /slots")
+        # a live event after the snapshot has seq > asOfSeq
+        s = self.slot(a["id"], 20)
+        self.assertGreater(s["seq"], snap["asOfSeq"])
+        self.expect_events(w, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+
+    def test_subscribe_by_doctor_ids_of_a_doctor_without_slots_sends_an_empty_snapshot(self):
+        a = self.doctor("Dr. Empty")
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [], min_as_of=a["seq"])
+
+    def test_subscribe_by_clinic_id_sends_a_snapshot_of_only_that_clinics_doctors_and_only_their_events(self):
+        k = self.clinic("Ws Clinic")
+        d1 = self.doctor("Dr. K1", clinic_id=k["id"])
+        outsider = self.doctor("Dr. Clinic1")  # clinic 1
+        d2 = self.doctor("Dr. K2", clinic_id=k["id"])
+        exp2 = self.make_history(d2["id"])
+        self.make_history(outsider["id"])
+        exp1 = self.make_history(d1["id"], first=10)
+        before = self.current_seq()
+        w = self.open_ws()
+        self.subscribe(w, clinicId=k["id"])
+        self.expect_snapshot(w, exp1 + exp2, min_as_of=before, max_as_of=self.current_seq())
+        # live: the outsider's events are not sent, the clinic's doctors' are
+        s_out = self.slot(outsider["id"], 30)
+        s2 = self.slot(d2["id"], 30)
+        b2 = self.book(s2["id"])
+        self.book(s_out["id"])
+        s1 = self.slot(d1["id"], 30)
+        self.expect_events(w, [(s2["seq"], "SlotCreated", sv(s2, "AVAILABLE"), None),
+                               (b2["seq"], "SlotHeld", sv(s2, "HELD"), bv(b2, "PENDING")),
+                               (s1["seq"], "SlotCreated", sv(s1, "AVAILABLE"), None)])
+
+    # --- live events ---------------------------------------------------------------
+
+    def test_booking_confirm_cancel_close_push_slot_and_booking_events_with_the_http_seqs_and_nothing_for_other_doctors(self):
+        a = self.doctor("Dr. LiveA")
+        b = self.doctor("Dr. LiveB")
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        snap = self.expect_snapshot(w, [])
+        patient = "Zebulon Quixotic-Patient"
+        s = self.slot(a["id"], 0)
+        sb = self.slot(b["id"], 0)
+        bk = self.book(s["id"], patient)
+        self.book(sb["id"], patient)  # another doctor: no event
+        c = self.confirm(bk)
+        x = self.cancel(bk)
+        cl = self.close_slot(s["id"])
+        sentinel = self.slot(a["id"], 1)
+        seqs = [s["seq"], bk["seq"], c["seq"], x["seq"], cl["seq"], sentinel["seq"]]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertGreater(s["seq"], snap["asOfSeq"])
+        got = self.expect_events(w, [
+            (s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None),
+            (bk["seq"], "SlotHeld", sv(s, "HELD"), bv(bk, "PENDING")),
+            (c["seq"], "BookingConfirmed", sv(s, "BOOKED"), bv(bk, "CONFIRMED")),
+            (x["seq"], "BookingCancelled", sv(s, "AVAILABLE"), bv(bk, "CANCELLED")),
+            (cl["seq"], "SlotClosed", sv(s, "CLOSED"), None),
+            (sentinel["seq"], "SlotCreated", sv(sentinel, "AVAILABLE"), None),
+        ])
+        raw = "\n".join(t for d, t in w.transcript if d == "<")
+        self.assertNotIn(patient, raw, "the feed must never carry a patientName")
+        self.assertNotIn(bk["token"], raw, "the feed must never carry a booking token")
+        for m in got:
+            self.assertNotIn("patientName", json.dumps(m))
+            self.assertNotIn("token", json.dumps(m))
+
+    def test_two_concurrent_subscribers_both_get_every_event_in_the_same_order(self):
+        k = self.clinic("Ws Twin Clinic")
+        a = self.doctor("Dr. Twin", clinic_id=k["id"])
+        w1 = self.open_ws()
+        w2 = self.open_ws()
+        self.subscribe(w1, doctorIds=[a["id"]])
+        self.subscribe(w2, clinicId=k["id"])
+        self.expect_snapshot(w1, [])
+        self.expect_snapshot(w2, [])
+        expected = []
+        for i in range(5):
+            s = self.slot(a["id"], i)
+            expected.append((s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None))
+            bk = self.book(s["id"])
+            expected.append((bk["seq"], "SlotHeld", sv(s, "HELD"), bv(bk, "PENDING")))
+            if i % 2 == 0:
+                c = self.confirm(bk)
+                expected.append((c["seq"], "BookingConfirmed", sv(s, "BOOKED"), bv(bk, "CONFIRMED")))
+            else:
+                x = self.cancel(bk)
+                expected.append((x["seq"], "BookingCancelled", sv(s, "AVAILABLE"), bv(bk, "CANCELLED")))
+        got1 = self.expect_events(w1, expected)
+        got2 = self.expect_events(w2, expected)
+        self.assertEqual(got1, got2)
+
+    # --- catch-up and resync ---------------------------------------------------------
+
+    def test_from_seq_after_a_disconnect_sends_exactly_the_missed_events_then_live_ones(self):
+        a = self.doctor("Dr. Catch")
+        b = self.doctor("Dr. CatchOther")
+        s0 = self.slot(a["id"], 0)
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        snap = self.expect_snapshot(w, [sv(s0, "AVAILABLE")], min_as_of=s0["seq"])
+        w.close()
+        # writes while disconnected
+        s1 = self.slot(a["id"], 1)
+        bk1 = self.book(s1["id"])
+        c1 = self.confirm(bk1)
+        sb = self.slot(b["id"], 0)
+        self.book(sb["id"])
+        s2 = self.slot(a["id"], 2)
+        bk2 = self.book(s2["id"])
+        x2 = self.cancel(bk2)
+        cl2 = self.close_slot(s2["id"])
+        bk0 = self.book(s0["id"])
+        missed = [(s1["seq"], "SlotCreated", sv(s1, "AVAILABLE"), None),
+                  (bk1["seq"], "SlotHeld", sv(s1, "HELD"), bv(bk1, "PENDING")),
+                  (c1["seq"], "BookingConfirmed", sv(s1, "BOOKED"), bv(bk1, "CONFIRMED")),
+                  (s2["seq"], "SlotCreated", sv(s2, "AVAILABLE"), None),
+                  (bk2["seq"], "SlotHeld", sv(s2, "HELD"), bv(bk2, "PENDING")),
+                  (x2["seq"], "BookingCancelled", sv(s2, "AVAILABLE"), bv(bk2, "CANCELLED")),
+                  (cl2["seq"], "SlotClosed", sv(s2, "CLOSED"), None),
+                  (bk0["seq"], "SlotHeld", sv(s0, "HELD"), bv(bk0, "PENDING"))]
+        w2 = self.open_ws()
+        self.subscribe(w2, doctorIds=[a["id"]], fromSeq=snap["asOfSeq"] + 1)
+        got = self.expect_events(w2, missed)
+        self.assertEqual({m["seq"] for m in got}, {e[0] for e in missed},
+                         "catch-up must be exactly the missed events of the subscription")
+        live = self.slot(a["id"], 3)
+        self.expect_events(w2, [(live["seq"], "SlotCreated", sv(live, "AVAILABLE"), None)])
+
+        # fromSeq in the middle: from that event on (inclusive)
+        w3 = self.open_ws()
+        self.subscribe(w3, doctorIds=[a["id"]], fromSeq=c1["seq"])
+        self.expect_events(w3, missed[2:] + [(live["seq"], "SlotCreated", sv(live, "AVAILABLE"), None)])
+
+        # fromSeq 1: the whole history of the doctor, from the journal
+        w4 = self.open_ws()
+        self.subscribe(w4, doctorIds=[a["id"]], fromSeq=1)
+        self.expect_events(w4, [(s0["seq"], "SlotCreated", sv(s0, "AVAILABLE"), None)] + missed
+                           + [(live["seq"], "SlotCreated", sv(live, "AVAILABLE"), None)])
+
+        # fromSeq = current seq + 1: nothing to catch up, then live ones
+        w5 = self.open_ws()
+        self.subscribe(w5, doctorIds=[a["id"]], fromSeq=self.current_seq() + 1)
+        live2 = self.slot(a["id"], 4)
+        self.expect_events(w5, [(live2["seq"], "SlotCreated", sv(live2, "AVAILABLE"), None)])
+        for ww in (w2, w3, w4):
+            self.expect_events(ww, [(live2["seq"], "SlotCreated", sv(live2, "AVAILABLE"), None)])
+
+    def test_from_seq_catch_up_by_clinic_skips_other_clinics_events(self):
+        k = self.clinic("Ws Catch Clinic")
+        d = self.doctor("Dr. CatchK", clinic_id=k["id"])
+        outsider = self.doctor("Dr. CatchOut")
+        start = self.current_seq() + 1
+        so = self.slot(outsider["id"], 0)
+        s = self.slot(d["id"], 0)
+        self.book(so["id"])
+        bk = self.book(s["id"])
+        w = self.open_ws()
+        self.subscribe(w, clinicId=k["id"], fromSeq=start)
+        self.expect_events(w, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None),
+                               (bk["seq"], "SlotHeld", sv(s, "HELD"), bv(bk, "PENDING"))])
+        live = self.slot(d["id"], 1)
+        self.expect_events(w, [(live["seq"], "SlotCreated", sv(live, "AVAILABLE"), None)])
+
+    def test_from_seq_0_or_beyond_the_current_seq_gives_resync_required_then_a_snapshot(self):
+        a = self.doctor("Dr. Resync")
+        exp = self.make_history(a["id"])
+        for from_seq in (0, "next+1", "next+1000"):
+            with self.subTest(fromSeq=from_seq):
+                cur = self.current_seq()
+                fs = from_seq if isinstance(from_seq, int) else cur + int(from_seq.split("+")[1]) + 1
+                w = self.open_ws()
+                self.subscribe(w, doctorIds=[a["id"]], fromSeq=fs)
+                m = w.recv_json(what="resync_required")
+                self.assertEqual(m.get("type"), "resync_required", f"fromSeq={fs} (current seq {cur}){w.tail()}")
+                self.assertEqual(set(m), {"type", "reason"}, w.tail())
+                self.assertTrue(isinstance(m["reason"], str) and m["reason"].strip(), w.tail())
+                snap = self.expect_snapshot(w, exp, min_as_of=cur, max_as_of=self.current_seq())
+                s = self.slot(a["id"], 40 + len(exp))
+                exp.append(sv(s, "AVAILABLE"))
+                self.assertGreater(s["seq"], snap["asOfSeq"])
+                self.expect_events(w, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+
+    # --- client messages ---------------------------------------------------------------
+
+    def test_invalid_messages_get_an_invalid_message_error_and_the_connection_keeps_working(self):
+        a = self.doctor("Dr. Invalid")
+        w = self.open_ws()
+        for bad in ("{not json", "[1,2]", "42", '"subscribe"', "{}", '{"op":"dance"}', '{"op":42}',
+                    '{"op":"subscribe","doctorIds":"abc"}'):
+            with self.subTest(message=bad):
+                w.send_text(bad)
+                self.expect_error(w, "invalid_message")
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_error(w, "already_subscribed")
+        w.send_text('{"op":"dance"}')
+        self.expect_error(w, "invalid_message")
+        w.send_text("{not json")
+        self.expect_error(w, "invalid_message")
+        s = self.slot(a["id"], 0)
+        self.expect_events(w, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+
+    def test_a_second_subscribe_gets_already_subscribed_and_does_not_change_the_subscription(self):
+        a = self.doctor("Dr. First")
+        b = self.doctor("Dr. Second")
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+        self.subscribe(w, doctorIds=[b["id"]])
+        self.expect_error(w, "already_subscribed")
+        sb = self.slot(b["id"], 0)
+        sa = self.slot(a["id"], 0)
+        self.assertLess(sb["seq"], sa["seq"])
+        # the next message is a's event: b's (earlier seq) was not sent
+        self.expect_events(w, [(sa["seq"], "SlotCreated", sv(sa, "AVAILABLE"), None)])
+
+    def test_a_ping_gets_a_pong_with_the_same_payload(self):
+        w = self.open_ws()
+        w.send_frame(OP_PING, b"are-you-there-42")
+        deadline = time.monotonic() + WAIT
+        while not w.pongs and time.monotonic() < deadline:
+            fin, op, payload = w.recv_frame(max(0.0, deadline - time.monotonic()))
+            w._note("<", f"op={op:#x} {payload[:200]!r}")
+            if op == OP_PONG:
+                w.pongs.append(payload)
+            else:
+                self.fail(f"want a pong, got opcode {op:#x}{w.tail()}")
+        self.assertEqual(w.pongs, [b"are-you-there-42"], w.tail())
+        a = self.doctor("Dr. Ping")
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+
+    def test_a_subscribe_fragmented_into_text_and_continuation_frames_with_a_ping_between_is_understood(self):
+        a = self.doctor("Dr. Fragment")
+        s = self.slot(a["id"], 0)
+        w = self.open_ws()
+        text = json.dumps({"op": "subscribe", "doctorIds": [a["id"]]})
+        w.send_frame(OP_TEXT, text[:5], fin=False)
+        w.send_frame(OP_CONT, text[5:12], fin=False)
+        w.send_frame(OP_PING, b"mid")
+        w.send_frame(OP_CONT, text[12:], fin=True)
+        self.expect_snapshot(w, [sv(s, "AVAILABLE")])
+        self.assertEqual(w.pongs, [b"mid"], f"the ping between fragments must be answered{w.tail()}")
+
+    def test_a_client_close_frame_gets_a_close_frame_back_and_the_connection_ends(self):
+        w = self.open_ws()
+        w.send_close(1000, "bye")
+        m = w.recv_message()
+        self.assertEqual(m[0], "close", f"want a close frame back{w.tail()}")
+        self.assertIn(m[1], (1000, None), f"close code of the answer{w.tail()}")
+        with self.assertRaises(WsClosed, msg="the TCP connection must end after the close handshake"):
+            w.recv_frame(WAIT)
+
+    # --- origin --------------------------------------------------------------------
+
+    def test_no_origin_header_is_allowed(self):
+        w = self.ws()
+        self.assertEqual(w.status, 101, w.head)
+
+    def test_a_foreign_origin_is_403_forbidden_origin_without_upgrade(self):
+        p = self.server.port
+        for origin in ("http://evil.example", "null", f"http://127.0.0.1:{p + 1 if p < 65535 else p - 1}",
+                       f"https://127.0.0.1:{p}.evil.example", "http://localhost:3000"):
+            with self.subTest(origin=origin):
+                w = self.ws(origin=origin)
+                self.assertEqual(w.status, 403, f"Origin {origin!r}, Host 127.0.0.1:{p}:\n{w.head}\n{w.body!r}")
+                self.assertNotIn("sec-websocket-accept", w.headers, w.head)
+                self.assertIn("application/json", w.headers.get("content-type", ""), w.head)
+                body = json.loads(w.body.decode("utf-8"))
+                self.assertEqual(body["error"]["code"], "forbidden_origin", w.body)
+                self.assertTrue(isinstance(body["error"].get("message"), str) and body["error"]["message"].strip(),
+                                w.body)
+
+    def test_a_same_origin_origin_header_is_allowed_without_allowed_origins(self):
+        p = self.server.port
+        for host, origin in ((f"127.0.0.1:{p}", f"http://127.0.0.1:{p}"), (f"localhost:{p}", f"http://localhost:{p}")):
+            with self.subTest(host=host, origin=origin):
+                w = self.ws(origin=origin, host=host)
+                self.assertEqual(w.status, 101, f"Origin {origin!r}, Host {host!r}:\n{w.head}\n{w.body!r}")
+                a = self.doctor("Dr. SameOrigin")
+                self.subscribe(w, doctorIds=[a["id"]])
+                self.expect_snapshot(w, [])
+
+
+class AllowedOriginsTest(WsCase):
+    """--allowed-origins: exactly the listed Origins upgrade."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(extra_args=["--allowed-origins", "http://localhost:3000,https://app.example"])
+
+    def test_a_listed_origin_upgrades_with_101_and_subscribes(self):
+        for origin in ("http://localhost:3000", "https://app.example"):
+            with self.subTest(origin=origin):
+                w = self.ws(origin=origin)
+                self.assertEqual(w.status, 101, f"Origin {origin!r}:\n{w.head}\n{w.body!r}")
+                a = self.doctor("Dr. Allowed")
+                self.subscribe(w, doctorIds=[a["id"]])
+                self.expect_snapshot(w, [])
+
+    def test_an_unlisted_origin_is_403_forbidden_origin(self):
+        p = self.server.port
+        for origin in ("http://localhost:3001", "http://localhost:3000.evil.example", "https://localhost:3000",
+                       "http://evil.example", f"http://127.0.0.1:{p}"):
+            with self.subTest(origin=origin):
+                w = self.ws(origin=origin)
+                self.assertEqual(w.status, 403, f"Origin {origin!r} with --allowed-origins set "
+                                                f"(same-origin counts only when the flag is empty):\n{w.head}\n{w.body!r}")
+                self.assertEqual(json.loads(w.body.decode("utf-8"))["error"]["code"], "forbidden_origin", w.body)
+
+    def test_no_origin_header_is_still_allowed(self):
+        self.assertEqual(self.ws().status, 101)
+
+
+class ExpiryTest(WsCase):
+    """--hold-ttl 1: an unconfirmed hold expires and the feed says so."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=1)
+
+    def test_an_expired_hold_pushes_booking_expired_with_the_journal_seq(self):
+        a = self.doctor("Dr. Expire")
+        s = self.slot(a["id"], 0)
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [sv(s, "AVAILABLE")])
+        bk = self.book(s["id"])
+        self.expect_events(w, [(bk["seq"], "SlotHeld", sv(s, "HELD"), bv(bk, "PENDING"))])
+        m = w.recv_json(timeout=8, what="BookingExpired (hold TTL 1 s)")
+        self.assertGreater(m.get("seq", 0), bk["seq"], w.tail())
+        self.check_event(m, w, m["seq"], "BookingExpired", sv(s, "AVAILABLE"), bv(bk, "FAILED"))
+        ev = self.ok(self.api.req("GET", f"/events?fromSeq={m['seq']}&limit=1", admin=True), 200)["events"]
+        self.assertEqual([(e["seq"], e["type"]) for e in ev], [(m["seq"], "BookingExpired")],
+                         "the feed's seq must be the journal's seq of the BookingExpired event")
+        view = self.ok(self.api.req("GET", f"/booking/{bk['id']}"), 200)
+        self.assertEqual(view["status"], "FAILED")
+
+
+class SlowConsumerTest(WsCase):
+    """--ws-queue-limit 8: a client that stops reading is closed (1008), the others go on.
+
+    The flood comes in small writes (6 slots per POST, fewer than the queue limit), so that
+    the slow client overflows because it does not read, not because one write's events
+    outnumber the limit: ~48,000 events (~7.5 MB) is well beyond what the kernel's socket
+    buffers hold on loopback (a non-reading client with SO_RCVBUF 4096 was measured to be
+    closed after ~16,000 events)."""
+
+    PER_POST = 6
+    POSTS = 8000
+    FLOOD_SECONDS = 12  # bound on the flood, whatever the machine's speed
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(extra_args=["--ws-queue-limit", "8"])
+
+    def test_a_client_that_stops_reading_is_closed_with_1008_while_another_subscriber_keeps_receiving(self):
+        flood = self.doctor("Dr. Flood")
+        calm = self.doctor("Dr. Calm")
+        slow = self.open_ws(rcvbuf=4096)
+        self.subscribe(slow, doctorIds=[flood["id"]])
+        self.expect_snapshot(slow, [])
+        calm_ws = self.open_ws()
+        self.subscribe(calm_ws, doctorIds=[calm["id"]])
+        self.expect_snapshot(calm_ws, [])
+
+        flood_seqs = []
+        conn = self.api.connect(timeout=10)
+        t0 = time.monotonic()
+        try:
+            for k in range(self.POSTS):
+                if time.monotonic() - t0 > self.FLOOD_SECONDS and len(flood_seqs) > 30000:
+                    break
+                body = {"doctorId": flood["id"],
+                        "slots": [dict(zip(("start", "end"), slot_times(k * self.PER_POST + j, 5)))
+                                  for j in range(self.PER_POST)]}
+                arr = self.ok(self.api.req("POST", "/slots", body, admin=True, conn=conn), 201)
+                flood_seqs.extend(s["seq"] for s in arr)
+                if k % 2000 == 0:  # meanwhile another doctor's subscriber gets its events
+                    s = self.slot(calm["id"], k // 2000)
+                    self.expect_events(calm_ws, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+        finally:
+            conn.close()
+        flood_s = time.monotonic() - t0
+        self.assertEqual(self.ok(self.api.healthz(), 200)["status"], "ok")
+
+        # now read the slow one: events (in seq order), then a close frame 1008 "slow..." or the end
+        n, prev, outcome = 0, 0, None
+        deadline = time.monotonic() + 20
+        while outcome is None:
+            if time.monotonic() > deadline:
+                self.fail(f"still reading the slow client after 20 s ({n} events){slow.tail(5)}")
+            try:
+                m = slow.recv_message(timeout=5)
+            except WsTimeout:
+                self.fail(f"the slow client was not closed: after {n} events (last seq {prev}, the flood's last "
+                          f"{flood_seqs[-1]}) nothing for 5 s and no close frame{slow.tail(5)}")
+            except WsClosed:
+                outcome = ("eof",)
+                break
+            if m[0] == "close":
+                outcome = m
+                break
+            self.assertEqual(m[0], "text", slow.tail(5))
+            ev = json.loads(m[1])
+            self.assertEqual(ev.get("type"), "slot", slow.tail(5))
+            self.assertGreater(ev["seq"], prev, f"events must come in seq order{slow.tail(5)}")
+            prev = ev["seq"]
+            n += 1
+        self.assertLess(prev, flood_seqs[-1],
+                        f"the slow client got every event ({n}, up to seq {prev}): it was never closed")
+        if outcome[0] == "close":
+            self.assertEqual(outcome[1], 1008, f"close code for a slow consumer{slow.tail(5)}")
+            self.assertIn("slow", outcome[2].lower(), f"close reason for a slow consumer{slow.tail(5)}")
+            try:
+                slow.recv_frame(WAIT)
+                self.fail(f"a frame after the close frame{slow.tail(5)}")
+            except WsClosed:
+                pass
+        print(f"\n  flood: {len(flood_seqs)} events in {flood_s:.1f}s; slow client: {n} events read, then "
+              f"{outcome}", flush=True)
+
+        # the server and the other clients keep working
+        s = self.slot(calm["id"], 100)
+        self.expect_events(calm_ws, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+        fresh = self.open_ws()
+        self.subscribe(fresh, doctorIds=[calm["id"]], fromSeq=s["seq"])
+        self.expect_events(fresh, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+        s2 = self.slot(calm["id"], 101)
+        for w in (calm_ws, fresh):
+            self.expect_events(w, [(s2["seq"], "SlotCreated", sv(s2, "AVAILABLE"), None)])
+        self.assertEqual(self.ok(self.api.healthz(), 200)["status"], "ok")
+
+
+# =============================================================================
+class Result(unittest.TextTestResult):
+    """Prints the slotd log of the failing test's class."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._dumped = set()
+
+    def _dump_logs(self, test):
+        if id(test) in self._dumped:
+            return
+        self._dumped.add(id(test))
+        for s in getattr(test, "servers", ()) or ():
+            self.stream.write("\n" + s.log_tail(3000) + "\n")
+            self.stream.flush()
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._dump_logs(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._dump_logs(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._dump_logs(test)
+
+
+def _all_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _all_tests(t)
+        else:
+            yield t
+
+
+def main():
+    global SLOTD
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--slotd", required=True, help="path to the slotd binary")
+    ap.add_argument("-k", action="append", default=[], help="only tests whose name contains this")
+    args = ap.parse_args()
+    SLOTD = os.path.abspath(args.slotd)
+    if not (os.path.isfile(SLOTD) and os.access(SLOTD, os.X_OK)):
+        print(f"ws_test: no executable slotd at {SLOTD}")
+        print("ws: 0 passed, 1 failed")
+        return 1
+    loader = unittest.TestLoader()
+    if args.k:
+        loader.testNamePatterns = [f"*{k}*" for k in args.k]
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=Result)
+    real = {t.id() for t in _all_tests(suite)}
+    t0 = time.monotonic()
+    result = runner.run(suite)
+    failing = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
+    failing |= {t.id() for t in result.unexpectedSuccesses}
+    failed = len(failing)
+    passed = result.testsRun - len(failing & real) - len(result.skipped)
+    print(f"(took {time.monotonic() - t0:.1f}s)")
+    print(f"ws: {passed} passed, {failed} failed")
+    return 0 if failed == 0 and result.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
