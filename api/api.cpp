@@ -63,17 +63,6 @@ Token random_token() {
   return token;
 }
 
-void append_slot(std::string& out, const Slot& s, std::uint64_t seq = 0) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
-                 s.doctor_id);
-  append_iso8601(out, s.start_ms);
-  out += R"(","end":")";
-  append_iso8601(out, s.end_ms);
-  fmt::format_to(std::back_inserter(out), R"(","status":"{}")", to_string(s.status));
-  if (seq) fmt::format_to(std::back_inserter(out), R"(,"seq":{})", seq);
-  out += '}';
-}
-
 void append_doctor(std::string& out, const Doctor& d) {
   fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", d.id);
   append_json_string(out, d.name);
@@ -383,7 +372,7 @@ HttpResponse list_slots(const Sequencer& seq, const Target& target, Id doctor_id
   body += '[';
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (i) body += ',';
-    append_slot(body, slots[i]);
+    append_slot_json(body, slots[i], slots[i].status);
   }
   body += ']';
   return json(200, std::move(body));
@@ -630,9 +619,8 @@ void post_slots(Call& call) {
            for (std::size_t i = 0; i < r.events.size(); ++i) {
              const auto& e = std::get<SlotCreated>(r.events[i]);
              if (i) body += ',';
-             append_slot(body, Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
-                                    SlotStatus::available, 0},
-                         first_seq + i);
+             append_slot_json(body, Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms},
+                              SlotStatus::available, first_seq + i);
            }
            if (bulk) body += ']';
            return json(201, std::move(body));

@@ -1,4 +1,5 @@
 #include "api/event_json.hpp"
+#include "engine/overloaded.hpp"
 
 #include <iterator>
 #include <variant>
@@ -9,11 +10,6 @@
 
 namespace slotd {
 namespace {
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 void append_instant(std::string& out, std::string_view key, TimeMs ms) {
   fmt::format_to(std::back_inserter(out), R"(,"{}":")", key);
@@ -48,6 +44,17 @@ void append_json_string(std::string& out, std::string_view s) {
     }
   }
   out += '"';
+}
+
+void append_slot_json(std::string& out, const Slot& s, SlotStatus status, std::uint64_t seq) {
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
+                 s.doctor_id);
+  append_iso8601(out, s.start_ms);
+  out += R"(","end":")";
+  append_iso8601(out, s.end_ms);
+  fmt::format_to(std::back_inserter(out), R"(","status":"{}")", to_string(status));
+  if (seq) fmt::format_to(std::back_inserter(out), R"(,"seq":{})", seq);
+  out += '}';
 }
 
 std::string_view to_string(Actor actor) {

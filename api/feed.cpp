@@ -1,4 +1,5 @@
 #include "api/feed.hpp"
+#include "engine/overloaded.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -11,20 +12,6 @@
 
 namespace slotd {
 namespace {
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
-
-void append_slot_json(std::string& out, const Slot& s, SlotStatus status) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
-                 s.doctor_id);
-  append_iso8601(out, s.start_ms);
-  out += R"(","end":")";
-  append_iso8601(out, s.end_ms);
-  fmt::format_to(std::back_inserter(out), R"(","status":"{}"}})", to_string(status));
-}
 
 }  // namespace
 

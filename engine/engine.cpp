@@ -1,4 +1,5 @@
 #include "engine/engine.hpp"
+#include "engine/overloaded.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -21,11 +22,6 @@ namespace {
   do {                     \
     if (!(cond)) invariant_broken(#cond); \
   } while (0)
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 // A stable, dependency-free 64-bit hash for state comparison (not security): each 64-bit
 // word is folded in with a multiply-xorshift step, strings 8 bytes at a time.

@@ -10,6 +10,7 @@
 // check_invariants() must be empty after every apply; and replaying the journal into a
 // fresh engine must give the same state_hash. A mismatch reports the seed and the step.
 #include "engine/engine.hpp"
+#include "engine/overloaded.hpp"
 #include "tests/test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -37,11 +38,6 @@ constexpr int kStepsPerSeed = 20'000;
 constexpr int kFullCompareEvery = 500;
 constexpr int kHashEveryStepUntil = 2'000;
 constexpr int kHashEvery = 64;
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 std::string n(std::int64_t v) {
   return std::to_string(v);

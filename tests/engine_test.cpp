@@ -6,6 +6,7 @@
 // state and leaves check_invariants() empty. The harness keeps the events as a journal so
 // each test can prove that replaying them with apply alone rebuilds an equal state_hash.
 #include "engine/engine.hpp"
+#include "engine/overloaded.hpp"
 #include "tests/test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -32,11 +33,6 @@ Token token_of(std::uint8_t n) {
   t.fill(n);
   return t;
 }
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 std::string describe(const Event& event) {
   auto n = [](auto v) { return std::to_string(v); };
