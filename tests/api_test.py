@@ -7,7 +7,6 @@ Prints `api: N passed, M failed` last and exits non-zero on any failure.
 Standard library only; every loop is bounded in count and time.
 """
 
-import argparse
 import http.client
 import io
 import json
@@ -27,6 +26,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_util import run_main  # noqa: E402
 from api_util import (BASE_MS, ISO_RE, MINUTE_MS, TOKEN_RE, Server, child_env, iso, parse_iso,  # noqa: E402
                       read_raw_response)
 
@@ -2129,70 +2129,8 @@ class DemoTest(ApiCase):
 
 
 # =============================================================================
-class Result(unittest.TextTestResult):
-    """Prints the slotd log of the failing test's class."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self._dumped = set()
-
-    def _dump_logs(self, test):
-        if id(test) in self._dumped:
-            return
-        self._dumped.add(id(test))
-        for s in getattr(test, "servers", ()) or ():
-            self.stream.write("\n" + s.log_tail() + "\n")
-            self.stream.flush()
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._dump_logs(test)
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._dump_logs(test)
-
-    def addSubTest(self, test, subtest, err):
-        super().addSubTest(test, subtest, err)
-        if err is not None:
-            self._dump_logs(test)
-
-
-def _all_tests(suite):
-    for t in suite:
-        if isinstance(t, unittest.TestSuite):
-            yield from _all_tests(t)
-        else:
-            yield t
-
-
 def main():
-    global SLOTD
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--slotd", required=True, help="path to the slotd binary")
-    ap.add_argument("-k", action="append", default=[], help="only tests whose name contains this")
-    args = ap.parse_args()
-    SLOTD = os.path.abspath(args.slotd)
-    if not (os.path.isfile(SLOTD) and os.access(SLOTD, os.X_OK)):
-        print(f"api_test: no executable slotd at {SLOTD}")
-        print("api: 0 passed, 1 failed")
-        return 1
-    loader = unittest.TestLoader()
-    if args.k:
-        loader.testNamePatterns = [f"*{k}*" for k in args.k]
-    suite = loader.loadTestsFromModule(sys.modules[__name__])
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=Result)
-    real = {t.id() for t in _all_tests(suite)}  # before run(): a run suite drops its tests
-    t0 = time.monotonic()
-    result = runner.run(suite)
-    # a test with failing subtests counts once; a setUpClass/tearDownClass error counts as one failure
-    failing = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
-    failing |= {t.id() for t in result.unexpectedSuccesses}
-    failed = len(failing)
-    passed = result.testsRun - len(failing & real) - len(result.skipped)
-    print(f"(took {time.monotonic() - t0:.1f}s)")
-    print(f"api: {passed} passed, {failed} failed")
-    return 0 if failed == 0 and result.testsRun > 0 else 1
+    return run_main(sys.modules[__name__], "api")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Standard library only. Every wait here is bounded in time.
 """
 
+import argparse
 import atexit
 import datetime
 import http.client
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
+import sys
 
 ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -306,3 +309,74 @@ def read_raw_response(f):
     elif "content-length" in headers:
         body = f.read(int(headers["content-length"]))
     return status, headers, body
+
+
+# ---- the runner shared by api_test.py and ws_test.py ------------------------------------
+
+
+class LogDumpingResult(unittest.TextTestResult):
+    """Prints the slotd log of the failing test's class."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self._dumped = set()
+
+    def _dump_logs(self, test):
+        if id(test) in self._dumped:
+            return
+        self._dumped.add(id(test))
+        for s in getattr(test, "servers", ()) or ():
+            self.stream.write("\n" + s.log_tail(3000) + "\n")
+            self.stream.flush()
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._dump_logs(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._dump_logs(test)
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._dump_logs(test)
+
+
+def _all_tests(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _all_tests(t)
+        else:
+            yield t
+
+
+def run_main(module, label):
+    """Parses --slotd/-k, sets module.SLOTD, runs the module's tests and prints the
+    closing line `<label>: N passed, M failed`. Returns the exit code."""
+    ap = argparse.ArgumentParser(description=module.__doc__)
+    ap.add_argument("--slotd", required=True, help="path to the slotd binary")
+    ap.add_argument("-k", action="append", default=[], help="only tests whose name contains this")
+    args = ap.parse_args()
+    slotd = os.path.abspath(args.slotd)
+    if not (os.path.isfile(slotd) and os.access(slotd, os.X_OK)):
+        print(f"{label}_test: no executable slotd at {slotd}")
+        print(f"{label}: 0 passed, 1 failed")
+        return 1
+    module.SLOTD = slotd
+    loader = unittest.TestLoader()
+    if args.k:
+        loader.testNamePatterns = [f"*{k}*" for k in args.k]
+    suite = loader.loadTestsFromModule(module)
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=LogDumpingResult)
+    real = {t.id() for t in _all_tests(suite)}  # before run(): a run suite drops its tests
+    t0 = time.monotonic()
+    result = runner.run(suite)
+    # a test with failing subtests counts once; a setUpClass/tearDownClass error counts as one failure
+    failing = {getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors}
+    failing |= {t.id() for t in result.unexpectedSuccesses}
+    failed = len(failing)
+    passed = result.testsRun - len(failing & real) - len(result.skipped)
+    print(f"(took {time.monotonic() - t0:.1f}s)")
+    print(f"{label}: {passed} passed, {failed} failed")
+    return 0 if failed == 0 and result.testsRun > 0 else 1
