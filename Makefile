@@ -6,6 +6,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 
+# ccache needs a home for its cache; give it one inside the tree when the environment has none.
+ifeq ($(HOME),)
+export CCACHE_DIR := $(CURDIR)/build/ccache
+endif
+
 .PHONY: deps build run test test-asan test-tsan bench clean
 
 deps:
