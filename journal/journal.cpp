@@ -75,7 +75,8 @@ Journal::~Journal() {
   }
 }
 
-JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& out) {
+JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& out,
+                            rocksdb::Env* env) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -84,7 +85,9 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
   }
 
   rocksdb::DB* raw_db = nullptr;
-  const rocksdb::Status opened = rocksdb::DB::Open(journal_options(), dir, &raw_db);
+  rocksdb::Options options = journal_options();
+  if (env) options.env = env;
+  const rocksdb::Status opened = rocksdb::DB::Open(options, dir, &raw_db);
   if (!opened.ok()) {
     return JournalStatus::error(
         fmt::format("cannot open journal at {}: {}", dir, opened.ToString()));

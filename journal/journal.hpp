@@ -17,13 +17,20 @@
 
 #include "journal/codec.hpp"
 
+namespace rocksdb {
+class Env;  // only for fault-injection tests; the header stays free of RocksDB
+}
+
 namespace slotd {
 
 class Journal {
  public:
   // Opens (creating the directory and its parents if missing — RocksDB does not) the
   // RocksDB at `dir`, and finds last_seq from the last key.
-  [[nodiscard]] static JournalStatus open(const std::string& dir, std::unique_ptr<Journal>& out);
+  // `env` replaces RocksDB's default Env (tests inject failing or crashing file systems);
+  // it must outlive the journal.
+  [[nodiscard]] static JournalStatus open(const std::string& dir, std::unique_ptr<Journal>& out,
+                                          rocksdb::Env* env = nullptr);
 
   ~Journal();
   Journal(const Journal&) = delete;

@@ -36,7 +36,8 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
                               std::unique_ptr<Sequencer>& out) {
   std::unique_ptr<Journal> journal;
   JournalStatus status =
-      Journal::open((std::filesystem::path(data_dir) / "journal").string(), journal);
+      Journal::open((std::filesystem::path(data_dir) / "journal").string(), journal,
+                    config.journal_env);
   if (!status) return status;
   std::unique_ptr<Sequencer> seq(new Sequencer(std::move(config), std::move(journal)));
 

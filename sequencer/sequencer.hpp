@@ -55,6 +55,8 @@ struct SequencerConfig {
   // Called when the journal cannot write or sync: no reply may go out, so the default
   // logs and exits the process non-zero; recovery replays the journal.
   std::function<void(const std::string&)> on_journal_failure;
+  // RocksDB Env for the journal (tests inject faults); nullptr = the default.
+  rocksdb::Env* journal_env = nullptr;
 };
 
 // Counters for /metrics; written by the sequencer thread, read anywhere.

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
 #include "sequencer/sequencer.hpp"
 #include "tests/test_support.hpp"
@@ -272,4 +274,85 @@ TEST_CASE("start-up stops when a record has an unknown format version") {
   CHECK_FALSE(st.ok);
   CHECK_MESSAGE(st.message.find("seq 3") != std::string::npos, st.message);
   CHECK_MESSAGE(st.message.find("version") != std::string::npos, st.message);
+}
+
+namespace {
+
+// A file system whose syncs fail on demand: the journal's fsync fails like a dying disk.
+class FailingSyncFile : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  FailingSyncFile(std::unique_ptr<rocksdb::FSWritableFile> file, std::shared_ptr<std::atomic<bool>> fail)
+      : FSWritableFileOwnerWrapper(std::move(file)), fail_(std::move(fail)) {}
+  rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
+    if (fail_->load()) return rocksdb::IOStatus::IOError("injected sync failure");
+    return target()->Sync(o, d);
+  }
+  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
+    if (fail_->load()) return rocksdb::IOStatus::IOError("injected fsync failure");
+    return target()->Fsync(o, d);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> fail_;
+};
+
+class FailingSyncFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FailingSyncFileSystem(std::shared_ptr<std::atomic<bool>> fail)
+      : FileSystemWrapper(rocksdb::FileSystem::Default()), fail_(std::move(fail)) {}
+  const char* Name() const override { return "FailingSyncFileSystem"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    rocksdb::IOStatus s = target()->NewWritableFile(name, options, result, dbg);
+    if (s.ok()) *result = std::make_unique<FailingSyncFile>(std::move(*result), fail_);
+    return s;
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> fail_;
+};
+
+}  // namespace
+
+TEST_CASE("a failed journal sync stops the sequencer before any reply, and the refused batch is not recovered") {
+  TempDir dir;
+  auto fail = std::make_shared<std::atomic<bool>>(false);
+  auto env = rocksdb::NewCompositeEnv(std::make_shared<FailingSyncFileSystem>(fail));
+  std::uint64_t acknowledged_seq = 0;
+  {
+    std::atomic<int> failures{0};
+    std::promise<std::string> failure_message;
+    SequencerConfig config;
+    config.journal_env = env.get();
+    config.on_journal_failure = [&](const std::string& message) {
+      if (failures.fetch_add(1) == 0) failure_message.set_value(message);
+    };
+    auto seq = open_sequencer(dir.path(), config);
+    seq->start();
+    add_doctor_with_slots(*seq, 3);
+    CommandResult held = seq->execute(book(1));
+    REQUIRE(held.rejection == Rejection::none);
+    acknowledged_seq = held.seq;
+
+    fail->store(true);
+    std::atomic<int> completions{0};
+    REQUIRE(seq->submit(Submission{book(2), Actor::patient, 1, [&](CommandResult&&) { ++completions; }}));
+    auto message = failure_message.get_future();
+    REQUIRE(message.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK_MESSAGE(message.get().find("injected") != std::string::npos, "the failure names its cause");
+    CHECK(completions.load() == 0);  // no reply for a batch that is not durable
+    CHECK(seq->durable_seq() == acknowledged_seq);
+    // Readers never see the undurable hold either.
+    SlotStatus seen = seq->reads().read([](const Engine& e, std::uint64_t) { return e.slot(2)->status; });
+    CHECK(seen == SlotStatus::available);
+    fail->store(false);
+    seq->stop();
+  }
+  // Recovery keeps everything acknowledged; the batch whose sync failed was never
+  // acknowledged, so whether RocksDB kept it or not, nothing acknowledged is lost.
+  auto again = open_sequencer(dir.path());
+  CHECK(again->durable_seq() >= acknowledged_seq);
+  BookingStatus first = again->reads().read([](const Engine& e, std::uint64_t) { return e.booking(1)->status; });
+  CHECK(first == BookingStatus::pending);
 }
