@@ -197,15 +197,21 @@ void Sequencer::process(std::vector<Submission>& batch) {
     for (const DurableObserver& observer : observers_) observer(records_, engine_);
   }
 
-  const std::uint64_t durable = durable_seq_.load(std::memory_order_relaxed);
+  // Counters first: whoever hears of a result may look at them.
   std::uint64_t rejections = 0;
+  for (const Outcome& o : outcomes) rejections += o.rejection != Rejection::none;
+  if (!records_.empty()) stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
+  stats_.rejections.fetch_add(rejections, std::memory_order_relaxed);
+  stats_.events.fetch_add(records_.size(), std::memory_order_relaxed);
+
+  const std::uint64_t durable = durable_seq_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Outcome& o = outcomes[i];
     CommandResult result;
     result.rejection = o.rejection;
     result.decided_at_ms = now_ms;
     result.seq = o.last > o.first ? records_[o.last - 1].seq : durable;
-    if (o.rejection != Rejection::none) ++rejections;
     result.events.reserve(o.last - o.first);
     for (std::size_t k = o.first; k < o.last; ++k) {
       result.events.push_back(std::move(records_[k].event));
@@ -220,10 +226,6 @@ void Sequencer::process(std::vector<Submission>& batch) {
                    static_cast<unsigned long long>(batch[i].request_id), e.what());
     }
   }
-  if (!records_.empty()) stats_.batches.fetch_add(1, std::memory_order_relaxed);
-  stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
-  stats_.rejections.fetch_add(rejections, std::memory_order_relaxed);
-  stats_.events.fetch_add(records_.size(), std::memory_order_relaxed);
 }
 
 }  // namespace slotd
