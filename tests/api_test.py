@@ -22,11 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_util import run_main  # noqa: E402
+from api_util import ServerCase, run_main  # noqa: E402
 from api_util import (BASE_MS, ISO_RE, MINUTE_MS, TOKEN_RE, Server, child_env, iso, parse_iso,  # noqa: E402
                       read_raw_response)
 
@@ -44,39 +43,10 @@ def slot_times(i, minutes=30, base_ms=BASE_MS):
     return iso(start), iso(start + minutes * MINUTE_MS)
 
 
-class ApiCase(unittest.TestCase):
+class ApiCase(ServerCase):
     """Assertion helpers shared by all API tests. Subclasses set cls.server."""
 
-    server = None
-    servers = ()  # every Server of the class, for log dumps on failure
     maxDiff = 4000
-
-    @classmethod
-    def start_server(cls, **kw):
-        s = Server(SLOTD, **kw)
-        cls.servers = tuple(cls.servers) + (s,)
-        try:
-            s.start()
-        except BaseException:
-            s.cleanup()
-            raise
-        return s
-
-    @classmethod
-    def tearDownClass(cls):
-        errors = []
-        for s in cls.servers:
-            if s.running():
-                try:
-                    rc = s.stop()
-                    if rc != 0:
-                        errors.append(f"slotd exited with {rc} on SIGTERM (want 0)\n{s.log_tail()}")
-                except AssertionError as e:
-                    errors.append(str(e))
-            s.cleanup()
-        cls.servers = ()
-        if errors:
-            raise AssertionError("\n".join(errors))
 
     @property
     def api(self):

@@ -311,6 +311,42 @@ def read_raw_response(f):
     return status, headers, body
 
 
+class ServerCase(unittest.TestCase):
+    """Starts slotd servers for a test class and stops them after it: each must exit 0 on
+    SIGTERM. `slotd` is the binary under test (set by run_main)."""
+
+    slotd = None
+    server = None
+    servers = ()  # every Server of the class, for log dumps on failure
+
+    @classmethod
+    def start_server(cls, **kw):
+        s = Server(ServerCase.slotd, **kw)
+        cls.servers = tuple(cls.servers) + (s,)
+        try:
+            s.start()
+        except BaseException:
+            s.cleanup()
+            raise
+        return s
+
+    @classmethod
+    def tearDownClass(cls):
+        errors = []
+        for s in cls.servers:
+            if s.running():
+                try:
+                    rc = s.stop()
+                    if rc != 0:
+                        errors.append(f"slotd exited with {rc} on SIGTERM (want 0)\n{s.log_tail()}")
+                except AssertionError as e:
+                    errors.append(str(e))
+            s.cleanup()
+        cls.servers = ()
+        if errors:
+            raise AssertionError("\n".join(errors))
+
+
 # ---- the runner shared by api_test.py and ws_test.py ------------------------------------
 
 
@@ -364,6 +400,7 @@ def run_main(module, label):
         print(f"{label}: 0 passed, 1 failed")
         return 1
     module.SLOTD = slotd
+    ServerCase.slotd = slotd
     loader = unittest.TestLoader()
     if args.k:
         loader.testNamePatterns = [f"*{k}*" for k in args.k]

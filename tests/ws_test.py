@@ -16,10 +16,9 @@ import socket
 import struct
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_util import BASE_MS, MINUTE_MS, TOKEN_RE, Server, iso, run_main  # noqa: E402
+from api_util import BASE_MS, MINUTE_MS, TOKEN_RE, Server, ServerCase, iso, run_main  # noqa: E402
 
 SLOTD = None  # set from --slotd
 
@@ -297,39 +296,10 @@ class Ws:
 
 
 # =============================================================================
-class WsCase(unittest.TestCase):
+class WsCase(ServerCase):
     """Shared helpers. Subclasses start their server(s) in setUpClass."""
 
-    server = None
-    servers = ()
     maxDiff = 6000
-
-    @classmethod
-    def start_server(cls, **kw):
-        s = Server(SLOTD, **kw)
-        cls.servers = tuple(cls.servers) + (s,)
-        try:
-            s.start()
-        except BaseException:
-            s.cleanup()
-            raise
-        return s
-
-    @classmethod
-    def tearDownClass(cls):
-        errors = []
-        for s in cls.servers:
-            if s.running():
-                try:
-                    rc = s.stop()
-                    if rc != 0:
-                        errors.append(f"slotd exited with {rc} on SIGTERM (want 0)\n{s.log_tail()}")
-                except AssertionError as e:
-                    errors.append(str(e))
-            s.cleanup()
-        cls.servers = ()
-        if errors:
-            raise AssertionError("\n".join(errors))
 
     def setUp(self):
         self._sockets = []
