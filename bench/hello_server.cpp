@@ -6,9 +6,10 @@
 //
 // Threading: one io_context per io thread. The acceptor lives on the first; each accepted
 // socket goes to the next context round-robin and stays there, so every handler of a
-// connection runs on one thread and needs no strand. slotd instead runs one io_context on
-// N threads with a strand per connection (it must: replies are posted from the sequencer
-// thread). With the default --threads 1 both shapes are one thread on one io_context.
+// connection runs on one thread and needs no strand: the usual fast shape, with nothing
+// shared between threads but the accept hand-off. slotd instead runs one io_context on N
+// threads with a strand per connection. With --threads 1 (the default) both have one io
+// thread; slotd still goes through its strands.
 //
 //   hello_server [--host 127.0.0.1] [--port 8081] [--threads 1]
 // Prints "hello_server listening on http://HOST:PORT" (--port 0 picks a free port).

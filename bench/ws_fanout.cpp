@@ -8,8 +8,9 @@
 // admin bulk POST /slots) at --rate bookings/s for --duration seconds over --connections
 // keep-alive HTTP connections. It is open loop: request i is due at start + i/rate, goes out
 // on the next idle connection, and its latency counts from its due time, so a slow server
-// cannot hide its delays; requests not sent by the deadline (duration + drain) show as
-// sent < planned. Every booking is one SlotHeld event, i.e. one message to each subscriber.
+// cannot hide its delays. Requests without a reply by the deadline (duration + drain), sent
+// or not, are `unanswered` and count in the booking percentiles with their wait until then
+// (a lower bound). Every booking is one SlotHeld event, i.e. one message to each subscriber.
 //
 // Measured per phase: bookings 201 / other, booking latency p50/p99; feed messages received
 // per second (all subscribers together) and received / expected (201s x subscribers); the
@@ -342,6 +343,7 @@ struct Phase {
   // Written by the load thread only.
   Histogram booking;
   std::uint64_t created = 0, conflicts = 0, other = 0, io_errors = 0, sent = 0;
+  std::uint64_t unanswered = 0;  // no reply by the deadline (sent or not)
   std::uint64_t max_seq = 0;
   std::int64_t last_reply_ns = 0;
   std::atomic<bool> load_done{false};
@@ -500,6 +502,7 @@ class BookingLoad {
     http::request<http::string_body> request;
     http::response<http::string_body> response;
     std::int64_t due_ns = 0;
+    bool busy = false;  // a request is out and its reply not yet in
   };
 
   std::int64_t due_ns(std::uint64_t i) const {
@@ -524,6 +527,7 @@ class BookingLoad {
   }
 
   void pump(std::int64_t now) {
+    if (phase_.load_done) return;
     while (phase_.sent < phase_.planned && !idle_.empty() && due_ns(phase_.sent) <= now) {
       Connection* c = idle_.back();
       idle_.pop_back();
@@ -534,15 +538,16 @@ class BookingLoad {
 
   void send(Connection& c, std::uint64_t i) {
     c.due_ns = due_ns(i);
+    c.busy = true;
     c.request.body() =
         fmt::format(R"({{"slotId":{},"patientName":"Fanout Load"}})", phase_.first_slot_id + i);
     c.request.prepare_payload();
     http::async_write(c.stream, c.request, [this, &c](beast::error_code ec, std::size_t) {
-      if (ec) return broken();
+      if (ec) return broken(c);
       c.response = {};
       http::async_read(c.stream, c.buffer, c.response,
                        [this, &c](beast::error_code rec, std::size_t) {
-                         if (rec) return broken();
+                         if (rec) return broken(c);
                          replied(c);
                        });
     });
@@ -550,6 +555,8 @@ class BookingLoad {
 
   void replied(Connection& c) {
     --in_flight_;
+    c.busy = false;
+    if (phase_.load_done) return;  // already counted as unanswered
     const std::int64_t now = now_ns();
     phase_.last_reply_ns = now;
     phase_.booking.record_ns(now - c.due_ns);
@@ -572,13 +579,27 @@ class BookingLoad {
 
   // The connection stays out of the idle list. Requests cut off by the deadline are not
   // errors: they are the sent ones without a reply.
-  void broken() {
+  void broken(Connection& c) {
     --in_flight_;
+    c.busy = false;
     if (!phase_.load_done) ++phase_.io_errors;
   }
 
+  // At the deadline each request without a reply (in flight, or never sent because no
+  // connection was free) counts with its wait so far: a lower bound, so that the booking
+  // percentiles do not leave out the slowest requests.
   void finish() {
     if (phase_.load_done.exchange(true)) return;
+    const std::int64_t now = now_ns();
+    for (const auto& c : connections_) {
+      if (!c->busy) continue;
+      phase_.booking.record_ns(now - c->due_ns);
+      ++phase_.unanswered;
+    }
+    for (std::uint64_t i = phase_.sent; i < phase_.planned; ++i) {
+      phase_.booking.record_ns(now - due_ns(i));
+      ++phase_.unanswered;
+    }
     pacer_.cancel();
     for (auto& c : connections_) c->stream.cancel();
   }
@@ -731,13 +752,13 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
   result.text = fmt::format(
       "RESULT name=ws_fanout subscribers={} stuck={} rate={:.0f} duration_s={:.1f} "
       "connections={} planned={} sent={} s201={} s409={} other={} io_errors={} "
-      "booking_p50_ms={:.3f} "
+      "unanswered={} booking_p50_ms={:.3f} "
       "booking_p99_ms={:.3f} events_per_s={:.0f} delivered={} expected={} "
       "event_p50_ms={:.3f} event_p99_ms={:.3f} early={} due_to_event_p50_ms={:.3f} "
       "due_to_event_p99_ms={:.3f} seq_breaks={} unexpected={} subscribed={} "
       "connect_failed={} closed={} closed_slow={} live_at_end={} stuck_outcome={}",
       subscribers, with_stuck ? "yes" : "no", o.rate, o.duration_s, o.connections, phase.planned,
-      phase.sent, phase.created, phase.conflicts, phase.other, phase.io_errors,
+      phase.sent, phase.created, phase.conflicts, phase.other, phase.io_errors, phase.unanswered,
       phase.booking.percentile_ms(50), phase.booking.percentile_ms(99),
       window_s > 0 ? double(phase.events) / window_s : 0.0, phase.events, expected,
       phase.event_from_reply.percentile_ms(50), phase.event_from_reply.percentile_ms(99),
