@@ -385,7 +385,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   }
 
   // Starts reading a stuck subscriber at the end: what did slotd do with it?
-  void drain(std::function<void(std::uint64_t messages, int close_code)> done) {
+  void drain(std::function<void(std::uint64_t messages, int close_code, std::string error)> done) {
     drained_ = std::move(done);
     read();
   }
@@ -418,7 +418,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   void ended(beast::error_code ec) {
     const bool was_live = live.exchange(false);
     const int code = ec == websocket::error::closed ? int(ws_.reason().code) : 0;
-    if (drained_) return std::exchange(drained_, nullptr)(drained_messages_, code);
+    if (drained_) return std::exchange(drained_, nullptr)(drained_messages_, code, ec.message());
     if (!was_live) return;
     ++phase_.closed;
     if (code == int(websocket::close_code::policy_error)) ++phase_.closed_slow;
@@ -466,7 +466,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   std::string host_;
   std::string subscribe_;
   std::function<void()> on_ready_;
-  std::function<void(std::uint64_t, int)> drained_;
+  std::function<void(std::uint64_t, int, std::string)> drained_;
   std::uint64_t drained_messages_ = 0;
 };
 
@@ -714,11 +714,13 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
   std::atomic<bool> drained{false};  // written by the feed thread, which stops before these go
   std::uint64_t messages = 0;
   int code = 0;
+  std::string error;
   if (stuck) {
     net::post(feed_ioc, [&] {
-      stuck->drain([&](std::uint64_t m, int c) {
+      stuck->drain([&](std::uint64_t m, int c, std::string e) {
         messages = m;
         code = c;
+        error = std::move(e);
         drained = true;
       });
     });
@@ -730,7 +732,10 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
       } else if (code) {
         stuck_outcome = fmt::format("closed_by_slotd_code_{}_after_{}_messages", code, messages);
       } else {
-        stuck_outcome = fmt::format("connection_ended_after_{}_messages", messages);
+        // Ended without a close frame (e.g. reset): name the error, one word per RESULT field.
+        std::replace(error.begin(), error.end(), ' ', '_');
+        stuck_outcome =
+            fmt::format("ended_without_close_frame_({})_after_{}_messages", error, messages);
       }
     } else {
       stuck_outcome = "open_and_behind_after_5s_of_reading";
