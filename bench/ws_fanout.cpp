@@ -336,6 +336,7 @@ struct Phase {
   std::uint64_t closed = 0;          // readers whose connection slotd ended
   std::uint64_t closed_slow = 0;     // ... with close code 1008 (slow consumer)
   std::uint64_t connect_failed = 0;  // could not connect, handshake or subscribe
+  std::string first_connect_error;
   std::atomic<std::int64_t> last_event_ns{0};
   std::atomic<std::size_t> subscribed{0};  // readers only
   std::atomic<std::size_t> finished_connecting{0};
@@ -393,7 +394,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
  private:
   void connected(beast::error_code ec) {
     if (ec) {
-      ++phase_.connect_failed;
+      if (phase_.connect_failed++ == 0) phase_.first_connect_error = ec.message();
     } else {
       live = true;
       if (reads_) {
@@ -672,6 +673,13 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
   const std::size_t total = subscribers + (with_stuck ? 1 : 0);
   if (!wait_until([&] { return phase.finished_connecting.load() == total; }, 120)) {
     fail("subscribers did not finish connecting within 120 s");
+  }
+  if (phase.connect_failed > 0) {  // the feed thread is done with it: everyone has finished
+    std::fprintf(stderr,
+                 "ws_fanout: WARNING: %llu of %zu subscribers could not subscribe (first: %s); "
+                 "slotd caps feed connections per client (--max-feed-connections-per-client)\n",
+                 static_cast<unsigned long long>(phase.connect_failed), total,
+                 phase.first_connect_error.c_str());
   }
 
   // The probe: when every reader has its event, every subscription is live.
