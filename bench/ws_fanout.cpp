@@ -13,15 +13,17 @@
 // (a lower bound). Every booking is one SlotHeld event, i.e. one message to each subscriber.
 //
 // Measured per phase: bookings 201 / other, booking latency p50/p99; feed messages received
-// per second (all subscribers together) and received / expected (201s x subscribers); the
-// event latency from the moment the booking's HTTP 201 reply is received to the moment a
-// subscriber receives the event with that reply's seq (slotd sends both only after the
-// batch is durable, so this is "durable commit -> client receipt" as seen from outside;
-// slotd hands the feed its batch before the replies, so an event can arrive first: those
-// count as 0 and are reported as `early`); the latency from a request's due time to the
-// event's receipt; how many subscribers slotd closed (1008 = slow consumer); seq breaks
-// (a seq that is not the previous one + 1); and, at the end, what slotd did with the stuck
-// subscriber (it is read then: a close frame, or the backlog).
+// per second (all subscribers together) and received / expected (the phase's durable
+// events, from slotd's seq after the load, x subscribers); the event latency from the
+// moment the booking's HTTP 201 reply is received to the moment a subscriber receives the
+// event with that reply's seq (slotd sends both only after the batch is durable, so this is
+// "durable commit -> client receipt" as seen from outside; slotd hands the feed its batch
+// before the replies, so an event can arrive first: those count as 0 and as `early`;
+// events whose 201 never came, because the load stopped waiting at its deadline, are left
+// out as `without_reply`); the latency from a request's due time to the event's receipt;
+// how many subscribers slotd closed (1008 = slow consumer); seq breaks (a seq that is not
+// the previous one + 1); and what slotd did with the stuck subscriber (read at the end: a
+// close, or the backlog).
 //
 // Subscribers subscribe with "fromSeq" = the seq after seeding + 1 (an empty catch-up), not
 // with a snapshot: a snapshot of clinic 1 would carry every seeded slot (megabytes) to each
@@ -90,6 +92,10 @@ class Histogram {
     ++total_;
   }
   std::uint64_t count() const { return total_; }
+  void remove_zeros(std::uint64_t n) {
+    counts_[0] -= n;
+    total_ -= n;
+  }
   double percentile_ms(double p) const {
     if (total_ == 0) return 0;
     const auto rank =
@@ -325,6 +331,8 @@ struct Phase {
   // reply_ns[seq - first_seq]: when the 201 with that seq arrived (0: not yet).
   std::unique_ptr<std::atomic<std::int64_t>[]> reply_ns;
   std::size_t reply_slots = 0;
+  // Events received before the 201 of their seq, per seq (subscriber thread).
+  std::unique_ptr<std::uint32_t[]> early_by_seq;
 
   // Written by the subscriber thread only; read by main after it has stopped, or atomics.
   Histogram event_from_reply;
@@ -345,7 +353,6 @@ struct Phase {
   Histogram booking;
   std::uint64_t created = 0, conflicts = 0, other = 0, io_errors = 0, sent = 0;
   std::uint64_t unanswered = 0;  // no reply by the deadline (sent or not)
-  std::uint64_t max_seq = 0;
   std::int64_t last_reply_ns = 0;
   std::atomic<bool> load_done{false};
 };
@@ -446,6 +453,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
       const std::int64_t reply = phase_.reply_ns[index].load(std::memory_order_relaxed);
       if (reply == 0) {
         ++phase_.early;
+        ++phase_.early_by_seq[index];
         phase_.event_from_reply.record_ns(0);
       } else {
         phase_.event_from_reply.record_ns(received_ns - reply);
@@ -564,7 +572,6 @@ class BookingLoad {
     if (c.response.result_int() == 201) {
       ++phase_.created;
       if (const auto seq = uint_field(c.response.body(), "seq")) {
-        phase_.max_seq = std::max(phase_.max_seq, *seq);
         if (*seq >= phase_.first_seq && *seq - phase_.first_seq < phase_.reply_slots) {
           phase_.reply_ns[*seq - phase_.first_seq].store(now, std::memory_order_relaxed);
         }
@@ -641,6 +648,7 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
   phase.first_slot_id = first_slot_id + 1;  // first_slot_id itself is the probe's
   phase.reply_slots = phase.planned + 1024;
   phase.reply_ns = std::make_unique<std::atomic<std::int64_t>[]>(phase.reply_slots);
+  phase.early_by_seq = std::make_unique<std::uint32_t[]>(phase.reply_slots);
 
   net::io_context feed_ioc(1);
   auto feed_work = net::make_work_guard(feed_ioc);
@@ -707,8 +715,16 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
   std::thread load_thread([&] { load_ioc.run(); });
   load_thread.join();  // returns when every reply is in, or at the deadline
 
-  // Drain: wait until every live reader has the last acknowledged booking's event.
-  const std::uint64_t last_seq = phase.max_seq;
+  // Requests cut off at the deadline may still become durable: wait until the journal
+  // stops growing (at most 5 s), then until every live reader has the last event.
+  std::uint64_t last_seq = setup.durable_seq();
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::uint64_t now = setup.durable_seq();
+    if (now == last_seq) break;
+    last_seq = now;
+  }
+  const std::uint64_t durable_events = last_seq - *probe_seq;
   wait_until(
       [&] {
         for (const auto& r : readers) {
@@ -756,7 +772,16 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
       std::count_if(readers.begin(), readers.end(), [](const auto& r) { return r->live.load(); }));
   const double window_s =
       double(std::max(phase.last_event_ns.load(), phase.last_reply_ns) - phase.load_start_ns) / 1e9;
-  const std::uint64_t expected = phase.created * subscribers;
+  // Events whose booking never got its 201 (cut off at the deadline) have no reply time:
+  // they were counted as early at 0 ms, which they were not.
+  std::uint64_t without_reply = 0;
+  for (std::size_t i = 0; i < phase.reply_slots; ++i) {
+    if (phase.early_by_seq[i] == 0 || phase.reply_ns[i].load() != 0) continue;
+    without_reply += phase.early_by_seq[i];
+    phase.event_from_reply.remove_zeros(phase.early_by_seq[i]);
+  }
+  phase.early -= without_reply;
+  const std::uint64_t expected = durable_events * subscribers;
   PhaseResult result;
   result.booking_p99_ms = phase.booking.percentile_ms(99);
   result.event_p99_ms = phase.event_from_reply.percentile_ms(99);
@@ -766,18 +791,20 @@ PhaseResult run_phase(const Options& o, const tcp::endpoint& endpoint, const std
       "RESULT name=ws_fanout subscribers={} stuck={} rate={:.0f} duration_s={:.1f} "
       "connections={} planned={} sent={} s201={} s409={} other={} io_errors={} "
       "unanswered={} booking_p50_ms={:.3f} "
-      "booking_p99_ms={:.3f} events_per_s={:.0f} delivered={} expected={} "
-      "event_p50_ms={:.3f} event_p99_ms={:.3f} early={} due_to_event_p50_ms={:.3f} "
+      "booking_p99_ms={:.3f} durable_events={} events_per_s={:.0f} delivered={} expected={} "
+      "event_p50_ms={:.3f} event_p99_ms={:.3f} early={} without_reply={} "
+      "due_to_event_p50_ms={:.3f} "
       "due_to_event_p99_ms={:.3f} seq_breaks={} unexpected={} subscribed={} "
       "connect_failed={} closed={} closed_slow={} live_at_end={} stuck_outcome={}",
       subscribers, with_stuck ? "yes" : "no", o.rate, o.duration_s, o.connections, phase.planned,
       phase.sent, phase.created, phase.conflicts, phase.other, phase.io_errors, phase.unanswered,
-      phase.booking.percentile_ms(50), phase.booking.percentile_ms(99),
+      phase.booking.percentile_ms(50), phase.booking.percentile_ms(99), durable_events,
       window_s > 0 ? double(phase.events) / window_s : 0.0, phase.events, expected,
       phase.event_from_reply.percentile_ms(50), phase.event_from_reply.percentile_ms(99),
-      phase.early, phase.event_from_due.percentile_ms(50), phase.event_from_due.percentile_ms(99),
-      phase.seq_breaks, phase.unexpected, phase.subscribed.load(), phase.connect_failed,
-      phase.closed, phase.closed_slow, live_readers, stuck_outcome);
+      phase.early, without_reply, phase.event_from_due.percentile_ms(50),
+      phase.event_from_due.percentile_ms(99), phase.seq_breaks, phase.unexpected,
+      phase.subscribed.load(), phase.connect_failed, phase.closed, phase.closed_slow, live_readers,
+      stuck_outcome);
   return result;
 }
 
