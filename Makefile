@@ -44,9 +44,12 @@ test-tsan: deps
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
 	  ctest --preset tsan -j $(JOBS)
 
+# Engine, journal and HTTP micro-benches, then bench/run (slotd vs hello_server, the
+# contention check, the Node/PostgreSQL baseline, the live feed); BENCH_ARGS=--quick etc.
 bench: build
 	@./scripts/install-deps.sh wrk curl
 	./bench/run.sh $(BUILD_DIR)
+	./bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf build
