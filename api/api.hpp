@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,7 @@ struct HttpRequest {
   std::string booking_token;     // X-Booking-Token header
   std::string client_key;        // X-Client-Key header, else the peer address
   std::string idempotency_key;   // Idempotency-Key header
+  std::string if_none_match;     // If-None-Match header (web UI files)
   std::uint64_t request_id = 0;  // also sent back as X-Request-Id
   // Runs a function on the connection's executor; completions from the sequencer use it
   // so that replies are formatted and written on an io thread, not the sequencer's.
@@ -33,6 +35,8 @@ struct HttpResponse {
   unsigned status = 200;
   std::string body;
   std::string_view content_type = "application/json";
+  std::string etag;                 // ETag header when not empty (web UI files)
+  std::string_view cache_control;   // Cache-Control header when not empty
 };
 
 // Called exactly once per request, on the connection's executor.
@@ -51,11 +55,15 @@ struct ServerStats {
 struct ApiOptions {
   std::string admin_token;
   std::uint32_t max_bulk_slots = 10'000;
+  std::string web_dir;  // serve the web UI from this folder; empty: the copy built in
 };
+
+class WebAssets;
 
 class Api {
  public:
   Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_stats);
+  ~Api();
   void handle(HttpRequest&& request, Respond respond);
 
   // Builds the uniform error body {"error":{"code","message"}}.
@@ -67,6 +75,7 @@ class Api {
   Sequencer& sequencer_;
   ApiOptions options_;
   const ServerStats& server_stats_;
+  std::unique_ptr<const WebAssets> web_;  // the web UI's pages and files
 };
 
 }  // namespace slotd

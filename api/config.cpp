@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string_view>
 
@@ -69,6 +70,10 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.threads); }},
       {"demo", "seed a demo clinic, doctors and a week of slots on first start", false,
        [](Config& c, std::string_view) { c.demo = true; return true; }},
+      {"web-dir", "serve the web UI from this folder (laid out like web/) instead of the copy built in", true,
+       [](Config& c, std::string_view v) { c.web_dir = v; return std::filesystem::is_directory(c.web_dir); }},
+      {"default-time-zone", "IANA time zone of clinic 1 and of clinics created without one (UTC)", true,
+       [](Config& c, std::string_view v) { c.default_time_zone = v; return !v.empty(); }},
       {"max-body-bytes", "largest request body (1048576) → 413", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_body_bytes); }},
       {"max-header-bytes", "largest request header block (16384) → 431", true,

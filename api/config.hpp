@@ -18,6 +18,8 @@ struct Config {
   std::uint32_t max_holds_per_client = 0;  // 0 = no cap
   unsigned threads = 0;                    // 0 = one per core
   bool demo = false;
+  std::string web_dir;                    // empty: serve the web UI built into slotd
+  std::string default_time_zone = "UTC";  // IANA zone of clinics created without one
   // Limits.
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;

@@ -129,6 +129,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string error;
+  const std::string token_source =
+      config.admin_token.empty()
+          ? "in " + (fs::path(config.data_dir) / "admin-token").string()
+          : "the one given by --admin-token or SLOTD_ADMIN_TOKEN";
   if (!resolve_admin_token(config, error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     return 1;
@@ -164,7 +168,8 @@ int main(int argc, char** argv) {
   if (config.demo) seed_demo(*sequencer);
 
   ServerStats server_stats;
-  Api api(*sequencer, ApiOptions{config.admin_token, config.max_bulk_slots}, server_stats);
+  Api api(*sequencer, ApiOptions{config.admin_token, config.max_bulk_slots, config.web_dir},
+          server_stats);
   ServerOptions server_options;
   server_options.host = config.host;
   server_options.port = config.port;
@@ -184,7 +189,10 @@ int main(int argc, char** argv) {
   }
   std::string host = config.host.find(':') != std::string::npos ? "[" + config.host + "]" : config.host;
   std::printf("slotd listening on http://%s:%u\n", host.c_str(), server.bound_port());
-  std::printf("admin token: %s\n", config.admin_token.c_str());
+  std::printf("patient page: http://%s:%u/\n", host.c_str(), server.bound_port());
+  // The token itself stays off the terminal (and out of logs and CI output).
+  std::printf("admin page:   http://%s:%u/admin (admin token: %s)\n", host.c_str(),
+              server.bound_port(), token_source.c_str());
   std::fflush(stdout);
 
   server.run([&] { sequencer->stop(); });

@@ -392,6 +392,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     disarm_deadline();
     stream_.expires_never();  // the Api answers when the batch is durable
     auto& req = parser_->get();
+    head_ = req.method() == http::verb::head;
     if (req.target() == "/ws" || req.target().starts_with("/ws?")) return upgrade();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
@@ -404,6 +405,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     request.authorization = std::string(req[http::field::authorization]);
     request.booking_token = std::string(req["X-Booking-Token"]);
     request.idempotency_key = std::string(req["Idempotency-Key"]);
+    request.if_none_match = std::string(req[http::field::if_none_match]);
     auto client_key = req["X-Client-Key"];
     request.client_key = client_key.empty() ? peer_ : std::string(client_key);
     request.request_id = shared_.next_request_id.fetch_add(1, std::memory_order_relaxed);
@@ -435,6 +437,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void send_error_and_close(unsigned status, std::string_view code, std::string_view message) {
     keep_alive_ = false;
+    head_ = false;
     version_ = 11;
     write(Api::error(status, code, message), true);
   }
@@ -450,9 +453,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     res->set(http::field::server, "slotd");
     res->set(http::field::content_type, r.content_type);
     res->set("X-Request-Id", std::to_string(request_id_));
+    if (!r.etag.empty()) res->set(http::field::etag, r.etag);
+    if (!r.cache_control.empty()) res->set(http::field::cache_control, r.cache_control);
     res->keep_alive(keep_alive_ && !force_close);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
+    if (r.status != 304) {  // a 304 has neither body nor Content-Length (RFC 9110 15.4.5)
+      res->body() = std::move(r.body);
+      res->prepare_payload();
+      if (head_) res->body().clear();  // HEAD: the GET's headers, Content-Length included
+    }
     // A client that stops reading must not hold the session forever.
     stream_.expires_after(seconds(shared_.options.request_timeout_s));
     http::async_write(stream_, *res,
@@ -476,6 +484,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   Shared& shared_;
   std::string peer_;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request being answered is a HEAD
   bool timed_out_ = false;
   unsigned version_ = 11;
   std::uint64_t request_id_ = 0;
