@@ -348,20 +348,18 @@ function bookingDialog(doctor, slots, refresh) {
   const showError = (...content) => {
     replaceChildren(error, ...content);
   };
+  // The slot is gone: say so, and turn "Back" into the way on (submitting does nothing now).
   const conflict = (text) => {
     conflicted = true;
     showError(h('p', {}, h('strong', {}, 'Sorry, this time was just taken. '), text));
-    submit.textContent = 'Choose another time';
-    nameInput.disabled = true;
+    submit.disabled = true;
+    back.textContent = 'Choose another time';
+    back.focus();
   };
 
   const onSubmit = async (e) => {
     e.preventDefault();
-    if (conflicted) {
-      dialog.close();
-      return;
-    }
-    if (submitting) return;
+    if (conflicted || submitting) return;
     const name = nameInput.value.trim();
     if (!name) {
       nameInput.setAttribute('aria-invalid', 'true');
@@ -442,9 +440,9 @@ function bookingDialog(doctor, slots, refresh) {
       submitting = false;
       idempotencyKey = newIdempotencyKey();
       showError();
-      nameInput.disabled = false;
       nameInput.removeAttribute('aria-invalid');
-      submit.textContent = 'Hold this time';
+      submit.disabled = false;
+      back.textContent = 'Back';
       if (!nameInput.value) nameInput.value = localStorage.getItem('slotd.patientName') ?? '';
       replaceChildren(summary,
         h('strong', {}, `${t.formatLongDay(s.start, tz)}, ${t.formatTime(s.start, tz)}–${t.formatTime(s.end, tz)}`),
