@@ -298,8 +298,6 @@ function createView(params) {
     const d = doctor();
     const tz = d.clinic.timeZone;
     plan = expandPattern(pattern(), tz);
-    replaceChildren(result);
-    result.className = 'alert';
     if (plan.error) {
       conflicts = [];
       skipRow.hidden = true;
@@ -343,8 +341,14 @@ function createView(params) {
     preview, skipRow,
     h('div', { style: 'margin-top:1rem' }, result),
     h('div', { class: 'row', style: 'margin-top:1rem' }, submit));
-  form.addEventListener('input', update);
-  form.addEventListener('change', update);
+  // A changed pattern makes the last result stale; the preview alone refreshes it silently.
+  const edited = () => {
+    replaceChildren(result);
+    result.className = 'alert';
+    update();
+  };
+  form.addEventListener('input', edited);
+  form.addEventListener('change', edited);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const d = doctor();

@@ -121,7 +121,7 @@ function layout() {
         y: { beginAtZero: true, grid, title: { display: true, text: 'commands' } },
         y1: { beginAtZero: true, position: 'right', grid: { display: false }, title: { display: true, text: 'ms' } },
       },
-      plugins: { legend: { position: 'bottom' } },
+      plugins: { legend: { position: 'bottom', labels: { usePointStyle: true, pointStyle: 'line' } } },
     },
   });
 }
