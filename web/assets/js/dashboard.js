@@ -88,7 +88,7 @@ function layout() {
       chartCard('doctors', 'Fill rate per doctor', 'Held and booked slots out of all open (non-closed) slots.', ['Doctor', 'Fill rate', 'Slots', 'Bookings']),
       chartCard('status', 'Bookings by status', 'Every booking so far.', ['Status', 'Bookings']),
       chartCard('vitals', 'Engine vitals', 'Sampled at every refresh: batch size, journal sync time, queue depth.', ['Time', 'Batch size', 'Sync ms', 'Queue depth']),
-      h('section', { class: 'card chart-card', 'aria-labelledby': 'activity-title' },
+      h('section', { class: 'card chart-card activity-card', 'aria-labelledby': 'activity-title' },
         h('h2', { id: 'activity-title' }, 'Live activity'), h('p', { class: 'muted' }, 'The latest events from the feed.'),
         h('ul', { class: 'activity', id: 'activity' }, activityRows))));
 
