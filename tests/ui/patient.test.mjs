@@ -104,6 +104,7 @@ test('a doctor created through the API is listed on the next visit, without a re
   await page.selectOption('#f-specialty', 'Neurology');
   await eventually(async () => (await page.locator('.doctor-card').count()) === 1, 'the specialty filter leaves one doctor');
   assert.match(page.url(), /specialty=Neurology/);
+  await screenshot(page, 'patient-filtered-by-specialty');
   assertNoConsoleErrors(context);
   await context.close();
 });
@@ -193,6 +194,7 @@ test('a network error on "Hold this time" says so and the retry books once, neve
   assert.equal((await slotd.booking(id)).patientName, 'Nora Network');
   const held = await slotd.expect(200, 'GET', `/slots/${doctor.id}?status=HELD`);
   assert.equal(held.length, 1);
+  await screenshot(page, 'booking-after-network-retry');
   assertNoConsoleErrors(context);
   await context.close();
 });
@@ -255,6 +257,7 @@ test('a patient who books with the keyboard alone gets a confirmed booking', asy
   await focusOn('#confirm', 'the Confirm button');
   await page.keyboard.press('Enter');
   await statusBadge(page, 'CONFIRMED').waitFor();
+  await screenshot(page, 'booking-confirmed-by-keyboard');
   assertNoConsoleErrors(context);
   await context.close();
 });
@@ -277,6 +280,7 @@ test('when slotd restarts the page says it is reconnecting, resubscribes with fr
   assert.deepEqual(subscribes.at(-1), { op: 'subscribe', doctorIds: [doctor.id], fromSeq: seq + 1 });
   await slotd.book(slots[1].id, 'After Restart');
   await slotButton(page, slots[1].id).and(page.locator('[disabled]')).waitFor();
+  await screenshot(page, 'patient-live-after-restart');
   assertNoConsoleErrors(context);
   await context.close();
 });
@@ -307,12 +311,13 @@ test('events the page missed while its connection was down arrive after it resub
   connections[0].ws.close({ code: 1012, reason: 'test: connection lost' });
   await slotButton(page, slots[2].id).and(page.locator('[disabled][data-status="HELD"]')).waitFor();
   assert.equal(connections.length, 2);
+  await screenshot(page, 'patient-caught-up-with-fromseq');
   assertNoConsoleErrors(context);
   await context.close();
 });
 
 test('a PENDING booking turns FAILED on screen when its short hold runs out, and the slot is free again', async () => {
-  const short = await new Slotd({ holdTtl: 4 }).start();
+  const short = await new Slotd({ holdTtl: 6 }).start();
   try {
     const { doctor, slots } = await doctorWithSlots(short, 'Dr. Short Hold', 2);
     const context = await newContext(browser);
@@ -378,6 +383,7 @@ test('at phone width (390 px) the patient can find a doctor, book and confirm wi
   await screenshot(page, 'phone-booking-pending');
   await page.locator('#confirm').tap();
   await statusBadge(page, 'CONFIRMED').waitFor();
+  await screenshot(page, 'phone-booking-confirmed');
   assertNoConsoleErrors(context);
   await context.close();
 });
