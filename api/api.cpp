@@ -15,7 +15,6 @@
 
 #include "api/event_json.hpp"
 #include "api/iso_time.hpp"
-#include "api/web_assets.hpp"
 
 namespace slotd {
 namespace {
@@ -241,12 +240,7 @@ std::optional<Target> parse_target(const std::string& raw) {
 // ---- Api ------------------------------------------------------------------------------
 
 Api::Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_stats)
-    : sequencer_(sequencer),
-      options_(std::move(options)),
-      server_stats_(server_stats),
-      web_(std::make_unique<const WebAssets>(options_.web_dir)) {}
-
-Api::~Api() = default;
+    : sequencer_(sequencer), options_(std::move(options)), server_stats_(server_stats) {}
 
 HttpResponse Api::error(unsigned status, std::string_view code, std::string_view message) {
   std::string body = R"({"error":{"code":)";
@@ -788,7 +782,7 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"GET", "doctors", false, get_doctors},
     {"POST", "doctors", true, post_doctors},
-    {"GET", "clinics", false, get_clinics},  // public: a patient picks a clinic
+    {"GET", "clinics", true, get_clinics},
     {"POST", "clinics", true, post_clinics},
     {"POST", "slots", true, post_slots},
     {"GET", "slots/:id", false, get_slots},
@@ -887,11 +881,6 @@ void Api::handle(HttpRequest&& request, Respond respond) {
   if (path_known) {
     return respond(error(405, "method_not_allowed",
                          fmt::format("{} is not allowed on {}", request.method, target->url.path())));
-  }
-  if (request.method == "GET" || request.method == "HEAD") {
-    if (auto page = web_->lookup(target->url.path(), request.if_none_match)) {
-      return respond(std::move(*page));
-    }
   }
   respond(error(404, "not_found", fmt::format("no route for {} {}", request.method, target->url.path())));
 }

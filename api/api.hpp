@@ -1,81 +1,88 @@
-// api/ — the HTTP face of slotd: routes, request parsing (simdjson), replies (fmt), auth.
+// api/ — the HTTP face of slotd: routes, request parsing, replies, auth, limits.
 //
-// This file and api.cpp know nothing of sockets: server.cpp (Beast) turns bytes into an
-// HttpRequest and sends the HttpResponse back. Writes go to the sequencer and are answered
-// only once durable; reads come from its read model and never pass through the sequencer.
+// Nothing here knows sockets: server.cpp (Beast) turns bytes into an HttpRequest and sends
+// the HttpResponse back. Writes become commands for the sequencer and are answered only
+// once their batch is durable (answer_command); reads come from the sequencer's read store
+// and never pass through the sequencer. Errors are ApiError values (api/errors.hpp).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "api/http.hpp"
+#include "api/metrics.hpp"
+#include "api/rate_limit.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace slotd {
 
-struct HttpRequest {
-  std::string method;  // "GET", "POST", …
-  std::string target;  // the raw request-target: /slots/3?from=…
-  std::string body;
-  std::string authorization;     // Authorization header
-  std::string booking_token;     // X-Booking-Token header
-  std::string client_key;        // X-Client-Key header, else the peer address
-  std::string idempotency_key;   // Idempotency-Key header
-  std::string if_none_match;     // If-None-Match header (web UI files)
-  std::uint64_t request_id = 0;  // also sent back as X-Request-Id
-  // Runs a function on the connection's executor; completions from the sequencer use it
-  // so that replies are formatted and written on an io thread, not the sequencer's.
-  std::function<void(std::function<void()>)> post_to_io;
-};
-
-struct HttpResponse {
-  unsigned status = 200;
-  std::string body;
-  std::string_view content_type = "application/json";
-  std::string etag;                 // ETag header when not empty (web UI files)
-  std::string_view cache_control;   // Cache-Control header when not empty
-};
-
-// Called exactly once per request, on the connection's executor.
-using Respond = std::function<void(HttpResponse&&)>;
-
-// Connection-level counters the server keeps, shown by /metrics.
-struct ServerStats {
-  std::atomic<std::uint64_t> connections_open{0};
-  std::atomic<std::uint64_t> connections_total{0};
-  std::atomic<std::uint64_t> connections_refused{0};
-  std::atomic<std::uint64_t> requests_total{0};
-  std::atomic<std::uint64_t> responses_4xx{0};
-  std::atomic<std::uint64_t> responses_5xx{0};
-};
-
 struct ApiOptions {
   std::string admin_token;
   std::uint32_t max_bulk_slots = 10'000;
-  std::string web_dir;  // serve the web UI from this folder; empty: the copy built in
+  double booking_rate = 0;   // POST /booking per second per client; 0 = no limit
+  double booking_burst = 0;  // bucket size (0 = max(1, rate))
+  std::string default_time_zone = "UTC";
+  // Serves the web UI for GET/HEAD paths no route claims; nullopt = not a UI path.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> web;
 };
 
-class WebAssets;
+// How to answer a command once it is durable.
+enum class ReplyKind : std::uint8_t {
+  clinic_created,
+  clinic_updated,
+  doctor_created,
+  slot_created,
+  slots_created,  // bulk: an array
+  slot_closed,
+  booking_created,
+  booking_confirmed,
+  booking_cancelled,
+};
+
+// What a connection keeps about the command it is waiting for (it waits for one at a
+// time: pipelined requests stay unread until the answer is written).
+struct PendingCommand {
+  ReplyKind kind = ReplyKind::slot_closed;
+  Id id = 0;  // the route's :id
+  std::uint16_t route = 0;
+  std::chrono::steady_clock::time_point started;
+};
 
 class Api {
  public:
   Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_stats);
-  ~Api();
-  void handle(HttpRequest&& request, Respond respond);
 
-  // Builds the uniform error body {"error":{"code","message"}}.
-  static HttpResponse error(unsigned status, std::string_view code, std::string_view message);
+  // Answers `request` exactly once: through responder.respond() now, or, when it becomes a
+  // command, through the completion of responder's target — then the connection calls
+  // answer_command with the `pending` this call filled in.
+  void handle(const HttpRequest& request, Responder& responder, PendingCommand& pending);
+
+  // The answer to a command whose batch is durable.
+  HttpResponse answer_command(const PendingCommand& pending, const BatchResults& batch,
+                              std::uint32_t index);
+
+  Sequencer& sequencer() { return sequencer_; }
+  const Sequencer& sequencer() const { return sequencer_; }
+  const ApiOptions& options() const { return options_; }
+  const ServerStats& server_stats() const { return server_stats_; }
+  RouteMetrics& metrics() { return metrics_; }
+  RateLimiter& booking_limiter() { return booking_limiter_; }
+  // Differs on every start, so an ETag never outlives the process that made it.
+  std::uint64_t epoch() const { return epoch_; }
 
  private:
-  bool is_admin(const HttpRequest& request) const;
-
   Sequencer& sequencer_;
   ApiOptions options_;
   const ServerStats& server_stats_;
-  std::unique_ptr<const WebAssets> web_;  // the web UI's pages and files
+  RouteMetrics metrics_;
+  RateLimiter booking_limiter_;
+  std::uint64_t epoch_;
 };
 
 }  // namespace slotd

@@ -28,6 +28,14 @@ bool parse_unsigned(std::string_view v, T& out) {
   return true;
 }
 
+bool parse_rate(std::string_view v, double& out) {
+  double x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc{} || p != v.data() + v.size() || !(x >= 0) || x > 1e9) return false;
+  out = x;
+  return true;
+}
+
 bool parse_seconds(std::string_view v, double& out) {
   double x = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
@@ -56,24 +64,34 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { c.host = v; return !v.empty(); }},
       {"port", "TCP port (8080; 0 = any free port)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.port); }},
-      {"data-dir", "journal, snapshots and admin token (./data)", true,
+      {"data-dir", "journal (RocksDB) and admin token (./data)", true,
        [](Config& c, std::string_view v) { c.data_dir = v; return !v.empty(); }},
       {"hold-ttl", "seconds a PENDING booking holds its slot (120; fractions allowed)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.hold_ttl_s); }},
       {"admin-token", "admin bearer token (default: generated into DATA_DIR/admin-token)", true,
        [](Config& c, std::string_view v) { c.admin_token = v; return !v.empty(); }},
-      {"allowed-origins", "comma-separated Origins allowed on /ws (empty: same origin only)", true,
+      {"allowed-origins", "comma-separated Origins allowed on /ws (default: loopback origins only)", true,
        [](Config& c, std::string_view v) { c.allowed_origins = split_csv(v); return true; }},
-      {"max-holds-per-client", "PENDING holds one client may have (0 = no cap)", true,
+      {"max-holds-per-client", "PENDING holds one client may have (0 = no cap) → 429", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_holds_per_client); }},
-      {"threads", "io threads (0 = one per core)", true,
+      {"booking-rate", "POST /booking per second per client (0 = no limit) → 429", true,
+       [](Config& c, std::string_view v) { return parse_rate(v, c.booking_rate); }},
+      {"booking-burst", "booking requests a client may make at once (0 = the rate, at least 1)", true,
+       [](Config& c, std::string_view v) { return parse_rate(v, c.booking_burst); }},
+      {"trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For/X-Client-Key are believed (none)", true,
+       [](Config& c, std::string_view v) { c.trusted_proxies = v; return true; }},
+      {"threads", "io threads (0 = 1: measured best on 2 cores, where the sequencer and journal threads need the other)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.threads); }},
-      {"demo", "seed a demo clinic, doctors and a week of slots on first start", false,
+      {"demo", "seed demo clinics, doctors and a week of slots on first start", false,
        [](Config& c, std::string_view) { c.demo = true; return true; }},
-      {"web-dir", "serve the web UI from this folder (laid out like web/) instead of the copy built in", true,
-       [](Config& c, std::string_view v) { c.web_dir = v; return std::filesystem::is_directory(c.web_dir); }},
-      {"default-time-zone", "IANA time zone of clinic 1 and of clinics created without one (UTC)", true,
+      {"default-time-zone", "IANA time zone of new clinics that name none (UTC)", true,
        [](Config& c, std::string_view v) { c.default_time_zone = v; return !v.empty(); }},
+      {"web-dir", "serve the web UI from this folder instead of the copy built into the binary", true,
+       [](Config& c, std::string_view v) { c.web_dir = v; return std::filesystem::is_directory(c.web_dir); }},
+      {"idempotency-ttl", "seconds an Idempotency-Key is remembered (86400)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.idempotency_ttl_s); }},
+      {"shutdown-grace", "seconds answers may take to go out after SIGTERM (10)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.shutdown_grace_s); }},
       {"max-body-bytes", "largest request body (1048576) → 413", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_body_bytes); }},
       {"max-header-bytes", "largest request header block (16384) → 431", true,
@@ -82,16 +100,18 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_seconds(v, c.request_timeout_s); }},
       {"idle-timeout", "seconds an idle keep-alive connection stays open (60)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.idle_timeout_s); }},
-      {"max-connections", "open connections (10000); beyond → 503", true,
+      {"max-connections", "open connections (0 = the open-files limit less a reserve); beyond → 503", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_connections); }},
       {"max-bulk-slots", "slots in one POST /slots (10000) → 413", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_bulk_slots); }},
       {"queue-capacity", "commands waiting for the sequencer (65536); beyond → 503", true,
-       [](Config& c, std::string_view v) { return parse_unsigned(v, c.queue_capacity); }},
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.queue_capacity) && c.queue_capacity > 0; }},
       {"max-batch", "commands per group commit (4096)", true,
-       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_batch); }},
-      {"ws-queue-limit", "durable batches queued per WebSocket before it is closed as slow (4096)", true,
-       [](Config& c, std::string_view v) { return parse_unsigned(v, c.ws_queue_limit) && c.ws_queue_limit > 0; }},
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_batch) && c.max_batch > 0; }},
+      {"ws-queue-bytes", "bytes of live events queued per WebSocket before it is closed as slow (4194304)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.ws_queue_bytes) && c.ws_queue_bytes > 0; }},
+      {"max-feed-connections-per-client", "open WebSockets per client (64; 0 = no cap) → 429", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_feed_connections_per_client); }},
   };
   return all;
 }
@@ -105,7 +125,7 @@ std::string env_name(std::string_view flag) {
 }  // namespace
 
 std::string config_usage() {
-  std::string out = "usage: slotd [flags]\n";
+  std::string out = "usage: slotd [flags]            serve (flags below)\n";
   for (const Option& o : options()) {
     out += fmt::format("  --{:<22} {} [env {}]\n", std::string(o.flag) + (o.takes_value ? " V" : ""),
                        o.help, env_name(o.flag));

@@ -16,20 +16,26 @@ struct Config {
   std::string admin_token;  // empty: read or generate data_dir/admin-token
   std::vector<std::string> allowed_origins;
   std::uint32_t max_holds_per_client = 0;  // 0 = no cap
-  unsigned threads = 0;                    // 0 = one per core
+  double booking_rate = 0;                 // POST /booking per second per client; 0 = off
+  double booking_burst = 0;                // 0 = max(1, rate)
+  std::string trusted_proxies;             // CIDRs whose forwarding headers are believed
+  unsigned threads = 0;                    // 0 = the default (see config_usage)
   bool demo = false;
-  std::string web_dir;                    // empty: serve the web UI built into slotd
-  std::string default_time_zone = "UTC";  // IANA zone of clinics created without one
+  std::string default_time_zone = "UTC";
+  std::string web_dir;                     // serve the UI from here instead of the binary
+  double idempotency_ttl_s = 24 * 3600;
+  double shutdown_grace_s = 10;
   // Limits.
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
   double request_timeout_s = 30;
   double idle_timeout_s = 60;
-  std::size_t max_connections = 10'000;
+  std::size_t max_connections = 0;  // 0 = derived from the open-files limit at start
   std::uint32_t max_bulk_slots = 10'000;
   std::size_t queue_capacity = 65'536;
   std::size_t max_batch = 4'096;
-  std::size_t ws_queue_limit = 4'096;
+  std::size_t ws_queue_bytes = 4 << 20;
+  std::size_t max_feed_connections_per_client = 64;
 };
 
 struct ConfigResult {

@@ -1,64 +1,126 @@
-// The live feed behind GET /ws, without Beast: what a subscription selects, the JSON of
-// feed messages, and the hub the sequencer publishes each durable batch to. server.cpp
-// owns the WebSocket sessions; a session is a FeedSubscriber.
+// api/feed — the live feed protocol behind GET /ws, without sockets.
+//
+// A client subscribes once ({"op":"subscribe","doctorIds":[…]|"clinicId":N,"fromSeq":N?});
+// it then gets a snapshot (or the events it missed, read from the journal), then every
+// later durable event of its subscription, in seq order, without gaps or duplicates.
+// FeedSession produces the frames to send one at a time, as the socket drains: a snapshot
+// or a catch-up is made page by page, never whole, and live batches wait in a queue
+// bounded in bytes. server.cpp moves the frames; it decides nothing.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "engine/engine.hpp"
-#include "journal/codec.hpp"
+#include "sequencer/sequencer.hpp"
 
 namespace slotd {
 
 // What a client subscribed to: some doctors, or every doctor of a clinic.
 struct Subscription {
-  std::vector<Id> doctor_ids;  // sorted
+  std::vector<Id> doctor_ids;  // sorted, unique
   std::optional<Id> clinic_id;
   bool matches(Id doctor_id, Id clinic_id) const;
 };
 
-// One durable event as the feed shows it (only events that change a slot).
-struct FeedEvent {
-  std::uint64_t seq = 0;
-  Id doctor_id = 0;
-  Id clinic_id = 0;
-  std::shared_ptr<const std::string> json;
-};
-using FeedBatch = std::vector<FeedEvent>;
-
-// The feed message of a record, or nothing for records that change no slot. `state` must
-// know the slot (slots are never removed, and their times and doctor never change).
-std::optional<FeedEvent> feed_event(const JournalRecord& record, const Engine& state);
-
-// {"type":"snapshot","asOfSeq","slots":[…]} of every slot the subscription selects.
-std::string snapshot_message(const Engine& state, std::uint64_t as_of_seq,
-                             const Subscription& subscription);
-
-class FeedSubscriber {
- public:
-  virtual ~FeedSubscriber() = default;
-  // Called on the sequencer thread: must only hand the batch to the subscriber's own
-  // executor, never write to a socket.
-  virtual void deliver(std::shared_ptr<const FeedBatch> batch) = 0;
+// One durable batch's feed messages, rendered once and shared by every subscriber.
+struct RenderedBatch {
+  struct Message {
+    std::uint64_t seq;
+    Id doctor_id, clinic_id;
+    std::uint32_t offset, length;  // in bytes
+  };
+  std::string bytes;
+  std::vector<Message> messages;
+  std::string_view text(const Message& m) const { return {bytes.data() + m.offset, m.length}; }
 };
 
-class FeedHub {
+// {"type":"slot"|"booking","seq","event","slot":{…}(,"booking":{…})} for each change.
+std::shared_ptr<const RenderedBatch> render_batch(std::span<const SlotChange> changes,
+                                                  const ReadStore& reads);
+void append_change_json(std::string& out, const SlotChange& change, const ReadStore& reads);
+
+// One frame to send: a whole message, or a fragment of one (fin = its last fragment).
+// The bytes stay valid until the next call of next_frame().
+struct Frame {
+  std::string_view bytes;
+  bool fin = true;
+};
+
+struct FeedLimits {
+  std::size_t max_queue_bytes = 4 << 20;   // live messages waiting for a slow socket
+  std::uint64_t max_catch_up = 100'000;    // events a fromSeq may ask for, else resync
+  std::size_t page_slots = 512;            // slots per snapshot fragment
+  std::size_t page_events = 512;           // journal records read per catch-up step
+};
+
+class FeedSession {
  public:
-  void add(const std::shared_ptr<FeedSubscriber>& subscriber);
-  // Renders the batch's feed events once and hands them to every live subscriber. The
-  // subscriber list is copied under the lock and delivered to outside it.
-  void publish(std::span<const JournalRecord> records, const Engine& state);
-  std::size_t subscribers() const;
+  FeedSession(const Sequencer& sequencer, FeedLimits limits);
+
+  // A text message from the client (subscribe, or an error reply is queued).
+  void on_message(std::string_view text);
+  // A durable batch; ignored until subscribed. May make the session slow().
+  void on_batch(std::shared_ptr<const RenderedBatch> batch);
+  // The next frame to write, or nothing until on_message/on_batch bring more.
+  std::optional<Frame> next_frame();
+  // Live messages went over the byte limit: close the connection (1008); the client can
+  // resume with fromSeq.
+  bool slow() const { return slow_; }
+  std::size_t queued_bytes() const { return queued_bytes_; }
 
  private:
-  mutable std::mutex mutex_;
-  std::vector<std::weak_ptr<FeedSubscriber>> subscribers_;
+  enum class Mode { idle, snapshot, catch_up, live };
+  struct Queued {
+    std::shared_ptr<const RenderedBatch> batch;
+    std::uint32_t index;
+  };
+
+  void start(Subscription subscription, std::optional<std::uint64_t> from_seq);
+  void start_round();
+  void queue_error(std::string_view code, std::string_view message);
+  std::optional<Frame> snapshot_frame();
+  std::optional<Frame> catch_up_frame();
+  void go_live();
+  void queue_live(const std::shared_ptr<const RenderedBatch>& batch, std::uint64_t after_seq);
+  std::vector<Id> subscribed_doctors() const;
+
+  const Sequencer& sequencer_;
+  FeedLimits limits_;
+  Mode mode_ = Mode::idle;
+  bool subscribed_ = false;
+  bool slow_ = false;
+  Subscription subscription_;
+  std::deque<std::string> control_;  // errors and resync notices, sent first
+  std::string page_;                 // the frame being written (snapshot or catch-up)
+
+  // Snapshot paging: the doctors to show and where we are.
+  std::vector<Id> doctors_;
+  std::size_t doctor_index_ = 0;
+  std::size_t slot_index_ = 0;
+  std::shared_ptr<const std::vector<std::uint32_t>> slot_ids_;
+  bool snapshot_started_ = false;
+  bool first_slot_ = true;
+  std::uint64_t snapshot_seq_ = 0;
+
+  // Catch-up from the journal: next seq to read, the published seq this round reads up to,
+  // and the live batches that arrived during the round (bounded; else re-read).
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t round_target_ = 0;
+  std::deque<std::shared_ptr<const RenderedBatch>> held_;
+  std::size_t held_bytes_ = 0;
+  bool held_dropped_ = false;
+
+  // Live.
+  std::uint64_t last_sent_seq_ = 0;
+  std::deque<Queued> live_;
+  std::size_t queued_bytes_ = 0;
+  std::shared_ptr<const RenderedBatch> writing_;  // keeps the frame's bytes alive
 };
 
 }  // namespace slotd

@@ -1,15 +1,14 @@
-// slotd: wires configuration, sequencer (engine + journal + read model) and the HTTP server.
+// slotd: wires configuration, sequencer (engine + journal + read store) and the HTTP server.
 // Read this file top to bottom to see the whole pipeline.
 #include <fcntl.h>
-#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,26 +16,17 @@
 #include <fmt/format.h>
 
 #include "api/api.hpp"
+#include "api/auth.hpp"
 #include "api/config.hpp"
 #include "api/server.hpp"
+#include "api/time_zones.hpp"
+#include "api/web_assets.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace fs = std::filesystem;
 using namespace slotd;
 
 namespace {
-
-std::string random_hex(std::size_t bytes) {
-  std::string raw(bytes, '\0');
-  std::size_t filled = 0;
-  while (filled < bytes) {
-    ssize_t n = getrandom(raw.data() + filled, bytes - filled, 0);
-    if (n > 0) filled += static_cast<std::size_t>(n);
-  }
-  std::string hex;
-  for (unsigned char c : raw) hex += fmt::format("{:02x}", c);
-  return hex;
-}
 
 // The admin token: --admin-token / SLOTD_ADMIN_TOKEN, else DATA_DIR/admin-token (created
 // on first start with mode 0600).
@@ -71,36 +61,55 @@ bool resolve_admin_token(Config& config, std::string& error) {
   return true;
 }
 
-// --demo on an empty journal: two clinics, a few doctors, a week of half-hour slots.
+// Connections need file descriptors: take the hard limit as the soft one, and keep the
+// connection cap below it (the journal, snapshots and accept need some too).
+std::size_t raise_open_files_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return static_cast<std::size_t>(limit.rlim_cur);
+}
+
+// --demo on an empty journal: clinics in real time zones, a few doctors, and a week of
+// half-hour slots from 09:00 to 17:00 on the clinic's own clock.
 void seed_demo(Sequencer& sequencer) {
-  bool empty = sequencer.reads().read(
-      [](const Engine& e, std::uint64_t) { return e.doctors().empty(); });
-  if (!empty) return;
-  (void)sequencer.execute(AddClinic{"Harbor Clinic"});
+  if (!sequencer.reads().catalog()->doctors.empty()) return;
+  struct DemoClinic {
+    Id id;
+    const char* name;
+    const char* zone;
+  };
+  const DemoClinic clinics[] = {{2, "Harbor Clinic", "Europe/Berlin"},
+                                {3, "Lakeside Health", "America/New_York"}};
+  for (const DemoClinic& c : clinics) (void)sequencer.execute(AddClinic{c.name, c.zone});
   struct DemoDoctor {
     Id clinic_id;
     const char* name;
     const char* specialty;
   };
   const DemoDoctor doctors[] = {
-      {1, "Dr. Ada Okafor", "General Practice"},
-      {1, "Dr. Lena Virtanen", "Dermatology"},
-      {1, "Dr. Rafael Costa", "Cardiology"},
-      {2, "Dr. Mei Tanaka", "Pediatrics"},
+      {2, "Dr. Ada Okafor", "General Practice"}, {2, "Dr. Lena Virtanen", "Dermatology"},
+      {2, "Dr. Rafael Costa", "Cardiology"},     {3, "Dr. Mei Tanaka", "Pediatrics"},
+      {3, "Dr. Samuel Adeyemi", "General Practice"},
   };
   using namespace std::chrono;
-  const TimeMs day_ms = 86'400'000;
-  const TimeMs today_ms =
-      duration_cast<milliseconds>(floor<days>(system_clock::now()).time_since_epoch()).count();
+  const auto today = floor<days>(system_clock::now());
   for (const DemoDoctor& d : doctors) {
     CommandResult added = sequencer.execute(AddDoctor{d.clinic_id, d.name, d.specialty});
     if (added.rejection != Rejection::none) continue;
-    Id doctor_id = std::get<DoctorAdded>(added.events.at(0)).doctor_id;
+    const Id doctor_id = std::get<DoctorAdded>(added.events.at(0)).doctor_id;
+    const char* zone = clinics[d.clinic_id - 2].zone;
     CreateSlots slots{doctor_id, {}};
     for (int day = 1; day <= 7; ++day) {
-      for (int half_hour = 0; half_hour < 16; ++half_hour) {  // 09:00–17:00 UTC
-        TimeMs start = today_ms + day * day_ms + 9 * 3'600'000 + half_hour * 1'800'000;
-        slots.spans.push_back({start, start + 1'800'000});
+      const year_month_day ymd{today + days{day}};
+      for (unsigned half_hour = 0; half_hour < 16; ++half_hour) {
+        auto start = local_to_utc(zone, static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                                  static_cast<unsigned>(ymd.day()), 9 * 60 + half_hour * 30);
+        if (start) slots.spans.push_back({*start, *start + 1'800'000});
       }
     }
     (void)sequencer.execute(std::move(slots));
@@ -120,6 +129,27 @@ int main(int argc, char** argv) {
     return 2;
   }
   Config config = *parsed.config;
+  std::string error;
+  auto proxies = TrustedProxies::parse(config.trusted_proxies, error);
+  if (!proxies) {
+    std::fprintf(stderr, "slotd: --trusted-proxies: %s\n", error.c_str());
+    return 2;
+  }
+  if (!valid_time_zone(config.default_time_zone)) {
+    std::fprintf(stderr, "slotd: --default-time-zone: unknown time zone '%s'\n",
+                 config.default_time_zone.c_str());
+    return 2;
+  }
+  const std::size_t open_files = raise_open_files_limit();
+  const std::size_t fd_cap = open_files > 128 ? open_files - 64 : open_files / 2;
+  if (config.max_connections == 0) {
+    config.max_connections = fd_cap;
+  } else if (config.max_connections > fd_cap) {
+    std::fprintf(stderr,
+                 "slotd: --max-connections %zu is above what %zu open files allow; using %zu\n",
+                 config.max_connections, open_files, fd_cap);
+    config.max_connections = fd_cap;
+  }
 
   std::error_code ec;
   fs::create_directories(config.data_dir, ec);
@@ -128,11 +158,7 @@ int main(int argc, char** argv) {
                  ec.message().c_str());
     return 1;
   }
-  std::string error;
-  const std::string token_source =
-      config.admin_token.empty()
-          ? "in " + (fs::path(config.data_dir) / "admin-token").string()
-          : "the one given by --admin-token or SLOTD_ADMIN_TOKEN";
+  const bool token_from_file = config.admin_token.empty();
   if (!resolve_admin_token(config, error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     return 1;
@@ -142,6 +168,7 @@ int main(int argc, char** argv) {
   seq_config.engine.hold_ttl_ms = static_cast<TimeMs>(config.hold_ttl_s * 1000.0);
   seq_config.engine.max_holds_per_client = config.max_holds_per_client;
   seq_config.engine.max_slots_per_request = config.max_bulk_slots;
+  seq_config.engine.idempotency_ttl_ms = static_cast<TimeMs>(config.idempotency_ttl_s * 1000.0);
   seq_config.queue_capacity = config.queue_capacity;
   seq_config.max_batch = config.max_batch;
 
@@ -156,32 +183,54 @@ int main(int argc, char** argv) {
   auto recovery_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - started)
                          .count();
-  std::printf("slotd: recovered %llu events from %s in %lld ms\n",
+  std::printf("slotd: recovered %llu events from %s in %lld ms, state hash %016llx\n",
               static_cast<unsigned long long>(sequencer->durable_seq()), config.data_dir.c_str(),
-              static_cast<long long>(recovery_ms));
-  // The live feed: every durable batch goes to the WebSocket hub (registered before start).
-  FeedHub hub;
-  sequencer->add_observer([&hub](std::span<const JournalRecord> records, const Engine& state) {
-    hub.publish(records, state);
-  });
-  sequencer->start();
-  if (config.demo) seed_demo(*sequencer);
+              static_cast<long long>(recovery_ms),
+              static_cast<unsigned long long>(sequencer->engine().state_hash()));
 
   ServerStats server_stats;
-  Api api(*sequencer, ApiOptions{config.admin_token, config.max_bulk_slots, config.web_dir},
-          server_stats);
+  ApiOptions api_options;
+  api_options.admin_token = config.admin_token;
+  api_options.max_bulk_slots = config.max_bulk_slots;
+  api_options.booking_rate = config.booking_rate;
+  api_options.booking_burst = config.booking_burst;
+  api_options.default_time_zone = config.default_time_zone;
+  // The web UI: GET/HEAD paths no route claims (pages and assets, web_assets.hpp).
+  const WebAssets web(config.web_dir);
+  api_options.web = [&web](const HttpRequest& request) {
+    std::string_view path = request.target.substr(0, request.target.find_first_of("?#"));
+    return web.lookup(path, request.if_none_match);
+  };
+  Api api(*sequencer, api_options, server_stats);
+
   ServerOptions server_options;
   server_options.host = config.host;
   server_options.port = config.port;
-  server_options.threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  server_options.threads = config.threads ? config.threads : 1;
   server_options.max_body_bytes = config.max_body_bytes;
   server_options.max_header_bytes = config.max_header_bytes;
   server_options.request_timeout_s = config.request_timeout_s;
   server_options.idle_timeout_s = config.idle_timeout_s;
   server_options.max_connections = config.max_connections;
   server_options.allowed_origins = config.allowed_origins;
-  server_options.ws_queue_limit = config.ws_queue_limit;
-  Server server(server_options, api, server_stats, *sequencer, hub);
+  server_options.feed.max_queue_bytes = config.ws_queue_bytes;
+  server_options.max_feed_connections_per_client = config.max_feed_connections_per_client;
+  server_options.trusted_proxies = *proxies;
+  server_options.shutdown_grace_s = config.shutdown_grace_s;
+  Server server(server_options, api, server_stats, *sequencer);
+
+  // The live feed: every durable batch goes to the server (registered before start).
+  sequencer->add_observer([&server](const std::shared_ptr<const BatchResults>& batch) {
+    server.publish(batch);
+  });
+  sequencer->start();
+  // Clinic 1 takes the default time zone on the very first start (then it is journaled
+  // state, and a later flag change does not move it).
+  if (sequencer->durable_seq() == 0 && config.default_time_zone != "UTC") {
+    (void)sequencer->execute(UpdateClinic{1, {}, config.default_time_zone});
+  }
+  if (config.demo) seed_demo(*sequencer);
+
   if (!server.listen(error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     sequencer->stop();
@@ -190,13 +239,17 @@ int main(int argc, char** argv) {
   std::string host = config.host.find(':') != std::string::npos ? "[" + config.host + "]" : config.host;
   std::printf("slotd listening on http://%s:%u\n", host.c_str(), server.bound_port());
   std::printf("patient page: http://%s:%u/\n", host.c_str(), server.bound_port());
-  // The token itself stays off the terminal (and out of logs and CI output).
-  std::printf("admin page:   http://%s:%u/admin (admin token: %s)\n", host.c_str(),
-              server.bound_port(), token_source.c_str());
+  std::printf("admin page:   http://%s:%u/admin\n", host.c_str(), server.bound_port());
+  if (token_from_file) {
+    std::printf("admin token: in %s\n", (fs::path(config.data_dir) / "admin-token").c_str());
+  } else {
+    std::printf("admin token: as given (--admin-token or SLOTD_ADMIN_TOKEN)\n");
+  }
   std::fflush(stdout);
 
   server.run([&] { sequencer->stop(); });
-  std::printf("slotd: stopped cleanly at seq %llu\n",
-              static_cast<unsigned long long>(sequencer->durable_seq()));
+  std::printf("slotd: stopped cleanly at seq %llu, state hash %016llx\n",
+              static_cast<unsigned long long>(sequencer->durable_seq()),
+              static_cast<unsigned long long>(sequencer->engine().state_hash()));
   return 0;
 }

@@ -1,31 +1,39 @@
 // The only translation unit that includes Beast (compile cost: keep it that way).
+//
+// One io_context per io thread, each run by exactly one thread: a connection lives on one
+// of them for its whole life, so nothing of a connection needs a strand or a lock. The
+// sequencer completes commands with one post per io thread per durable batch.
 #include "api/server.hpp"
 
-#include "api/event_json.hpp"
+#include <sys/resource.h>
 
 #include <atomic>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <mutex>
 #include <random>
 #include <thread>
-#include <deque>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <simdjson.h>
 #include <boost/url/src.hpp>  // Boost.URL's sources, compiled into exactly this one TU
+
+#include "api/errors.hpp"
 
 namespace slotd {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -36,264 +44,257 @@ std::chrono::steady_clock::duration seconds(double s) {
       std::chrono::duration<double>(s));
 }
 
+class HttpSession;
+class WebSocketSession;
+struct Shared;
+
+// An io thread: its io_context, the target the sequencer completes its commands on, and
+// the feed subscribers that live on it.
+struct IoThread : CompletionTarget {
+  explicit IoThread(Shared& shared) : ioc(1), shared(shared) {}
+  void complete(std::shared_ptr<const BatchResults> batch,
+                std::vector<std::uint32_t> indexes) override;
+
+  net::io_context ioc;
+  Shared& shared;
+  std::vector<std::weak_ptr<WebSocketSession>> subscribers;  // touched on this thread only
+};
+
 struct Shared {
   ServerOptions options;
   Api& api;
   ServerStats& stats;
   Sequencer& sequencer;
-  FeedHub& hub;
-  std::atomic<std::uint64_t> next_request_id;
+  std::vector<std::unique_ptr<IoThread>> io;
+  std::atomic<std::uint64_t> next_request_id{0};
+  std::atomic<std::size_t> next_io{0};
+  std::atomic<bool> shutting_down{false};
+  std::atomic<std::int64_t> in_flight{0};  // requests read and not yet answered
+  std::mutex feed_clients_mutex;
+  std::unordered_map<std::string, std::size_t> feed_clients;  // open feeds per identity
 };
 
-namespace websocket = beast::websocket;
-
-// One GET /ws connection: a FeedSubscriber whose messages go out through a bounded queue.
-// Everything below runs on the connection's strand; deliver() only posts to it.
-using Messages = std::vector<std::shared_ptr<const std::string>>;
-
-class WebSocketSession : public FeedSubscriber,
-                         public std::enable_shared_from_this<WebSocketSession> {
- public:
-  // Counted as an open connection (for --max-connections) for as long as it lives.
-  WebSocketSession(tcp::socket&& socket, Shared& shared)
-      : ws_(std::move(socket)), shared_(shared) {
-    shared_.stats.connections_open.fetch_add(1);
+// "Date:" is required of an origin server with a clock; formatted once per second.
+std::string_view http_date() {
+  thread_local std::time_t cached_second = 0;
+  thread_local char buffer[40];
+  thread_local std::size_t length = 0;
+  const std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    length = std::strftime(buffer, sizeof buffer, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   }
-  ~WebSocketSession() override { shared_.stats.connections_open.fetch_sub(1); }
+  return {buffer, length};
+}
+
+// Only loopback origins are trusted by default (a page on localhost), whatever the Host
+// header says: a DNS-rebound name pointing at 127.0.0.1 is not loopback by name.
+bool loopback_origin(std::string_view origin) {
+  std::string_view rest;
+  if (origin.starts_with("http://")) {
+    rest = origin.substr(7);
+  } else if (origin.starts_with("https://")) {
+    rest = origin.substr(8);
+  } else {
+    return false;
+  }
+  std::string_view host = rest;
+  if (host.starts_with("[")) {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string_view port = host.substr(close + 1);
+    if (!port.empty() && (!port.starts_with(":") || port.size() == 1 ||
+                          port.find_first_not_of("0123456789", 1) != std::string_view::npos)) {
+      return false;
+    }
+    return host.substr(1, close - 1) == "::1";
+  }
+  const auto colon = host.find(':');
+  if (colon != std::string_view::npos) {
+    std::string_view port = host.substr(colon + 1);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost") return true;
+  return host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
+bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
+  if (origin.empty()) return true;  // not a browser
+  if (allowed.empty()) return loopback_origin(origin);
+  for (const std::string& a : allowed) {
+    if (beast::iequals(a, origin)) return true;
+  }
+  return false;
+}
+
+// ---- WebSocket -----------------------------------------------------------------------
+
+// One GET /ws connection. The protocol lives in FeedSession; this class moves frames.
+class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
+ public:
+  WebSocketSession(tcp::socket&& socket, Shared& shared, IoThread& io, std::string identity)
+      : ws_(std::move(socket)), shared_(shared), io_(io), feed_(shared.sequencer, shared.options.feed),
+        identity_(std::move(identity)), stuck_timer_(io.ioc) {
+    shared_.stats.connections_open.fetch_add(1);
+    shared_.stats.ws_connections_open.fetch_add(1);
+  }
+  ~WebSocketSession() {
+    shared_.stats.connections_open.fetch_sub(1);
+    shared_.stats.ws_connections_open.fetch_sub(1);
+    shared_.stats.ws_queue_bytes.fetch_sub(reported_bytes_);
+    std::lock_guard lock(shared_.feed_clients_mutex);
+    auto it = shared_.feed_clients.find(identity_);
+    if (it != shared_.feed_clients.end() && --it->second == 0) shared_.feed_clients.erase(it);
+  }
 
   void run(http::request<http::string_body> request) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(64 << 10);
-    ws_.auto_fragment(false);  // one frame per message: simpler for clients, fewer frames
+    ws_.auto_fragment(false);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "slotd");
     }));
     ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
-      self->shared_.hub.add(self);
+      self->io_.subscribers.push_back(self);
       self->read();
     });
   }
 
-  void deliver(std::shared_ptr<const FeedBatch> batch) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), batch = std::move(batch)] {
-      self->on_batch(*batch);
-    });
+  // A durable batch, rendered once for everyone (on this session's io thread).
+  void deliver(const std::shared_ptr<const RenderedBatch>& batch) {
+    if (closed_) return;
+    feed_.on_batch(batch);
+    pump();
   }
+
+  bool closed() const { return closed_; }
 
  private:
   void read() {
     ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->closed_ = true, void();
-      std::string message = beast::buffers_to_string(self->in_.data());
+      if (ec) return self->finish();
+      std::string_view text(static_cast<const char*>(self->in_.data().data()), self->in_.size());
+      self->feed_.on_message(text);
       self->in_.consume(self->in_.size());
-      self->on_message(message);
+      self->pump();
       if (!self->closed_) self->read();
     });
   }
 
-  void send_error(std::string_view code, std::string_view message) {
-    std::string out = R"({"type":"error","code":)";
-    append_json_string(out, code);
-    out += R"(,"message":)";
-    append_json_string(out, message);
-    out += '}';
-    enqueue({std::make_shared<const std::string>(std::move(out))});
-  }
-
-  // {"op":"subscribe","doctorIds":[…]|"clinicId":N,"fromSeq":N?}
-  void on_message(const std::string& text) {
-    simdjson::dom::parser parser;
-    simdjson::dom::object obj;
-    std::string_view op;
-    if (parser.parse(text).get_object().get(obj) || obj["op"].get_string().get(op)) {
-      return send_error("invalid_message", "send {\"op\":\"subscribe\",\"doctorIds\":[…]} or {\"op\":\"subscribe\",\"clinicId\":N}");
-    }
-    if (op != "subscribe") return send_error("invalid_message", "the only op is subscribe");
-    if (subscribed_) return send_error("already_subscribed", "a connection subscribes once");
-    Subscription subscription;
-    simdjson::dom::element e;
-    if (!obj["clinicId"].get(e)) {
-      std::uint64_t id;
-      if (e.get_uint64().get(id)) return send_error("invalid_message", "clinicId must be an integer id");
-      subscription.clinic_id = id;
-    } else if (!obj["doctorIds"].get(e)) {
-      simdjson::dom::array ids;
-      if (e.get_array().get(ids)) return send_error("invalid_message", "doctorIds must be an array of ids");
-      for (simdjson::dom::element item : ids) {
-        std::uint64_t id;
-        if (item.get_uint64().get(id)) return send_error("invalid_message", "doctorIds must be an array of ids");
-        subscription.doctor_ids.push_back(id);
-      }
-      std::sort(subscription.doctor_ids.begin(), subscription.doctor_ids.end());
+  void report_bytes() {
+    const std::size_t now = feed_.queued_bytes();
+    if (now >= reported_bytes_) {
+      shared_.stats.ws_queue_bytes.fetch_add(now - reported_bytes_, std::memory_order_relaxed);
     } else {
-      return send_error("invalid_message", "subscribe needs doctorIds or clinicId");
+      shared_.stats.ws_queue_bytes.fetch_sub(reported_bytes_ - now, std::memory_order_relaxed);
     }
-    std::optional<std::uint64_t> from_seq;
-    if (!obj["fromSeq"].get(e)) {
-      std::uint64_t v;
-      if (e.get_uint64().get(v)) return send_error("invalid_message", "fromSeq must be an integer");
-      from_seq = v;
-    }
-    subscribed_ = true;
-    subscription_ = std::move(subscription);
-    catch_up(from_seq);
+    reported_bytes_ = now;
   }
 
-  // Live batches that arrive meanwhile are only buffered by on_batch (same strand), so
-  // the snapshot or the journal read and the live events meet without gap or duplicate.
-  void catch_up(std::optional<std::uint64_t> from_seq) {
-    constexpr std::uint64_t kMaxCatchUp = 100'000;
-    const std::uint64_t durable = shared_.sequencer.durable_seq();
-    if (from_seq && *from_seq >= 1 && *from_seq <= durable + 1 && durable + 1 - *from_seq <= kMaxCatchUp) {
-      std::vector<JournalRecord> records;
-      JournalStatus st = shared_.sequencer.read_journal(*from_seq, kMaxCatchUp, [&](const JournalRecord& r) {
-        records.push_back(r);
-        return true;
-      });
-      if (st) {
-        std::uint64_t last = *from_seq - 1;
-        Messages missed;
-        shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t) {
-          for (const JournalRecord& r : records) {
-            auto event = feed_event(r, engine);
-            if (event && subscription_.matches(event->doctor_id, event->clinic_id)) {
-              missed.push_back(event->json);
-            }
-            last = r.seq;
-          }
-          return 0;
-        });
-        last_sent_seq_ = last;
-        if (!missed.empty()) enqueue(std::move(missed));
-        return flush_live();
-      }
-    }
-    if (from_seq) {
-      enqueue({std::make_shared<const std::string>(
-          R"({"type":"resync_required","reason":"fromSeq is not within the retained journal; here is a fresh snapshot"})")});
-    }
-    auto snapshot = shared_.sequencer.reads().read([&](const Engine& engine, std::uint64_t as_of) {
-      last_sent_seq_ = as_of;
-      return snapshot_message(engine, as_of, subscription_);
-    });
-    enqueue({std::make_shared<const std::string>(std::move(snapshot))});
-    flush_live();
-  }
-
-  void flush_live() {
-    caught_up_ = true;
-    std::deque<std::shared_ptr<const FeedBatch>> buffered;
-    buffered.swap(buffered_);
-    for (const auto& batch : buffered) on_batch(*batch);
-  }
-
-  void on_batch(const FeedBatch& batch) {
-    if (!subscribed_ || closed_) return;
-    if (!caught_up_) {
-      buffered_.push_back(std::make_shared<const FeedBatch>(batch));
-      return;
-    }
-    Messages messages;
-    for (const FeedEvent& event : batch) {
-      if (event.seq <= last_sent_seq_) continue;  // already in the snapshot or catch-up
-      last_sent_seq_ = event.seq;
-      if (subscription_.matches(event.doctor_id, event.clinic_id)) messages.push_back(event.json);
-    }
-    if (!messages.empty()) enqueue(std::move(messages));
-  }
-
-  // The queue holds groups: one durable batch's messages (or a snapshot, a catch-up, an
-  // error) count once, so one large admin write cannot overflow a client that reads.
-  void enqueue(Messages messages) {
+  // Writes the next frame when the socket is free: snapshots and catch-ups are produced
+  // page by page only as fast as the client reads them.
+  void pump() {
+    report_bytes();
     if (closed_ || closing_) return;
-    if (queue_.size() >= shared_.options.ws_queue_limit) {
-      // A consumer that cannot keep up is closed (it can resume with fromSeq); it never
-      // slows the sequencer or other clients.
-      closing_ = true;
-      queue_.clear();
-      next_in_front_ = 0;
-      if (!writing_) close_slow();
-      return;
-    }
-    queue_.push_back(std::move(messages));
-    if (!writing_) write_next();
+    if (feed_.slow()) return close_slow();
+    if (writing_) return;
+    auto frame = feed_.next_frame();
+    report_bytes();
+    if (feed_.slow()) return close_slow();
+    if (!frame) return;
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write_some(frame->fin, net::buffer(frame->bytes.data(), frame->bytes.size()),
+                         [self = shared_from_this(), fin = frame->fin](beast::error_code ec, std::size_t) {
+                           self->writing_ = false;
+                           if (ec) return self->finish();
+                           if (fin) self->shared_.stats.ws_messages_sent.fetch_add(1, std::memory_order_relaxed);
+                           if (self->closing_) return self->close_slow();
+                           self->pump();
+                         });
   }
 
-  // The message being written stays alive in writing_ until its write completes.
-  void write_next() {
-    Messages& front = queue_.front();
-    writing_ = std::move(front[next_in_front_++]);
-    if (next_in_front_ == front.size()) {
-      queue_.pop_front();
-      next_in_front_ = 0;
+  // A consumer that cannot keep up is closed with 1008 (it can resume with fromSeq). If
+  // its socket does not even take the close frame, the connection is dropped.
+  void close_slow() {
+    if (closed_) return;
+    if (!closing_) {
+      closing_ = true;
+      shared_.stats.ws_slow_closed.fetch_add(1, std::memory_order_relaxed);
+      stuck_timer_.expires_after(std::chrono::seconds(2));
+      stuck_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+        if (ec || self->closed_) return;
+        beast::error_code ignored;
+        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+        self->finish();
+      });
     }
-    ws_.text(true);
-    ws_.async_write(net::buffer(*writing_),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                      self->writing_.reset();
-                      if (ec) {
-                        self->closed_ = true;
-                        self->queue_.clear();
-                        self->next_in_front_ = 0;
-                        return;
-                      }
-                      if (self->closing_) return self->close_slow();
-                      if (!self->queue_.empty()) self->write_next();
+    if (writing_) return;  // the close frame goes after the frame in flight
+    writing_ = true;
+    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
+                                            "slow consumer: outbound queue full"),
+                    [self = shared_from_this()](beast::error_code) {
+                      self->writing_ = false;
+                      self->finish();
                     });
   }
 
-  void close_slow() {
-    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
-                                            "slow consumer: outbound queue full"),
-                    [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
+  void finish() {
+    closed_ = true;
+    stuck_timer_.cancel();
   }
 
   websocket::stream<beast::tcp_stream> ws_;
   Shared& shared_;
+  IoThread& io_;
+  FeedSession feed_;
+  std::string identity_;
+  net::steady_timer stuck_timer_;
   beast::flat_buffer in_;
-  std::deque<Messages> queue_;
-  std::size_t next_in_front_ = 0;  // the next message of queue_.front() to write
-  std::shared_ptr<const std::string> writing_;
-  std::deque<std::shared_ptr<const FeedBatch>> buffered_;
-  Subscription subscription_;
-  std::uint64_t last_sent_seq_ = 0;
-  bool subscribed_ = false;
-  bool caught_up_ = false;
-  bool closing_ = false;  // slow consumer: close once the write in flight is done
+  std::size_t reported_bytes_ = 0;
+  bool writing_ = false;
+  bool closing_ = false;
   bool closed_ = false;
 };
 
-// Same origin: the Origin's host[:port] is the Host header. Otherwise the allowlist.
-bool origin_allowed(std::string_view origin, std::string_view host,
-                    const std::vector<std::string>& allowed) {
-  if (origin.empty()) return true;  // not a browser
-  if (!allowed.empty()) {
-    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
-  }
-  auto scheme_end = origin.find("://");
-  if (scheme_end == std::string_view::npos) return false;
-  return origin.substr(scheme_end + 3) == host;
-}
+// ---- HTTP ----------------------------------------------------------------------------
 
-// One HTTP/1.1 connection: read a request, hand it to the Api, write the reply when the
-// Api answers (for writes: after the batch is durable), then read the next. Requests of a
-// pipelining client wait in the buffer, so replies keep their order.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// One HTTP/1.1 connection: read a request, hand it to the Api, write the answer when the
+// Api gives it (for commands: after the batch is durable), then read the next. Requests of
+// a pipelining client wait in the buffer, so answers keep their order.
+class HttpSession : public std::enable_shared_from_this<HttpSession>, public Responder {
  public:
-  HttpSession(tcp::socket&& socket, Shared& shared)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()), shared_(shared) {
+  HttpSession(tcp::socket&& socket, Shared& shared, IoThread& io)
+      : stream_(std::move(socket)), timer_(io.ioc), shared_(shared), io_(io) {
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address().to_string();
+    if (shared_.options.trusted_proxies.empty()) peer_identity_ = "ip:" + peer_;
     shared_.stats.connections_open.fetch_add(1);
     shared_.stats.connections_total.fetch_add(1);
   }
-  ~HttpSession() { shared_.stats.connections_open.fetch_sub(1); }
+  ~HttpSession() override { shared_.stats.connections_open.fetch_sub(1); }
 
-  void start() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&HttpSession::read_header, shared_from_this()));
+  void start() { read_header(); }
+
+  // ---- Responder ----
+  void respond(HttpResponse&& response) override {
+    auto keep = std::move(self_);  // a command's self-reference ends with its answer
+    write(std::move(response), false);
+  }
+  CompletionTarget* completion_target() override { return &io_; }
+  std::uint64_t completion_tag() override {
+    self_ = shared_from_this();  // alive until the sequencer answers
+    return reinterpret_cast<std::uint64_t>(this);
+  }
+
+  void command_done(const BatchResults& batch, std::uint32_t index) {
+    auto keep = std::move(self_);
+    write(shared_.api.answer_command(pending_, batch, index), false);
   }
 
  private:
@@ -322,8 +323,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->body_limit(shared_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(shared_.options.max_header_bytes));
     // A backstop in case the timer path is ever bypassed.
-    stream_.expires_after(seconds(shared_.options.request_timeout_s +
-                                  shared_.options.idle_timeout_s + 5));
+    stream_.expires_after(seconds(shared_.options.request_timeout_s + shared_.options.idle_timeout_s + 5));
+    request_id_ = 0;
     if (buffer_.size() > 0) return read_header_bytes();  // a pipelined request is waiting
     arm_deadline(shared_.options.idle_timeout_s);
     stream_.socket().async_wait(tcp::socket::wait_read,
@@ -340,9 +341,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
+  // Framing that two parsers could read differently is refused (request smuggling):
+  // anything but exactly "Transfer-Encoding: chunked", both Transfer-Encoding and
+  // Content-Length, repeated Content-Length, and HTTP/1.1 without exactly one Host.
+  std::string_view framing_error(const http::request<http::string_body>& req) const {
+    const auto te_count = req.count(http::field::transfer_encoding);
+    if (te_count > 1) return "more than one Transfer-Encoding header";
+    if (te_count == 1) {
+      std::string_view te = req[http::field::transfer_encoding];
+      while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
+      while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
+      if (!beast::iequals(te, "chunked")) return "Transfer-Encoding other than chunked";
+      if (req.count(http::field::content_length) > 0) {
+        return "both Transfer-Encoding and Content-Length";
+      }
+    }
+    if (req.count(http::field::content_length) > 1) return "more than one Content-Length header";
+    if (req.version() >= 11 && req.count(http::field::host) != 1) {
+      return "an HTTP/1.1 request needs exactly one Host header";
+    }
+    return {};
+  }
+
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     const auto& req = parser_->get();
+    if (auto why = framing_error(req); !why.empty()) {
+      return send_error_and_close(400, "bad_request", why);
+    }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // Answer before reading the body so that curl & co. do not wait a second.
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
@@ -374,8 +400,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (ec == http::error::body_limit) {
       return send_error_and_close(
           413, "body_too_large",
-          "the request body is larger than " + std::to_string(shared_.options.max_body_bytes) +
-              " bytes");
+          "the request body is larger than " + std::to_string(shared_.options.max_body_bytes) + " bytes");
     }
     if (ec == http::error::header_limit) {
       return send_error_and_close(431, "header_too_large", "the request header is too large");
@@ -387,87 +412,149 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     send_error_and_close(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
 
+  std::string_view identity(const http::request<http::string_body>& req) {
+    if (!peer_identity_.empty()) return peer_identity_;
+    request_identity_ = client_identity(peer_, req["X-Forwarded-For"], req["X-Client-Key"],
+                                        shared_.options.trusted_proxies);
+    return request_identity_;
+  }
+
   void on_body(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     disarm_deadline();
     stream_.expires_never();  // the Api answers when the batch is durable
     auto& req = parser_->get();
-    head_ = req.method() == http::verb::head;
-    if (req.target() == "/ws" || req.target().starts_with("/ws?")) return upgrade();
-    keep_alive_ = req.keep_alive();
+    keep_alive_ = req.keep_alive() && !shared_.shutting_down.load(std::memory_order_relaxed);
     version_ = req.version();
+    request_id_ = next_request_id();
     shared_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
+    shared_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    answered_ = false;
+    if (req.target() == "/ws" || req.target().starts_with("/ws?")) return upgrade();
 
     HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.body = std::move(req.body());
-    request.authorization = std::string(req[http::field::authorization]);
-    request.booking_token = std::string(req["X-Booking-Token"]);
-    request.idempotency_key = std::string(req["Idempotency-Key"]);
-    request.if_none_match = std::string(req[http::field::if_none_match]);
-    auto client_key = req["X-Client-Key"];
-    request.client_key = client_key.empty() ? peer_ : std::string(client_key);
-    request.request_id = shared_.next_request_id.fetch_add(1, std::memory_order_relaxed);
-    request_id_ = request.request_id;
-    auto executor = stream_.get_executor();
-    request.post_to_io = [executor](std::function<void()> fn) {
-      net::post(executor, std::move(fn));
-    };
-    shared_.api.handle(std::move(request),
-                       [self = shared_from_this()](HttpResponse&& response) {
-                         self->write(std::move(response), false);
-                       });
+    request.method = req.method_string();
+    request.head = req.method() == http::verb::head;
+    request.target = req.target();
+    request.body = req.body();
+    request.authorization = req[http::field::authorization];
+    request.booking_token = req["X-Booking-Token"];
+    request.idempotency_key = req["Idempotency-Key"];
+    request.if_none_match = req[http::field::if_none_match];
+    request.identity = identity(req);
+    request.request_id = request_id_;
+    head_ = request.head;
+    shared_.api.handle(request, *this, pending_);
   }
 
-  // GET /ws: check the Origin, then hand the socket to a WebSocketSession.
+  std::uint64_t next_request_id() {
+    return shared_.next_request_id.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // GET /ws: check the Origin and the per-client cap, then hand the socket over.
   void upgrade() {
     auto& req = parser_->get();
-    keep_alive_ = req.keep_alive();
-    version_ = req.version();
     if (!websocket::is_upgrade(req)) {
-      return write(Api::error(426, "upgrade_required", "GET /ws is a WebSocket endpoint"), false);
+      return write(error_response(426, "upgrade_required", "GET /ws is a WebSocket endpoint"), false);
     }
-    if (!origin_allowed(req[http::field::origin], req[http::field::host],
-                        shared_.options.allowed_origins)) {
+    if (!origin_allowed(req[http::field::origin], shared_.options.allowed_origins)) {
       return send_error_and_close(403, "forbidden_origin", "this Origin may not open the feed");
     }
-    std::make_shared<WebSocketSession>(stream_.release_socket(), shared_)->run(parser_->release());
+    std::string who(identity(req));
+    if (const std::size_t cap = shared_.options.max_feed_connections_per_client) {
+      std::lock_guard lock(shared_.feed_clients_mutex);
+      std::size_t& open = shared_.feed_clients[who];
+      if (open >= cap) {
+        if (open == 0) shared_.feed_clients.erase(who);
+        return send_error_and_close(429, "too_many_feed_connections",
+                                    "this client has the most feed connections allowed open");
+      }
+      ++open;
+    } else {
+      std::lock_guard lock(shared_.feed_clients_mutex);
+      ++shared_.feed_clients[who];
+    }
+    disarm_deadline();
+    answered_ = true;  // the WebSocket session answers from here on
+    shared_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    std::make_shared<WebSocketSession>(stream_.release_socket(), shared_, io_, std::move(who))
+        ->run(parser_->release());
   }
 
   void send_error_and_close(unsigned status, std::string_view code, std::string_view message) {
     keep_alive_ = false;
-    head_ = false;
     version_ = 11;
-    write(Api::error(status, code, message), true);
+    head_ = false;
+    // A request that could not be parsed has no id of its own yet: never reuse the
+    // previous request's.
+    if (request_id_ == 0) request_id_ = next_request_id();
+    if (answered_) {  // not counted yet: it failed before on_body
+      shared_.in_flight.fetch_add(1, std::memory_order_relaxed);
+      answered_ = false;
+    }
+    write(error_response(status, code, message), true);
+  }
+
+  void serialize_head(const HttpResponse& r, std::size_t body_size, bool keep_alive) {
+    header_.clear();
+    header_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    header_ += std::to_string(r.status);
+    header_ += ' ';
+    header_ += http::obsolete_reason(static_cast<http::status>(r.status));
+    header_ += "\r\nServer: slotd\r\nDate: ";
+    header_ += http_date();
+    header_ += "\r\nX-Request-Id: ";
+    header_ += std::to_string(request_id_);
+    if (r.status != 304) {
+      header_ += "\r\nContent-Type: ";
+      header_ += r.content_type;
+      header_ += "\r\nContent-Length: ";
+      header_ += std::to_string(body_size);
+    }
+    if (!r.etag.empty()) {
+      header_ += "\r\nETag: ";
+      header_ += r.etag;
+    }
+    if (!r.cache_control.empty()) {
+      header_ += "\r\nCache-Control: ";
+      header_ += r.cache_control;
+    }
+    if (r.retry_after_s) {
+      header_ += "\r\nRetry-After: ";
+      header_ += std::to_string(r.retry_after_s);
+    }
+    if (!keep_alive) {
+      header_ += "\r\nConnection: close";
+    } else if (version_ == 10) {
+      header_ += "\r\nConnection: keep-alive";
+    }
+    header_ += "\r\n\r\n";
   }
 
   void write(HttpResponse&& r, bool force_close) {
+    if (answered_) return;  // exactly one answer per request
+    answered_ = true;
     if (r.status >= 500) {
       shared_.stats.responses_5xx.fetch_add(1, std::memory_order_relaxed);
     } else if (r.status >= 400) {
       shared_.stats.responses_4xx.fetch_add(1, std::memory_order_relaxed);
     }
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(r.status), version_);
-    res->set(http::field::server, "slotd");
-    res->set(http::field::content_type, r.content_type);
-    res->set("X-Request-Id", std::to_string(request_id_));
-    if (!r.etag.empty()) res->set(http::field::etag, r.etag);
-    if (!r.cache_control.empty()) res->set(http::field::cache_control, r.cache_control);
-    res->keep_alive(keep_alive_ && !force_close);
-    if (r.status != 304) {  // a 304 has neither body nor Content-Length (RFC 9110 15.4.5)
-      res->body() = std::move(r.body);
-      res->prepare_payload();
-      if (head_) res->body().clear();  // HEAD: the GET's headers, Content-Length included
-    }
+    const bool keep_alive = keep_alive_ && !force_close && !shared_.shutting_down.load(std::memory_order_relaxed);
+    response_ = std::move(r);
+    const std::string_view body = response_.body_view();
+    serialize_head(response_, body.size(), keep_alive);
+    const bool send_body = !head_ && response_.status != 304;
+    std::array<net::const_buffer, 2> buffers{net::buffer(header_),
+                                             net::buffer(body.data(), send_body ? body.size() : 0)};
     // A client that stops reading must not hold the session forever.
     stream_.expires_after(seconds(shared_.options.request_timeout_s));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-                        if (ec || !res->keep_alive()) return self->close();
-                        self->read_header();
-                      });
+    net::async_write(stream_, buffers,
+                     [self = shared_from_this(), keep_alive](beast::error_code ec, std::size_t) {
+                       self->shared_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+                       self->response_ = HttpResponse{};
+                       if (ec || !keep_alive) return self->close();
+                       self->read_header();
+                     });
   }
 
   void close() {
@@ -482,18 +569,38 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Shared& shared_;
+  IoThread& io_;
   std::string peer_;
+  std::string peer_identity_;     // "ip:<peer>" when no proxy is trusted (fixed per connection)
+  std::string request_identity_;  // per request, from a trusted proxy's headers
+  std::shared_ptr<HttpSession> self_;
+  PendingCommand pending_;
+  HttpResponse response_;
+  std::string header_;
   bool keep_alive_ = true;
-  bool head_ = false;  // the request being answered is a HEAD
+  bool head_ = false;
   bool timed_out_ = false;
+  bool answered_ = true;
   unsigned version_ = 11;
   std::uint64_t request_id_ = 0;
   std::uint64_t deadline_generation_ = 0;
 };
 
+void IoThread::complete(std::shared_ptr<const BatchResults> batch,
+                        std::vector<std::uint32_t> indexes) {
+  net::post(ioc, [batch = std::move(batch), indexes = std::move(indexes)] {
+    for (std::uint32_t i : indexes) {
+      reinterpret_cast<HttpSession*>(batch->outcomes[i].tag)->command_done(*batch, i);
+    }
+  });
+}
+
+// ---- accepting -----------------------------------------------------------------------
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, Shared& shared) : ioc_(ioc), acceptor_(ioc), shared_(shared) {}
+  explicit Listener(Shared& shared)
+      : shared_(shared), acceptor_(shared.io[0]->ioc), backoff_(shared.io[0]->ioc) {}
 
   bool open(const tcp::endpoint& endpoint, std::string& error) {
     beast::error_code ec;
@@ -514,26 +621,41 @@ class Listener : public std::enable_shared_from_this<Listener> {
     return acceptor_.local_endpoint(ec).port();
   }
 
+  // Each connection goes to the next io thread, round robin.
   void accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+    IoThread& io = *shared_.io[shared_.next_io.fetch_add(1) % shared_.io.size()];
+    acceptor_.async_accept(io.ioc, [self = shared_from_this(), &io](beast::error_code ec, tcp::socket socket) {
+      self->on_accept(ec, std::move(socket), io);
+    });
   }
 
   void stop() {
     beast::error_code ec;
     acceptor_.close(ec);
+    backoff_.cancel();
   }
 
  private:
-  void on_accept(beast::error_code ec, tcp::socket socket) {
+  void on_accept(beast::error_code ec, tcp::socket socket, IoThread& io) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      if (shared_.stats.connections_open.load() >= shared_.options.max_connections) {
-        shared_.stats.connections_refused.fetch_add(1);
-        refuse(std::move(socket));
-      } else {
-        std::make_shared<HttpSession>(std::move(socket), shared_)->start();
-      }
+    if (ec) {
+      // Out of file descriptors (or another transient failure): back off instead of
+      // spinning; connections already open keep being served meanwhile.
+      shared_.stats.accept_errors.fetch_add(1, std::memory_order_relaxed);
+      backoff_.expires_after(std::chrono::milliseconds(50));
+      backoff_.async_wait([self = shared_from_this()](beast::error_code wec) {
+        if (!wec) self->accept();
+      });
+      return;
+    }
+    if (shared_.stats.connections_open.load() >= shared_.options.max_connections) {
+      shared_.stats.connections_refused.fetch_add(1);
+      refuse(std::move(socket));
+    } else {
+      net::post(io.ioc, [socket = std::make_shared<tcp::socket>(std::move(socket)), &io,
+                         &shared = shared_]() mutable {
+        std::make_shared<HttpSession>(std::move(*socket), shared, io)->start();
+      });
     }
     accept();
   }
@@ -544,7 +666,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
       std::string body =
           R"({"error":{"code":"too_many_connections","message":"connection limit reached"}})";
       return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-             "Connection: close\r\nContent-Length: " +
+             "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
              std::to_string(body.size()) + "\r\n\r\n" + body;
     }();
     beast::error_code ec;
@@ -554,25 +676,26 @@ class Listener : public std::enable_shared_from_this<Listener> {
     socket.close(ec);
   }
 
-  net::io_context& ioc_;
-  tcp::acceptor acceptor_;
   Shared& shared_;
+  tcp::acceptor acceptor_;
+  net::steady_timer backoff_;
 };
 
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer, FeedHub& hub)
-      : ioc(static_cast<int>(std::max(1u, options.threads))),
-        shared{options, api, stats, sequencer, hub, std::random_device{}() * 1'000'000ULL} {}
-  net::io_context ioc;
+  Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
+      : shared{std::move(options), api, stats, sequencer, {}} {
+    const unsigned threads = std::max(1u, shared.options.threads);
+    for (unsigned i = 0; i < threads; ++i) shared.io.push_back(std::make_unique<IoThread>(shared));
+    shared.next_request_id = (std::random_device{}() % 1'000'000ULL + 1) * 1'000'000ULL;
+  }
   Shared shared;
   std::shared_ptr<Listener> listener;
 };
 
-Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer,
-               FeedHub& hub)
-    : impl_(std::make_unique<Impl>(std::move(options), api, stats, sequencer, hub)) {}
+Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
+    : impl_(std::make_unique<Impl>(std::move(options), api, stats, sequencer)) {}
 
 Server::~Server() = default;
 
@@ -583,35 +706,65 @@ bool Server::listen(std::string& error) {
     error = "invalid --host '" + impl_->shared.options.host + "': " + ec.message();
     return false;
   }
-  impl_->listener = std::make_shared<Listener>(impl_->ioc, impl_->shared);
+  impl_->listener = std::make_shared<Listener>(impl_->shared);
   return impl_->listener->open(tcp::endpoint(address, impl_->shared.options.port), error);
 }
 
 std::uint16_t Server::bound_port() const { return impl_->listener->port(); }
 
+// Rendering and fan-out run on io threads, never on the journal thread that calls this:
+// io thread 0 renders the batch once, then each io thread hands it to its subscribers.
+void Server::publish(const std::shared_ptr<const BatchResults>& batch) {
+  if (batch->changes.empty()) return;
+  Shared& shared = impl_->shared;
+  if (shared.stats.ws_connections_open.load(std::memory_order_relaxed) == 0) return;
+  net::post(shared.io[0]->ioc, [batch, &shared] {
+    auto rendered = render_batch(batch->changes, shared.sequencer.reads());
+    for (auto& io : shared.io) {
+      net::post(io->ioc, [rendered, thread = io.get()] {
+        std::erase_if(thread->subscribers, [&](const std::weak_ptr<WebSocketSession>& weak) {
+          auto session = weak.lock();
+          if (!session || session->closed()) return true;
+          session->deliver(rendered);
+          return false;
+        });
+      });
+    }
+  });
+}
+
 void Server::run(const std::function<void()>& drain) {
-  auto& ioc = impl_->ioc;
-  // Sessions waiting for the sequencer have no pending io; without this guard the io
-  // threads would return as soon as the acceptor closes and the replies of the last
+  Shared& shared = impl_->shared;
+  // Sessions waiting for the sequencer have no pending io; without these guards the io
+  // threads would return as soon as the acceptor closes and the answers of the last
   // durable batch would never be written.
-  auto work = net::make_work_guard(ioc);
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+  for (auto& io : shared.io) work.push_back(net::make_work_guard(io->ioc));
   impl_->listener->accept();
   std::thread drainer;
-  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  net::signal_set signals(shared.io[0]->ioc, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code ec, int) {
     if (ec) return;
     impl_->listener->stop();
+    shared.shutting_down.store(true);
     // Draining blocks until the sequencer finished its queue; not on an io thread, so the
-    // replies it posts can still be written. Then a short grace period, then stop.
+    // answers it posts can still be written. Then wait for them, at most the grace.
     drainer = std::thread([&] {
       drain();
-      auto grace = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(300));
-      grace->async_wait([&ioc, grace](beast::error_code) { ioc.stop(); });
+      const auto deadline = std::chrono::steady_clock::now() + seconds(shared.options.shutdown_grace_s);
+      while (shared.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (shared.in_flight.load() > 0) {
+        std::fprintf(stderr, "slotd: %lld answers not written within the shutdown grace\n",
+                     static_cast<long long>(shared.in_flight.load()));
+      }
+      for (auto& io : shared.io) io->ioc.stop();
     });
   });
   // An exception escaping a handler would end the process; log it and keep serving (the
   // session it came from is dropped with its handler).
-  auto serve = [&ioc] {
+  auto serve = [](net::io_context& ioc) {
     for (;;) {
       try {
         ioc.run();
@@ -621,10 +774,11 @@ void Server::run(const std::function<void()>& drain) {
       }
     }
   };
-  const unsigned threads = std::max(1u, impl_->shared.options.threads);
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(serve);
-  serve();
+  for (std::size_t i = 1; i < shared.io.size(); ++i) {
+    pool.emplace_back([&, i] { serve(shared.io[i]->ioc); });
+  }
+  serve(shared.io[0]->ioc);
   for (auto& t : pool) t.join();
   if (drainer.joinable()) drainer.join();
 }

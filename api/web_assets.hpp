@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "api/api.hpp"
+#include "api/http.hpp"
 
 namespace slotd {
 

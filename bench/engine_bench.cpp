@@ -229,8 +229,8 @@ void timed(std::vector<Result>& results, const std::string& mix, const Options& 
   const auto hash_start = Clock::now();
   const std::uint64_t hash = engine.state_hash();
   const double hash_seconds = std::chrono::duration<double>(Clock::now() - hash_start).count();
-  if (const std::string broken = engine.check_invariants(); !broken.empty()) {
-    std::fprintf(stderr, "engine_bench: %s broke an invariant: %s\n", mix.c_str(), broken.c_str());
+  if (const auto broken = engine.broken_invariant()) {
+    std::fprintf(stderr, "engine_bench: %s broke an invariant: %s\n", mix.c_str(), broken->c_str());
     std::exit(1);
   }
   results.push_back(Result{mix, runner.commands, runner.events, runner.rejections, seconds,
@@ -285,7 +285,7 @@ int main(int argc, char** argv) {
                     sizeof(Booking), sizeof(Event), sizeof(Command)));
   }
 
-  const std::string client_key = "203.0.113.7";
+  const ClientId client_key = 0x2030113007;  // a client's identity digest
   std::vector<Result> results;
 
   // (a) BookSlot only, each on a fresh AVAILABLE slot: every command succeeds.
@@ -339,11 +339,10 @@ int main(int argc, char** argv) {
         static_cast<std::size_t>(std::min<std::uint64_t>(o.max_commands, 8'000'000));
     std::vector<std::uint32_t> op(n);
     for (auto& v : op) v = static_cast<std::uint32_t>(rng());
-    std::vector<std::string> clients;
-    for (int i = 0; i < 1'000; ++i)
-      clients.push_back("198.51." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+    std::vector<ClientId> clients;
+    for (int i = 0; i < 1'000; ++i) clients.push_back(0x1985100000ULL + static_cast<ClientId>(i));
     timed(results, "d) mix 70% book/20% confirm/10% tick", o,
-          [&, i = std::size_t{0}, now = kT0, book = Command{BookSlot{0, "Patient Name", "", {}}},
+          [&, i = std::size_t{0}, now = kT0, book = Command{BookSlot{0, "Patient Name", 0, {}}},
            confirm = Command{ConfirmBooking{0}},
            expire = Command{ExpireDue{}}](Runner& r, Engine& e) mutable {
             if (i >= op.size()) return false;
@@ -353,7 +352,7 @@ int main(int argc, char** argv) {
             if (kind < 7) {
               auto& b = std::get<BookSlot>(book);
               b.slot_id = (v / 10) % total_slots + 1;
-              b.client_key = clients[(v / 16) % clients.size()];
+              b.client = clients[(v / 16) % clients.size()];
               r.run(book, now);
             } else if (kind < 9) {
               const std::uint64_t count = e.bookings().size();

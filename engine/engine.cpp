@@ -49,7 +49,7 @@ class Hasher {
       n -= take;
     }
   }
-  void str(const std::string& s) { bytes(s.data(), s.size()); }
+  void str(std::string_view s) { bytes(s.data(), s.size()); }
   std::uint64_t value() const { return h_; }
 
  private:
@@ -113,27 +113,29 @@ Id affected_doctor(const Engine& engine, const Event& event) {
     const Slot* s = engine.slot(slot_id);
     return s ? s->doctor_id : 0;
   };
-  auto doctor_of_booking = [&](Id booking_id) -> Id {
+  auto doctor_of_booking = [&](Id booking_id, Id slot_id) -> Id {
+    if (slot_id) return doctor_of_slot(slot_id);
     const Booking* b = engine.booking(booking_id);
     return b ? doctor_of_slot(b->slot_id) : 0;
   };
   return std::visit(
       overloaded{
           [](const ClinicAdded&) -> Id { return 0; },
+          [](const ClinicUpdated&) -> Id { return 0; },
+          [](const IdempotencyKeysForgotten&) -> Id { return 0; },
           [](const DoctorAdded& e) -> Id { return e.doctor_id; },
           [](const SlotCreated& e) -> Id { return e.doctor_id; },
           [&](const SlotHeld& e) -> Id { return doctor_of_slot(e.slot_id); },
-          [&](const BookingConfirmed& e) -> Id { return doctor_of_booking(e.booking_id); },
-          [&](const BookingExpired& e) -> Id { return doctor_of_booking(e.booking_id); },
-          [&](const BookingCancelled& e) -> Id { return doctor_of_booking(e.booking_id); },
+          [&](const BookingConfirmed& e) { return doctor_of_booking(e.booking_id, e.slot_id); },
+          [&](const BookingExpired& e) { return doctor_of_booking(e.booking_id, e.slot_id); },
+          [&](const BookingCancelled& e) { return doctor_of_booking(e.booking_id, e.slot_id); },
           [&](const SlotClosed& e) -> Id { return doctor_of_slot(e.slot_id); },
       },
       event);
 }
 
 Engine::Engine(EngineConfig config) : config_(config) {
-  // Clinic 1 exists from the start so that clients that never say "clinic" work.
-  clinics_.push_back(Clinic{1, "Main Clinic"});
+  clinics_.push_back(Clinic{"Main Clinic", "UTC"});
 }
 
 const Clinic* Engine::clinic(Id id) const { return at_id(clinics_, id); }
@@ -141,41 +143,64 @@ const Doctor* Engine::doctor(Id id) const { return at_id(doctors_, id); }
 const Slot* Engine::slot(Id id) const { return at_id(slots_, id); }
 const Booking* Engine::booking(Id id) const { return at_id(bookings_, id); }
 
-const Engine::SlotIndex& Engine::slots_of(Id doctor_id) const {
-  static const SlotIndex empty;
+const std::vector<std::uint32_t>& Engine::slots_of(Id doctor_id) const {
+  static const std::vector<std::uint32_t> empty;
   return (doctor_id >= 1 && doctor_id <= slots_by_doctor_.size())
              ? slots_by_doctor_[doctor_id - 1]
              : empty;
 }
 
-const RememberedRequest* Engine::remembered(const std::string& key) const {
+const RememberedRequest* Engine::remembered(const KeyDigest& key) const {
   auto it = remembered_.find(key);
   return it == remembered_.end() ? nullptr : &it->second;
 }
 
 // A retry of a carried-out request is answered, never redone; the key of one request
-// cannot be used for another.
-Rejection Engine::check_idempotency(const IdempotencyKey& idempotency) const {
+// cannot be used for another. A key older than the TTL counts as never seen, whether or
+// not its IdempotencyKeysForgotten event has been written yet.
+Rejection Engine::check_idempotency(const IdempotencyKey& idempotency, TimeMs now_ms) const {
   if (idempotency.key.empty()) return Rejection::none;
   const RememberedRequest* done = remembered(idempotency.key);
-  if (!done) return Rejection::none;
+  if (!done || now_ms - done->at_ms >= config_.idempotency_ttl_ms) return Rejection::none;
   return done->request_hash == idempotency.request_hash ? Rejection::duplicate_request
                                                         : Rejection::idempotency_key_reused;
 }
 
-void Engine::remember(const IdempotencyKey& idempotency, Id booking_id) {
+void Engine::remember(const IdempotencyKey& idempotency, Id booking_id, TimeMs at_ms) {
   if (idempotency.key.empty()) return;
   remembered_[idempotency.key] =
-      RememberedRequest{idempotency.request_hash, booking_id, applied_events_};
+      RememberedRequest{idempotency.request_hash, booking_id, applied_events_, at_ms};
+  // In time order; times only go back when a journal of an older release recorded a
+  // wall-clock step, so the search is the rare path.
+  std::pair<TimeMs, KeyDigest> entry{at_ms, idempotency.key};
+  if (remembered_order_.empty() || remembered_order_.back().first <= at_ms) {
+    remembered_order_.push_back(entry);
+  } else {
+    remembered_order_.insert(
+        std::upper_bound(remembered_order_.begin(), remembered_order_.end(), entry,
+                         [](const auto& a, const auto& b) { return a.first < b.first; }),
+        entry);
+  }
 }
 
-std::uint32_t Engine::holds_of(const std::string& client_key) const {
-  auto it = holds_by_client_.find(client_key);
+std::uint32_t Engine::holds_of(ClientId client) const {
+  auto it = holds_by_client_.find(client);
   return it == holds_by_client_.end() ? 0 : it->second;
 }
 
 bool Engine::valid_name(std::string_view name) const {
   return !name.empty() && name.size() <= config_.max_name_bytes;
+}
+
+std::size_t Engine::memory_bytes() const {
+  std::size_t bytes = slots_.memory_bytes() + bookings_.memory_bytes() + names_.memory_bytes();
+  for (const auto& ids : slots_by_doctor_) bytes += ids.capacity() * sizeof(std::uint32_t);
+  bytes += expiry_queue_.size() * sizeof(expiry_queue_[0]);
+  bytes += remembered_.size() * (sizeof(KeyDigest) + sizeof(RememberedRequest) + 16) +
+           remembered_.bucket_count() * sizeof(void*);
+  bytes += remembered_order_.size() * sizeof(remembered_order_[0]);
+  bytes += holds_by_client_.size() * 32 + holds_by_client_.bucket_count() * sizeof(void*);
+  return bytes;
 }
 
 // ---- decide -------------------------------------------------------------------
@@ -191,13 +216,25 @@ Rejection Engine::decide(const Command& command, TimeMs now_ms, std::vector<Even
           [&](const CancelBooking& c) { return decide_cancel(c, now_ms, out); },
           [&](const CloseSlot& c) { return decide_close(c, out); },
           [&](const ExpireDue&) { return decide_expire(now_ms, out); },
+          [&](const UpdateClinic& c) { return decide_update_clinic(c, out); },
       },
       command);
 }
 
 Rejection Engine::decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const {
-  if (!valid_name(c.name)) return Rejection::invalid_name;
-  out.push_back(ClinicAdded{clinics_.size() + 1, c.name});
+  if (!valid_name(c.name) || !valid_name(c.time_zone)) return Rejection::invalid_name;
+  out.push_back(ClinicAdded{clinics_.size() + 1, c.name, c.time_zone});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_update_clinic(const UpdateClinic& c, std::vector<Event>& out) const {
+  const Clinic* clinic = this->clinic(c.clinic_id);
+  if (!clinic) return Rejection::clinic_not_found;
+  if (c.name.size() > config_.max_name_bytes || c.time_zone.size() > config_.max_name_bytes) {
+    return Rejection::invalid_name;
+  }
+  out.push_back(ClinicUpdated{c.clinic_id, c.name.empty() ? clinic->name : c.name,
+                              c.time_zone.empty() ? clinic->time_zone : c.time_zone});
   return Rejection::none;
 }
 
@@ -213,11 +250,12 @@ Rejection Engine::decide_add_doctor(const AddDoctor& c, std::vector<Event>& out)
 bool Engine::overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const {
   // Live slots of one doctor never overlap, so sorted by start their ends are sorted
   // too: only the nearest live slot starting before end_ms can overlap [start, end).
-  const SlotIndex& index = slots_of(doctor_id);
-  auto it = index.lower_bound({end_ms, 0});
+  const std::vector<std::uint32_t>& index = slots_of(doctor_id);
+  auto it = std::lower_bound(index.begin(), index.end(), end_ms,
+                             [&](std::uint32_t id, TimeMs t) { return slots_[id - 1].start_ms < t; });
   while (it != index.begin()) {
     --it;
-    const Slot& s = slots_[it->second - 1];
+    const Slot& s = slots_[*it - 1];
     if (s.status == SlotStatus::closed) continue;
     return s.end_ms > start_ms;
   }
@@ -228,8 +266,14 @@ Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& 
   if (!doctor(c.doctor_id)) return Rejection::doctor_not_found;
   if (c.spans.empty()) return Rejection::empty_request;
   if (c.spans.size() > config_.max_slots_per_request) return Rejection::too_many_slots;
+  if (slots_.size() + c.spans.size() >= ChunkedVector<Slot>::kMaxSize) {
+    return Rejection::too_many_slots;
+  }
   for (const SlotSpan& span : c.spans) {
-    if (span.end_ms <= span.start_ms) return Rejection::invalid_time_range;
+    if (span.end_ms <= span.start_ms || span.start_ms < kMinInstantMs ||
+        span.end_ms > kMaxInstantMs) {
+      return Rejection::invalid_time_range;
+    }
   }
   for (const SlotSpan& span : c.spans) {
     if (overlaps_live_slot(c.doctor_id, span.start_ms, span.end_ms)) return Rejection::slot_overlap;
@@ -252,23 +296,24 @@ Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& 
 }
 
 Rejection Engine::decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Event>& out) const {
-  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
+  if (Rejection r = check_idempotency(c.idempotency, now_ms); r != Rejection::none) return r;
   if (!valid_name(c.patient_name)) return Rejection::invalid_name;
   const Slot* s = slot(c.slot_id);
   if (!s) return Rejection::slot_not_found;
   if (s->status != SlotStatus::available) return Rejection::slot_unavailable;
-  if (config_.max_holds_per_client > 0 && !c.client_key.empty() &&
-      holds_of(c.client_key) >= config_.max_holds_per_client) {
+  if (config_.max_holds_per_client > 0 && c.client != 0 &&
+      holds_of(c.client) >= config_.max_holds_per_client) {
     return Rejection::too_many_holds;
   }
-  out.push_back(SlotHeld{bookings_.size() + 1, c.slot_id, c.patient_name, c.client_key, c.token,
+  if (bookings_.size() + 1 >= ChunkedVector<Booking>::kMaxSize) return Rejection::too_many_holds;
+  out.push_back(SlotHeld{bookings_.size() + 1, c.slot_id, c.patient_name, c.client, c.token,
                          now_ms, now_ms + config_.hold_ttl_ms, c.idempotency});
   return Rejection::none;
 }
 
 Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
                                  std::vector<Event>& out) const {
-  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
+  if (Rejection r = check_idempotency(c.idempotency, now_ms); r != Rejection::none) return r;
   const Booking* b = booking(c.booking_id);
   if (!b) return Rejection::booking_not_found;
   switch (b->status) {
@@ -279,13 +324,13 @@ Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
   }
   // Past expires_at a hold is dead even if ExpireDue has not written it yet.
   if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
-  out.push_back(BookingConfirmed{b->id, now_ms, c.idempotency});
+  out.push_back(BookingConfirmed{c.booking_id, b->slot_id, now_ms, c.idempotency});
   return Rejection::none;
 }
 
 Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
                                 std::vector<Event>& out) const {
-  if (Rejection r = check_idempotency(c.idempotency); r != Rejection::none) return r;
+  if (Rejection r = check_idempotency(c.idempotency, now_ms); r != Rejection::none) return r;
   const Booking* b = booking(c.booking_id);
   if (!b) return Rejection::booking_not_found;
   switch (b->status) {
@@ -294,7 +339,7 @@ Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
     case BookingStatus::pending:
     case BookingStatus::confirmed: break;
   }
-  out.push_back(BookingCancelled{b->id, now_ms, c.idempotency});
+  out.push_back(BookingCancelled{c.booking_id, b->slot_id, now_ms, c.idempotency});
   return Rejection::none;
 }
 
@@ -307,7 +352,7 @@ Rejection Engine::decide_close(const CloseSlot& c, std::vector<Event>& out) cons
     case SlotStatus::booked: return Rejection::slot_booked;
     case SlotStatus::available: break;
   }
-  out.push_back(SlotClosed{s->id});
+  out.push_back(SlotClosed{c.slot_id});
   return Rejection::none;
 }
 
@@ -317,8 +362,19 @@ Rejection Engine::decide_expire(TimeMs now_ms, std::vector<Event>& out) const {
     if (expires_at_ms > now_ms || emitted >= config_.max_expiries_per_command) break;
     const Booking& b = bookings_[booking_id - 1];
     if (b.status != BookingStatus::pending || b.expires_at_ms != expires_at_ms) continue;
-    out.push_back(BookingExpired{booking_id, now_ms});
+    out.push_back(BookingExpired{booking_id, b.slot_id, now_ms});
     ++emitted;
+  }
+  // Forget keys past the TTL, all in one event (decide already ignores them). Only when a
+  // key is really due: entries of keys remembered again since are skipped.
+  const TimeMs forget_up_to = now_ms - config_.idempotency_ttl_ms;
+  for (const auto& [at_ms, key] : remembered_order_) {
+    if (at_ms > forget_up_to) break;
+    auto it = remembered_.find(key);
+    if (it != remembered_.end() && it->second.at_ms == at_ms) {
+      out.push_back(IdempotencyKeysForgotten{forget_up_to});
+      break;
+    }
   }
   return Rejection::none;
 }
@@ -335,13 +391,13 @@ Rejection Engine::execute(const Command& command, TimeMs now_ms, std::vector<Eve
 
 // The per-client hold count only exists to enforce the cap, so it is kept only when a cap
 // is configured (it costs a hash-map update per hold otherwise).
-void Engine::count_hold(const std::string& client_key, int delta) {
-  if (config_.max_holds_per_client == 0 || client_key.empty()) return;
+void Engine::count_hold(ClientId client, int delta) {
+  if (config_.max_holds_per_client == 0 || client == 0) return;
   if (delta > 0) {
-    ++holds_by_client_[client_key];
+    ++holds_by_client_[client];
     return;
   }
-  auto it = holds_by_client_.find(client_key);
+  auto it = holds_by_client_.find(client);
   SLOTD_ENSURE(it != holds_by_client_.end() && it->second > 0);
   if (--it->second == 0) holds_by_client_.erase(it);
 }
@@ -349,15 +405,24 @@ void Engine::count_hold(const std::string& client_key, int delta) {
 void Engine::end_pending(const Booking& booking) {
   SLOTD_ENSURE(booking.status == BookingStatus::pending && pending_count_ > 0);
   --pending_count_;
-  count_hold(booking.client_key, -1);
+  count_hold(booking.client, -1);
 }
 
-void Engine::release_hold(Booking& booking) {
+void Engine::release_hold(Id booking_id, Booking& booking) {
   Slot& s = slots_[booking.slot_id - 1];
-  SLOTD_ENSURE(s.booking_id == booking.id);
+  SLOTD_ENSURE(s.booking_id == booking_id);
   set_status(s, SlotStatus::available);
   s.booking_id = 0;
   if (booking.status == BookingStatus::pending) end_pending(booking);
+}
+
+// The booking an event names; its slot, when the event names one (format 2), must be the
+// booking's slot.
+Booking& Engine::booking_of_event(Id booking_id, Id slot_id) {
+  SLOTD_ENSURE(booking_id >= 1 && booking_id <= bookings_.size());
+  Booking& b = bookings_[booking_id - 1];
+  SLOTD_ENSURE(slot_id == 0 || slot_id == b.slot_id);
+  return b;
 }
 
 void Engine::set_status(Slot& slot, SlotStatus status) {
@@ -377,7 +442,7 @@ void Engine::set_config(const EngineConfig& config) {
   holds_by_client_.clear();
   if (config_.max_holds_per_client == 0) return;
   for (const Booking& b : bookings_) {
-    if (b.status == BookingStatus::pending) count_hold(b.client_key, +1);
+    if (b.status == BookingStatus::pending) count_hold(b.client, +1);
   }
 }
 
@@ -396,19 +461,37 @@ void Engine::apply(const Event& event) {
       overloaded{
           [&](const ClinicAdded& e) {
             SLOTD_ENSURE(e.clinic_id == clinics_.size() + 1);
-            clinics_.push_back(Clinic{e.clinic_id, e.name});
+            clinics_.push_back(Clinic{e.name, e.time_zone});
+          },
+          [&](const ClinicUpdated& e) {
+            SLOTD_ENSURE(e.clinic_id >= 1 && e.clinic_id <= clinics_.size());
+            clinics_[e.clinic_id - 1] = Clinic{e.name, e.time_zone};
           },
           [&](const DoctorAdded& e) {
             SLOTD_ENSURE(e.doctor_id == doctors_.size() + 1);
-            doctors_.push_back(Doctor{e.doctor_id, e.clinic_id, e.name, e.specialty});
+            SLOTD_ENSURE(e.clinic_id >= 1 && e.clinic_id <= clinics_.size());
+            doctors_.push_back(Doctor{e.clinic_id, e.name, e.specialty});
             slots_by_doctor_.emplace_back();
           },
           [&](const SlotCreated& e) {
             SLOTD_ENSURE(e.slot_id == slots_.size() + 1);
             SLOTD_ENSURE(e.doctor_id >= 1 && e.doctor_id <= doctors_.size());
-            slots_.push_back(Slot{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
-                                  SlotStatus::available, 0});
-            slots_by_doctor_[e.doctor_id - 1].emplace(e.start_ms, e.slot_id);
+            Slot& s = slots_.emplace_back();
+            s = Slot{e.start_ms, e.end_ms, static_cast<std::uint32_t>(e.doctor_id), 0,
+                     SlotStatus::available};
+            // Keep the doctor's index sorted by (start, id); slots usually come in time
+            // order, so appending is the common case.
+            auto& index = slots_by_doctor_[e.doctor_id - 1];
+            const auto id = static_cast<std::uint32_t>(e.slot_id);
+            if (index.empty() || slots_[index.back() - 1].start_ms <= e.start_ms) {
+              index.push_back(id);
+            } else {
+              auto it = std::upper_bound(index.begin(), index.end(), e.start_ms,
+                                         [&](TimeMs t, std::uint32_t other) {
+                                           return t < slots_[other - 1].start_ms;
+                                         });
+              index.insert(it, id);
+            }
             ++slot_counts_[static_cast<std::size_t>(SlotStatus::available)];
           },
           [&](const SlotHeld& e) {
@@ -417,17 +500,24 @@ void Engine::apply(const Event& event) {
             Slot& s = slots_[e.slot_id - 1];
             SLOTD_ENSURE(s.status == SlotStatus::available);
             set_status(s, SlotStatus::held);
-            s.booking_id = e.booking_id;
-            bookings_.push_back(Booking{e.booking_id, e.slot_id, e.patient_name, e.client_key,
-                                        e.token, BookingStatus::pending, e.created_at_ms,
-                                        e.expires_at_ms, 0, 0, applied_events_});
-            remember(e.idempotency, e.booking_id);
+            s.booking_id = static_cast<std::uint32_t>(e.booking_id);
+            Booking& b = bookings_.emplace_back();
+            b.created_at_ms = e.created_at_ms;
+            b.expires_at_ms = e.expires_at_ms;
+            b.held_seq = applied_events_;
+            b.client = e.client;
+            b.token = e.token;
+            b.patient_name = names_.add(e.patient_name);
+            b.slot_id = b.held_slot_id = static_cast<std::uint32_t>(e.slot_id);
+            b.status = BookingStatus::pending;
+            remember(e.idempotency, e.booking_id, e.created_at_ms);
             ++pending_count_;
             ++booking_counts_[static_cast<std::size_t>(BookingStatus::pending)];
-            count_hold(e.client_key, +1);
+            count_hold(e.client, +1);
             // Keep the queue sorted by expiry; with a fixed TTL and a monotone clock the
             // new entry always goes at the back, so the search is the rare path.
-            std::pair<TimeMs, Id> entry{e.expires_at_ms, e.booking_id};
+            std::pair<TimeMs, std::uint32_t> entry{e.expires_at_ms,
+                                                   static_cast<std::uint32_t>(e.booking_id)};
             if (expiry_queue_.empty() || expiry_queue_.back() <= entry) {
               expiry_queue_.push_back(entry);
             } else {
@@ -436,36 +526,33 @@ void Engine::apply(const Event& event) {
             }
           },
           [&](const BookingConfirmed& e) {
-            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
-            Booking& b = bookings_[e.booking_id - 1];
+            Booking& b = booking_of_event(e.booking_id, e.slot_id);
             SLOTD_ENSURE(b.status == BookingStatus::pending);
             Slot& s = slots_[b.slot_id - 1];
-            SLOTD_ENSURE(s.booking_id == b.id && s.status == SlotStatus::held);
+            SLOTD_ENSURE(s.booking_id == e.booking_id && s.status == SlotStatus::held);
             end_pending(b);
             set_status(b, BookingStatus::confirmed);
             b.confirmed_at_ms = e.confirmed_at_ms;
-            remember(e.idempotency, b.id);
+            remember(e.idempotency, e.booking_id, e.confirmed_at_ms);
             set_status(s, SlotStatus::booked);
             trim_expiry_queue();
           },
           [&](const BookingExpired& e) {
-            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
-            Booking& b = bookings_[e.booking_id - 1];
+            Booking& b = booking_of_event(e.booking_id, e.slot_id);
             SLOTD_ENSURE(b.status == BookingStatus::pending);
-            release_hold(b);
+            release_hold(e.booking_id, b);
             set_status(b, BookingStatus::failed);
             b.ended_at_ms = e.expired_at_ms;
             trim_expiry_queue();
           },
           [&](const BookingCancelled& e) {
-            SLOTD_ENSURE(e.booking_id >= 1 && e.booking_id <= bookings_.size());
-            Booking& b = bookings_[e.booking_id - 1];
+            Booking& b = booking_of_event(e.booking_id, e.slot_id);
             SLOTD_ENSURE(b.status == BookingStatus::pending ||
                          b.status == BookingStatus::confirmed);
-            release_hold(b);
+            release_hold(e.booking_id, b);
             set_status(b, BookingStatus::cancelled);
             b.ended_at_ms = e.cancelled_at_ms;
-            remember(e.idempotency, b.id);
+            remember(e.idempotency, e.booking_id, e.cancelled_at_ms);
             trim_expiry_queue();
           },
           [&](const SlotClosed& e) {
@@ -473,6 +560,15 @@ void Engine::apply(const Event& event) {
             Slot& s = slots_[e.slot_id - 1];
             SLOTD_ENSURE(s.status == SlotStatus::available);
             set_status(s, SlotStatus::closed);
+          },
+          [&](const IdempotencyKeysForgotten& e) {
+            while (!remembered_order_.empty() && remembered_order_.front().first <= e.up_to_ms) {
+              const auto& [at_ms, key] = remembered_order_.front();
+              auto it = remembered_.find(key);
+              // Skip entries whose key was remembered again later: the newer one stays.
+              if (it != remembered_.end() && it->second.at_ms == at_ms) remembered_.erase(it);
+              remembered_order_.pop_front();
+            }
           },
       },
       event);
@@ -484,19 +580,17 @@ std::uint64_t Engine::state_hash() const {
   Hasher h;
   h.num(clinics_.size());
   for (const Clinic& c : clinics_) {
-    h.num(c.id);
     h.str(c.name);
+    h.str(c.time_zone);
   }
   h.num(doctors_.size());
   for (const Doctor& d : doctors_) {
-    h.num(d.id);
     h.num(d.clinic_id);
     h.str(d.name);
     h.str(d.specialty);
   }
   h.num(slots_.size());
   for (const Slot& s : slots_) {
-    h.num(s.id);
     h.num(s.doctor_id);
     h.num(s.start_ms);
     h.num(s.end_ms);
@@ -505,10 +599,10 @@ std::uint64_t Engine::state_hash() const {
   }
   h.num(bookings_.size());
   for (const Booking& b : bookings_) {
-    h.num(b.id);
     h.num(b.slot_id);
-    h.str(b.patient_name);
-    h.str(b.client_key);
+    h.num(b.held_slot_id);
+    h.str(names_.view(b.patient_name));
+    h.num(b.client);
     h.bytes(b.token.data(), b.token.size());
     h.num(b.status);
     h.num(b.created_at_ms);
@@ -518,41 +612,45 @@ std::uint64_t Engine::state_hash() const {
     h.num(b.held_seq);
   }
   // Remembered Idempotency-Keys, in key order (the map's own order is not stable).
-  std::vector<const std::pair<const std::string, RememberedRequest>*> keys;
+  std::vector<const std::pair<const KeyDigest, RememberedRequest>*> keys;
   keys.reserve(remembered_.size());
   for (const auto& entry : remembered_) keys.push_back(&entry);
   std::sort(keys.begin(), keys.end(), [](auto* a, auto* b) { return a->first < b->first; });
   h.num(keys.size());
   for (const auto* entry : keys) {
-    h.str(entry->first);
+    h.num(entry->first.hi);
+    h.num(entry->first.lo);
     h.num(entry->second.request_hash);
     h.num(entry->second.booking_id);
     h.num(entry->second.seq);
+    h.num(entry->second.at_ms);
   }
   h.num(applied_events_);
   return h.value();
 }
 
-std::string Engine::check_invariants() const {
+std::optional<std::string> Engine::broken_invariant() const {
   auto fail = [](std::string what, Id id) { return what + " (id " + std::to_string(id) + ")"; };
-  for (std::size_t i = 0; i < clinics_.size(); ++i) {
-    if (clinics_[i].id != i + 1) return fail("clinic id is not its position", clinics_[i].id);
-  }
   for (std::size_t i = 0; i < doctors_.size(); ++i) {
-    const Doctor& d = doctors_[i];
-    if (d.id != i + 1) return fail("doctor id is not its position", d.id);
-    if (!clinic(d.clinic_id)) return fail("doctor of an unknown clinic", d.id);
+    if (!clinic(doctors_[i].clinic_id)) return fail("doctor of an unknown clinic", i + 1);
   }
   if (slots_by_doctor_.size() != doctors_.size()) return "slot index size != doctor count";
   std::size_t indexed = 0;
+  std::vector<bool> seen(slots_.size(), false);
   for (std::size_t d = 0; d < slots_by_doctor_.size(); ++d) {
+    const Slot* previous = nullptr;
     const Slot* previous_live = nullptr;
-    for (const auto& [start_ms, slot_id] : slots_by_doctor_[d]) {
+    for (std::uint32_t slot_id : slots_by_doctor_[d]) {
       ++indexed;
       const Slot* s = slot(slot_id);
-      if (!s || s->doctor_id != d + 1 || s->start_ms != start_ms) {
+      if (!s || s->doctor_id != d + 1 || seen[slot_id - 1]) {
         return fail("slot index entry does not match its slot", slot_id);
       }
+      seen[slot_id - 1] = true;
+      if (previous && previous->start_ms > s->start_ms) {
+        return fail("slot index out of start order", slot_id);
+      }
+      previous = s;
       if (s->status == SlotStatus::closed) continue;
       if (previous_live && previous_live->end_ms > s->start_ms) {
         return fail("two live slots of one doctor overlap", slot_id);
@@ -563,39 +661,39 @@ std::string Engine::check_invariants() const {
   if (indexed != slots_.size()) return "slot index does not hold every slot exactly once";
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
-    if (s.id != i + 1) return fail("slot id is not its position", s.id);
-    if (s.end_ms <= s.start_ms) return fail("slot ends before it starts", s.id);
-    if (!doctor(s.doctor_id)) return fail("slot of an unknown doctor", s.id);
+    const Id id = i + 1;
+    if (s.end_ms <= s.start_ms) return fail("slot ends before it starts", id);
+    if (!doctor(s.doctor_id)) return fail("slot of an unknown doctor", id);
     switch (s.status) {
       case SlotStatus::available:
       case SlotStatus::closed:
-        if (s.booking_id != 0) return fail("free slot points at a booking", s.id);
+        if (s.booking_id != 0) return fail("free slot points at a booking", id);
         break;
       case SlotStatus::held:
       case SlotStatus::booked: {
         const Booking* b = booking(s.booking_id);
-        if (!b || b->slot_id != s.id) return fail("taken slot without its booking", s.id);
+        if (!b || b->slot_id != id) return fail("taken slot without its booking", id);
         auto want = s.status == SlotStatus::held ? BookingStatus::pending : BookingStatus::confirmed;
-        if (b->status != want) return fail("taken slot's booking has the wrong status", s.id);
+        if (b->status != want) return fail("taken slot's booking has the wrong status", id);
         break;
       }
     }
   }
   std::uint64_t pending = 0;
-  std::unordered_map<std::string, std::uint32_t> holds;
+  std::unordered_map<ClientId, std::uint32_t> holds;
   for (std::size_t i = 0; i < bookings_.size(); ++i) {
     const Booking& b = bookings_[i];
-    if (b.id != i + 1) return fail("booking id is not its position", b.id);
+    const Id id = i + 1;
     const Slot* s = slot(b.slot_id);
-    if (!s) return fail("booking of an unknown slot", b.id);
+    if (!s || !slot(b.held_slot_id)) return fail("booking of an unknown slot", id);
     bool holds_slot = b.status == BookingStatus::pending || b.status == BookingStatus::confirmed;
-    if (holds_slot && s->booking_id != b.id) {
-      return fail("live booking's slot does not point back at it", b.id);
+    if (holds_slot && s->booking_id != id) {
+      return fail("live booking's slot does not point back at it", id);
     }
-    if (!holds_slot && s->booking_id == b.id) return fail("ended booking still holds its slot", b.id);
+    if (!holds_slot && s->booking_id == id) return fail("ended booking still holds its slot", id);
     if (b.status == BookingStatus::pending) {
       ++pending;
-      if (config_.max_holds_per_client > 0 && !b.client_key.empty()) ++holds[b.client_key];
+      if (config_.max_holds_per_client > 0 && b.client != 0) ++holds[b.client];
     }
   }
   if (pending != pending_count_) return "pending_count does not match the PENDING bookings";
@@ -615,13 +713,23 @@ std::string Engine::check_invariants() const {
     if (b->status == BookingStatus::pending && b->expires_at_ms == expires_at_ms) ++queued_pending;
   }
   if (queued_pending != pending) return "a PENDING booking is missing from the expiry queue";
+  // Every remembered key can be forgotten: it is in the order queue with its own time.
+  std::size_t reachable = 0;
+  for (std::size_t i = 0; i < remembered_order_.size(); ++i) {
+    if (i > 0 && remembered_order_[i].first < remembered_order_[i - 1].first) {
+      return "remembered keys out of time order";
+    }
+    auto it = remembered_.find(remembered_order_[i].second);
+    if (it != remembered_.end() && it->second.at_ms == remembered_order_[i].first) ++reachable;
+  }
+  if (reachable < remembered_.size()) return "a remembered Idempotency-Key can never be forgotten";
   for (const auto& [key, request] : remembered_) {
     if (!booking(request.booking_id)) return "an Idempotency-Key remembers an unknown booking";
     if (request.seq == 0 || request.seq > applied_events_) {
       return "an Idempotency-Key remembers a seq that was never applied";
     }
   }
-  return {};
+  return std::nullopt;
 }
 
 }  // namespace slotd

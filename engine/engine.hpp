@@ -1,26 +1,49 @@
 // engine/ — the pure booking state machine of slotd.
 //
-// Owns: clinics, doctors, slots, bookings; the commands that may change them (decide)
-// and the events that do (apply). May include only the C++ standard library: no IO,
-// no threads, no clock, no RocksDB, no Boost (tests/engine_purity_test enforces it).
-// Time enters only as the `now_ms` argument of decide; replay calls apply alone.
+// Owns: clinics, doctors, slots, bookings, remembered Idempotency-Keys; the commands that
+// may change them (decide) and the events that do (apply). May include only the C++
+// standard library: no IO, no threads, no clock, no RocksDB, no Boost (checked by
+// tests/engine_purity.cmake on every build). Time enters only as the `now_ms` argument of
+// decide; replay calls apply alone. Refusals are `Rejection` values, never exceptions.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <deque>
-#include <set>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <variant>
 #include <vector>
 
+#include "engine/chunked_vector.hpp"
+#include "engine/string_arena.hpp"
+
 namespace slotd {
 
-using Id = std::uint64_t;       // 1-based, dense, assigned by decide; 0 means "none"
-using TimeMs = std::int64_t;    // milliseconds since the Unix epoch, UTC
+using Id = std::uint64_t;     // 1-based, dense, assigned by decide; 0 means "none"
+using TimeMs = std::int64_t;  // milliseconds since the Unix epoch, UTC
 using Token = std::array<std::uint8_t, 16>;  // a booking's secret capability
+// A fixed-size digest of who asked (the API derives it from the caller's identity);
+// 0 = unknown. Only used to count PENDING holds per client.
+using ClientId = std::uint64_t;
+
+// A 128-bit digest of an Idempotency-Key scoped to its caller (the API computes it), so
+// the engine stores 16 bytes per key whatever the client sent. All zero = no key.
+struct KeyDigest {
+  std::uint64_t hi = 0, lo = 0;
+  bool empty() const { return hi == 0 && lo == 0; }
+  friend bool operator==(const KeyDigest&, const KeyDigest&) = default;
+  friend auto operator<=>(const KeyDigest&, const KeyDigest&) = default;
+};
+struct KeyDigestHash {
+  std::size_t operator()(const KeyDigest& k) const { return k.hi ^ (k.lo * 0x9e3779b97f4a7c15ULL); }
+};
+
+// Instants the engine accepts for slots: 2000-01-01T00:00:00Z up to 9999-12-31T23:59:59.999Z.
+inline constexpr TimeMs kMinInstantMs = 946'684'800'000;
+inline constexpr TimeMs kMaxInstantMs = 253'402'300'799'999;
 
 enum class SlotStatus : std::uint8_t { available = 0, held = 1, booked = 2, closed = 3 };
 enum class BookingStatus : std::uint8_t { pending = 0, confirmed = 1, failed = 2, cancelled = 3 };
@@ -42,8 +65,8 @@ enum class Rejection : std::uint8_t {
   booking_cancelled,   // the booking was cancelled
   booking_confirmed,   // cancelling/closing is refused because the booking is final
   slot_booked,         // closing a slot that a CONFIRMED or PENDING booking holds
-  invalid_name,        // empty or too long name / specialty / patient name
-  invalid_time_range,  // end <= start, or outside the representable range
+  invalid_name,        // empty or too long name / specialty / patient name / time zone
+  invalid_time_range,  // end <= start, or outside [kMinInstantMs, kMaxInstantMs]
   too_many_slots,      // more than max_slots_per_request in one CreateSlots
   empty_request,       // CreateSlots with no slot
   too_many_holds,      // the client already has max_holds_per_client PENDING holds
@@ -59,58 +82,64 @@ struct EngineConfig {
   TimeMs hold_ttl_ms = 120'000;
   std::uint32_t max_slots_per_request = 10'000;
   std::uint32_t max_holds_per_client = 0;  // 0 = no cap
-  std::uint32_t max_name_bytes = 200;
+  std::uint32_t max_name_bytes = 200;      // names, specialties, patient names, time zones
   std::uint32_t max_expiries_per_command = 10'000;
+  // A remembered Idempotency-Key is answered for this long after its request was carried
+  // out, then forgotten (by a journaled IdempotencyKeysForgotten event).
+  TimeMs idempotency_ttl_ms = 24 * 3'600'000;
 };
 
 // ---- State ----------------------------------------------------------------
 
 struct Clinic {
-  Id id = 0;
   std::string name;
+  std::string time_zone;  // an IANA name; the API validates it, the engine stores it
 };
 
 struct Doctor {
-  Id id = 0;
   Id clinic_id = 0;
   std::string name;
   std::string specialty;
 };
 
+// 32 bytes. The id is the position + 1. doctor_id, start_ms and end_ms never change after
+// SlotCreated (other threads may read them; see ChunkedVector).
 struct Slot {
-  Id id = 0;
-  Id doctor_id = 0;
   TimeMs start_ms = 0;
   TimeMs end_ms = 0;
+  std::uint32_t doctor_id = 0;
+  std::uint32_t booking_id = 0;  // the PENDING/CONFIRMED booking holding it, else 0
   SlotStatus status = SlotStatus::available;
-  Id booking_id = 0;  // the PENDING/CONFIRMED booking holding it, else 0
 };
 
+// The id is the position + 1. Everything but slot_id, status, confirmed_at_ms and
+// ended_at_ms is fixed by SlotHeld and never changes.
 struct Booking {
-  Id id = 0;
-  Id slot_id = 0;
-  std::string patient_name;
-  std::string client_key;  // who asked (for the hold cap); may be empty
-  Token token{};
-  BookingStatus status = BookingStatus::pending;
   TimeMs created_at_ms = 0;
   TimeMs expires_at_ms = 0;
   TimeMs confirmed_at_ms = 0;  // 0 = never
   TimeMs ended_at_ms = 0;      // when it became FAILED or CANCELLED; 0 = not ended
   std::uint64_t held_seq = 0;  // the journal seq of its SlotHeld event
+  ClientId client = 0;         // who asked (for the hold cap)
+  Token token{};
+  StrRef patient_name;         // in Engine::names()
+  std::uint32_t slot_id = 0;       // the slot it holds (or held)
+  std::uint32_t held_slot_id = 0;  // the slot it was made on
+  BookingStatus status = BookingStatus::pending;
 };
+static_assert(sizeof(Slot) == 32);
 
 // What a carried-out request with an Idempotency-Key did.
 struct RememberedRequest {
   std::uint64_t request_hash = 0;
   Id booking_id = 0;
   std::uint64_t seq = 0;  // the journal seq of the event it produced
+  TimeMs at_ms = 0;       // when it was carried out (the event's time)
 };
 
-// An Idempotency-Key and a hash of the request it was sent with (empty key = none). The
-// engine remembers keys of requests it carried out, so a retry is answered, not redone.
+// An Idempotency-Key digest and a hash of the request it came with (empty key = none).
 struct IdempotencyKey {
-  std::string key;
+  KeyDigest key;
   std::uint64_t request_hash = 0;
 };
 
@@ -118,6 +147,7 @@ struct IdempotencyKey {
 
 struct AddClinic {
   std::string name;
+  std::string time_zone = "UTC";
 };
 struct AddDoctor {
   Id clinic_id = 1;
@@ -135,7 +165,7 @@ struct CreateSlots {
 struct BookSlot {
   Id slot_id = 0;
   std::string patient_name;
-  std::string client_key;
+  ClientId client = 0;
   Token token{};
   IdempotencyKey idempotency;
 };
@@ -150,16 +180,25 @@ struct CancelBooking {
 struct CloseSlot {
   Id slot_id = 0;
 };
-struct ExpireDue {};  // expire every PENDING booking whose expires_at <= now
+// Renames a clinic or changes its time zone (an empty field keeps the current value).
+struct UpdateClinic {
+  Id clinic_id = 0;
+  std::string name;
+  std::string time_zone;
+};
+// Expire every PENDING booking whose expires_at <= now, and forget Idempotency-Keys older
+// than the TTL. Issued by the sequencer from its own clock.
+struct ExpireDue {};
 
 using Command = std::variant<AddClinic, AddDoctor, CreateSlots, BookSlot, ConfirmBooking,
-                             CancelBooking, CloseSlot, ExpireDue>;
+                             CancelBooking, CloseSlot, ExpireDue, UpdateClinic>;
 
 // ---- Events (past tense). Each carries everything apply needs. -------------
 
 struct ClinicAdded {
   Id clinic_id = 0;
   std::string name;
+  std::string time_zone;
 };
 struct DoctorAdded {
   Id doctor_id = 0;
@@ -178,43 +217,57 @@ struct SlotHeld {
   Id booking_id = 0;
   Id slot_id = 0;
   std::string patient_name;
-  std::string client_key;
+  ClientId client = 0;
   Token token{};
   TimeMs created_at_ms = 0;
   TimeMs expires_at_ms = 0;
   IdempotencyKey idempotency;
 };
+// slot_id names the booking's slot at the time, so a reader of the journal needs no state.
+// Journal format 1 did not store it: 0 there means "the booking's slot" (apply resolves).
 struct BookingConfirmed {
   Id booking_id = 0;
+  Id slot_id = 0;
   TimeMs confirmed_at_ms = 0;
   IdempotencyKey idempotency;
 };
 struct BookingExpired {
   Id booking_id = 0;
+  Id slot_id = 0;
   TimeMs expired_at_ms = 0;
 };
 struct BookingCancelled {
   Id booking_id = 0;
+  Id slot_id = 0;
   TimeMs cancelled_at_ms = 0;
   IdempotencyKey idempotency;
 };
 struct SlotClosed {
   Id slot_id = 0;
 };
+// Remembered Idempotency-Keys carried out at or before up_to_ms are forgotten.
+struct IdempotencyKeysForgotten {
+  TimeMs up_to_ms = 0;
+};
+
+// The clinic's name and time zone from now on.
+struct ClinicUpdated {
+  Id clinic_id = 0;
+  std::string name;
+  std::string time_zone;
+};
 
 // The order of alternatives is part of the journal format (journal/README.md): append only.
 using Event = std::variant<ClinicAdded, DoctorAdded, SlotCreated, SlotHeld, BookingConfirmed,
-                           BookingExpired, BookingCancelled, SlotClosed>;
-
-// The doctor whose slots an event changes (0 if none): used to publish per-doctor views.
-// Needs the state to resolve booking → slot → doctor.
-class Engine;
-Id affected_doctor(const Engine& engine, const Event& event);
+                           BookingExpired, BookingCancelled, SlotClosed, IdempotencyKeysForgotten,
+                           ClinicUpdated>;
 
 // ---- The engine ---------------------------------------------------------------
 
 class Engine {
  public:
+  // Clinic 1 ("Main Clinic", UTC) exists from the start, so clients that never say
+  // "clinic" work; UpdateClinic renames it or moves it to another time zone.
   explicit Engine(EngineConfig config = {});
 
   // Checks `command` against the state at `now_ms`. On success appends its events to
@@ -224,7 +277,7 @@ class Engine {
                                  std::vector<Event>& out) const;
 
   // Applies one event. Cannot fail: events come from decide or from the journal,
-  // which only holds events decide produced. Broken preconditions are bugs (assert).
+  // which only holds events decide produced. Broken preconditions are bugs (abort).
   void apply(const Event& event);
 
   // decide + apply of each event, for tests and tools.
@@ -235,8 +288,8 @@ class Engine {
   // equal hashes after replay prove replay rebuilt the same state.
   [[nodiscard]] std::uint64_t state_hash() const;
 
-  // Empty if every invariant holds, else a description of the first broken one.
-  [[nodiscard]] std::string check_invariants() const;
+  // The first broken invariant, described; nothing when every invariant holds.
+  [[nodiscard]] std::optional<std::string> broken_invariant() const;
 
   const EngineConfig& config() const { return config_; }
   // Also rebuilds what depends on the config (the per-client hold counts).
@@ -247,23 +300,29 @@ class Engine {
   const Doctor* doctor(Id id) const;
   const Slot* slot(Id id) const;
   const Booking* booking(Id id) const;
+  std::string_view patient_name(const Booking& b) const { return names_.view(b.patient_name); }
 
-  const std::vector<Clinic>& clinics() const { return clinics_; }
-  const std::vector<Doctor>& doctors() const { return doctors_; }
-  const std::deque<Slot>& slots() const { return slots_; }
-  const std::deque<Booking>& bookings() const { return bookings_; }
+  std::size_t clinic_count() const { return clinics_.size(); }
+  std::size_t doctor_count() const { return doctors_.size(); }
+  std::size_t slot_count() const { return slots_.size(); }
+  std::size_t booking_count() const { return bookings_.size(); }
+  const std::vector<Clinic>& clinics() const { return clinics_; }  // index = id - 1
+  const std::vector<Doctor>& doctors() const { return doctors_; }  // index = id - 1
+  const ChunkedVector<Slot>& slots() const { return slots_; }       // index = id - 1
+  const ChunkedVector<Booking>& bookings() const { return bookings_; }  // index = id - 1
+  const StringArena& names() const { return names_; }
 
-  // A doctor's slots ordered by (start, id), including CLOSED ones.
-  using SlotIndex = std::set<std::pair<TimeMs, Id>>;
-  const SlotIndex& slots_of(Id doctor_id) const;
+  // A doctor's slot ids ordered by (start, id), including CLOSED ones.
+  const std::vector<std::uint32_t>& slots_of(Id doctor_id) const;
 
-  // PENDING holds a client key has right now (counted only while a hold cap is configured).
-  std::uint32_t holds_of(const std::string& client_key) const;
+  // PENDING holds a client has right now (counted only while a hold cap is configured).
+  std::uint32_t holds_of(ClientId client) const;
 
   std::uint64_t pending_count() const { return pending_count_; }
 
-  // The request carried out under an Idempotency-Key, or nullptr.
-  const RememberedRequest* remembered(const std::string& key) const;
+  // The request carried out under an Idempotency-Key, or nullptr (also once forgotten).
+  const RememberedRequest* remembered(const KeyDigest& key) const;
+  std::size_t remembered_count() const { return remembered_.size(); }
 
   // Events applied so far. The journal is gap-free from 1 and replays every event in
   // order, so this is also the seq of the last applied event.
@@ -273,6 +332,9 @@ class Engine {
   std::uint64_t count(BookingStatus s) const {
     return booking_counts_[static_cast<std::size_t>(s)];
   }
+
+  // Bytes of memory the state holds (containers' allocations, not allocator overhead).
+  std::size_t memory_bytes() const;
 
  private:
   Rejection decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const;
@@ -284,34 +346,42 @@ class Engine {
   Rejection decide_cancel(const CancelBooking& c, TimeMs now_ms, std::vector<Event>& out) const;
   Rejection decide_close(const CloseSlot& c, std::vector<Event>& out) const;
   Rejection decide_expire(TimeMs now_ms, std::vector<Event>& out) const;
+  Rejection decide_update_clinic(const UpdateClinic& c, std::vector<Event>& out) const;
 
   bool overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const;
-  Rejection check_idempotency(const IdempotencyKey& idempotency) const;
-  void remember(const IdempotencyKey& idempotency, Id booking_id);
+  Rejection check_idempotency(const IdempotencyKey& idempotency, TimeMs now_ms) const;
+  void remember(const IdempotencyKey& idempotency, Id booking_id, TimeMs at_ms);
   bool valid_name(std::string_view name) const;
-  void release_hold(Booking& booking);
+  Booking& booking_of_event(Id booking_id, Id slot_id);
+  void release_hold(Id booking_id, Booking& booking);
   void end_pending(const Booking& booking);
-  void count_hold(const std::string& client_key, int delta);
+  void count_hold(ClientId client, int delta);
   void trim_expiry_queue();
   void set_status(Slot& slot, SlotStatus status);
   void set_status(Booking& booking, BookingStatus status);
 
   EngineConfig config_;
-  std::vector<Clinic> clinics_;   // index = id - 1
-  std::vector<Doctor> doctors_;   // index = id - 1
-  // Deques, not vectors: growth never copies millions of records inside one apply.
-  std::deque<Slot> slots_;        // index = id - 1
-  std::deque<Booking> bookings_;  // index = id - 1
-  std::vector<SlotIndex> slots_by_doctor_;  // index = doctor id - 1
+  std::vector<Clinic> clinics_;
+  std::vector<Doctor> doctors_;
+  ChunkedVector<Slot> slots_;
+  ChunkedVector<Booking> bookings_;
+  StringArena names_;
+  std::vector<std::vector<std::uint32_t>> slots_by_doctor_;  // index = doctor id - 1
   // PENDING bookings in expiry order; entries of bookings no longer PENDING are skipped
   // and trimmed from the front. Derived from the bookings, so not part of the hash.
-  std::deque<std::pair<TimeMs, Id>> expiry_queue_;
-  std::unordered_map<std::string, std::uint32_t> holds_by_client_;
+  std::deque<std::pair<TimeMs, std::uint32_t>> expiry_queue_;
+  std::unordered_map<ClientId, std::uint32_t> holds_by_client_;
   std::uint64_t pending_count_ = 0;
   std::array<std::uint64_t, 4> slot_counts_{};     // by SlotStatus
   std::array<std::uint64_t, 4> booking_counts_{};  // by BookingStatus
-  std::unordered_map<std::string, RememberedRequest> remembered_;  // by Idempotency-Key
+  std::unordered_map<KeyDigest, RememberedRequest, KeyDigestHash> remembered_;
+  // Keys in the order they were remembered (by time): forgetting pops from the front.
+  // An entry whose key was remembered again later is skipped. Derived, not hashed.
+  std::deque<std::pair<TimeMs, KeyDigest>> remembered_order_;
   std::uint64_t applied_events_ = 0;
 };
+
+// The doctor whose slots an event changes (0 if none): used to publish per-doctor views.
+Id affected_doctor(const Engine& engine, const Event& event);
 
 }  // namespace slotd

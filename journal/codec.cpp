@@ -1,5 +1,7 @@
 #include "journal/codec.hpp"
 
+#include "journal/digest.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstring>
@@ -11,12 +13,11 @@
 namespace slotd {
 namespace {
 
-// Names used in error messages, indexed by the Event alternative (= the type byte).
-constexpr std::array<std::string_view, 8> kEventNames = {
-    "ClinicAdded",      "DoctorAdded",    "SlotCreated",      "SlotHeld",
-    "BookingConfirmed", "BookingExpired", "BookingCancelled", "SlotClosed"};
+// Format 1 knew the first eight event types only.
+constexpr std::size_t kFormat1EventTypes = 8;
+
 static_assert(kEventNames.size() == std::variant_size_v<Event>,
-              "a new Event alternative needs a name here and a field list in fields_of");
+              "a new Event alternative needs a name in kEventNames and a field list in fields_of");
 
 // Signed times are zigzag-mapped so small negative values stay short as varints.
 std::uint64_t zigzag(TimeMs v) {
@@ -37,6 +38,7 @@ class SizeBound {
   bool time(TimeMs, const char*) { return add(kMaxVarint); }
   bool text(const std::string& s, const char*) { return add(kMaxVarint + s.size()); }
   bool token(const Token& t, const char*) { return add(t.size()); }
+  bool fixed64(std::uint64_t, const char*) { return add(8); }
   std::size_t bytes() const { return bytes_; }
 
  private:
@@ -73,6 +75,10 @@ class ValueWriter {
   bool token(const Token& t, const char* /*field*/) {
     std::memcpy(out_, t.data(), t.size());
     out_ += t.size();
+    return true;
+  }
+  bool fixed64(std::uint64_t v, const char* /*field*/) {
+    for (int i = 0; i < 8; ++i) *out_++ = static_cast<char>(v >> (8 * i));
     return true;
   }
   char* end() const { return out_; }
@@ -124,6 +130,14 @@ class ValueReader {
     for (auto& b : t) b = static_cast<std::uint8_t>(bytes_[pos_++]);
     return true;
   }
+  bool fixed64(std::uint64_t& v, const char* field) {
+    if (remaining() < 8) return fail(pos_, field, "truncated");
+    v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<std::uint8_t>(bytes_[pos_ + i]);
+    pos_ += 8;
+    return true;
+  }
+  bool fail_field(const char* field, std::string_view why) { return fail(pos_, field, why); }
 
   std::size_t remaining() const { return bytes_.size() - pos_; }
   const std::string& error() const { return error_; }
@@ -157,18 +171,34 @@ class ValueReader {
   std::string error_;
 };
 
+// A key: 1 byte (0 none, 1 present), then when present its 16-byte digest (hi then lo,
+// each little-endian) and the 8-byte request hash.
 template <class Io, class K>
 bool idempotency_of(Io& io, K& k) {
-  return io.text(k.key, "idempotency_key") && io.id(k.request_hash, "request_hash");
+  std::uint8_t present = k.key.empty() ? 0 : 1;
+  if (!io.byte(present, "idempotency_key")) return false;
+  if (present == 0) return true;
+  if constexpr (std::is_same_v<Io, ValueReader>) {
+    if (present != 1) return io.fail_field("idempotency_key", "presence byte is not 0 or 1");
+    if (!io.fixed64(k.key.hi, "idempotency_key") || !io.fixed64(k.key.lo, "idempotency_key")) {
+      return false;
+    }
+    if (k.key.empty()) return io.fail_field("idempotency_key", "a present key is all zero");
+    return io.fixed64(k.request_hash, "request_hash");
+  } else {
+    return io.fixed64(k.key.hi, "idempotency_key") && io.fixed64(k.key.lo, "idempotency_key") &&
+           io.fixed64(k.request_hash, "request_hash");
+  }
 }
 
-// One field list per event, shared by the writer and the reader so they cannot drift
-// apart. The order here IS the on-disk order (journal/README.md).
+// One field list per event (format 2), shared by the writer and the reader so they cannot
+// drift apart. The order here IS the on-disk order (journal/README.md).
 template <class Io, class E>
 bool fields_of(Io& io, E& e) {
   using T = std::remove_const_t<E>;
-  if constexpr (std::is_same_v<T, ClinicAdded>) {
-    return io.id(e.clinic_id, "clinic_id") && io.text(e.name, "name");
+  if constexpr (std::is_same_v<T, ClinicAdded> || std::is_same_v<T, ClinicUpdated>) {
+    return io.id(e.clinic_id, "clinic_id") && io.text(e.name, "name") &&
+           io.text(e.time_zone, "time_zone");
   } else if constexpr (std::is_same_v<T, DoctorAdded>) {
     return io.id(e.doctor_id, "doctor_id") && io.id(e.clinic_id, "clinic_id") &&
            io.text(e.name, "name") && io.text(e.specialty, "specialty");
@@ -177,22 +207,75 @@ bool fields_of(Io& io, E& e) {
            io.time(e.start_ms, "start_ms") && io.time(e.end_ms, "end_ms");
   } else if constexpr (std::is_same_v<T, SlotHeld>) {
     return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
-           io.text(e.patient_name, "patient_name") && io.text(e.client_key, "client_key") &&
+           io.text(e.patient_name, "patient_name") && io.fixed64(e.client, "client") &&
            io.token(e.token, "token") && io.time(e.created_at_ms, "created_at_ms") &&
            io.time(e.expires_at_ms, "expires_at_ms") && idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, BookingConfirmed>) {
-    return io.id(e.booking_id, "booking_id") && io.time(e.confirmed_at_ms, "confirmed_at_ms") &&
-           idempotency_of(io, e.idempotency);
+    return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
+           io.time(e.confirmed_at_ms, "confirmed_at_ms") && idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, BookingExpired>) {
-    return io.id(e.booking_id, "booking_id") && io.time(e.expired_at_ms, "expired_at_ms");
+    return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
+           io.time(e.expired_at_ms, "expired_at_ms");
   } else if constexpr (std::is_same_v<T, BookingCancelled>) {
-    return io.id(e.booking_id, "booking_id") && io.time(e.cancelled_at_ms, "cancelled_at_ms") &&
-           idempotency_of(io, e.idempotency);
+    return io.id(e.booking_id, "booking_id") && io.id(e.slot_id, "slot_id") &&
+           io.time(e.cancelled_at_ms, "cancelled_at_ms") && idempotency_of(io, e.idempotency);
   } else if constexpr (std::is_same_v<T, SlotClosed>) {
     return io.id(e.slot_id, "slot_id");
+  } else if constexpr (std::is_same_v<T, IdempotencyKeysForgotten>) {
+    return io.time(e.up_to_ms, "up_to_ms");
   } else {
     static_assert(sizeof(T) == 0, "every Event alternative needs a field list");
   }
+}
+
+// Format 1 (read only): client key and Idempotency-Key as strings, which become their
+// digests (an Idempotency-Key of format 1 was global: its scope is empty); no slot_id in
+// BookingConfirmed/Expired/Cancelled (0: apply uses the booking's slot, which could not
+// change in format 1); no time zone in ClinicAdded (UTC).
+bool format1_key(ValueReader& r, IdempotencyKey& k) {
+  std::string key;
+  if (!r.text(key, "idempotency_key") || !r.id(k.request_hash, "request_hash")) return false;
+  k.key = key_digest("", key);
+  if (key.empty()) k.request_hash = 0;
+  return true;
+}
+
+bool decode_format1_event(std::size_t type, ValueReader& r, Event& event) {
+  switch (type) {
+    case 0: {
+      auto& e = event.emplace<ClinicAdded>();
+      e.time_zone = "UTC";
+      return r.id(e.clinic_id, "clinic_id") && r.text(e.name, "name");
+    }
+    case 3: {
+      auto& e = event.emplace<SlotHeld>();
+      std::string client_key;
+      bool ok = r.id(e.booking_id, "booking_id") && r.id(e.slot_id, "slot_id") &&
+                r.text(e.patient_name, "patient_name") && r.text(client_key, "client_key") &&
+                r.token(e.token, "token") && r.time(e.created_at_ms, "created_at_ms") &&
+                r.time(e.expires_at_ms, "expires_at_ms") && format1_key(r, e.idempotency);
+      e.client = client_digest(client_key);
+      return ok;
+    }
+    case 4: {
+      auto& e = event.emplace<BookingConfirmed>();
+      return r.id(e.booking_id, "booking_id") && r.time(e.confirmed_at_ms, "confirmed_at_ms") &&
+             format1_key(r, e.idempotency);
+    }
+    case 5: {
+      auto& e = event.emplace<BookingExpired>();
+      return r.id(e.booking_id, "booking_id") && r.time(e.expired_at_ms, "expired_at_ms");
+    }
+    case 6: {
+      auto& e = event.emplace<BookingCancelled>();
+      return r.id(e.booking_id, "booking_id") && r.time(e.cancelled_at_ms, "cancelled_at_ms") &&
+             format1_key(r, e.idempotency);
+    }
+    case 1: return fields_of(r, event.emplace<DoctorAdded>());
+    case 2: return fields_of(r, event.emplace<SlotCreated>());
+    case 7: return fields_of(r, event.emplace<SlotClosed>());
+  }
+  return false;  // unreachable: the caller range-checks the type byte
 }
 
 template <std::size_t I = 0>
@@ -250,13 +333,13 @@ JournalStatus decode_record(std::uint64_t seq, std::string_view bytes, JournalRe
 
   std::uint8_t version = 0;
   if (!reader.byte(version, "format version")) return failed(reader.error());
-  if (version != kJournalFormatVersion) {
+  if (version != kJournalFormatVersion && version != 1) {
     return failed(fmt::format("unknown format version {}", version));
   }
   std::uint8_t type = 0;
   if (!reader.byte(type, "event type")) return failed(reader.error());
-  if (type >= std::variant_size_v<Event>) {
-    return failed(fmt::format("unknown event type {}", type));
+  if (type >= (version == 1 ? kFormat1EventTypes : std::variant_size_v<Event>)) {
+    return failed(fmt::format("unknown event type {} in format {}", type, version));
   }
   const std::string_view event_name = kEventNames[type];
 
@@ -270,7 +353,9 @@ JournalStatus decode_record(std::uint64_t seq, std::string_view bytes, JournalRe
   }
   out.actor = static_cast<Actor>(actor);
 
-  if (!decode_event(type, reader, out.event)) {
+  const bool decoded = version == 1 ? decode_format1_event(type, reader, out.event)
+                                    : decode_event(type, reader, out.event);
+  if (!decoded) {
     return failed(fmt::format("{} {}", event_name, reader.error()));
   }
   if (reader.remaining() != 0) {

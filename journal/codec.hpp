@@ -5,6 +5,7 @@
 // the codec is plain bytes so tools and tests can use it without a database.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,8 +35,16 @@ struct JournalStatus {
   explicit operator bool() const { return ok; }
 };
 
-// The current (and only) value format version, byte 0 of every value.
-inline constexpr std::uint8_t kJournalFormatVersion = 1;
+// The value format version written now, byte 0 of every value. Format 1 is still read.
+inline constexpr std::uint8_t kJournalFormatVersion = 2;
+
+// Event names (as in C++ and JSON), indexed by the Event alternative (= the type byte).
+inline constexpr std::array<std::string_view, 10> kEventNames = {
+    "ClinicAdded",    "DoctorAdded", "SlotCreated",  "SlotHeld",
+    "BookingConfirmed", "BookingExpired", "BookingCancelled", "SlotClosed",
+    "IdempotencyKeysForgotten", "ClinicUpdated"};
+
+inline std::string_view event_name(const Event& event) { return kEventNames[event.index()]; }
 
 // 8-byte big-endian seq, so RocksDB's bytewise key order is numeric order.
 std::string encode_key(std::uint64_t seq);

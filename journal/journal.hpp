@@ -40,7 +40,7 @@ class Journal {
   // written with sync = true (group commit: one fsync for the whole span). An empty span
   // is a no-op. On error nothing is assumed written and last_seq() does not move; after
   // a failed write every later append fails too, because the WAL's state is then
-  // unknown — the owner must stop and recover by reopening (DESIGN.md).
+  // unknown — the owner must stop and recover by reopening.
   [[nodiscard]] JournalStatus append(std::span<const JournalRecord> records);
 
   // Visits records with seq >= from_seq in order, at most `limit` (0 = all); `visit`

@@ -4,7 +4,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <unordered_map>
 #include <utility>
+
+#include "engine/overloaded.hpp"
 
 namespace slotd {
 namespace {
@@ -19,6 +22,16 @@ TimeMs system_clock_ms() {
                message.c_str());
   std::fflush(stderr);
   std::_Exit(70);
+}
+
+const IdempotencyKey* idempotency_of(const Command& command) {
+  return std::visit(overloaded{
+                        [](const BookSlot& c) -> const IdempotencyKey* { return &c.idempotency; },
+                        [](const ConfirmBooking& c) -> const IdempotencyKey* { return &c.idempotency; },
+                        [](const CancelBooking& c) -> const IdempotencyKey* { return &c.idempotency; },
+                        [](const auto&) -> const IdempotencyKey* { return nullptr; },
+                    },
+                    command);
 }
 
 }  // namespace
@@ -43,10 +56,12 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
 
   // Recovery: replay the whole journal through apply alone.
   std::uint64_t expected = 1;
+  TimeMs last_at_ms = 0;
   status = seq->journal_->read(1, 0, [&](const JournalRecord& record) {
     // Journal::read already refuses gaps; this guards the engine's own assumption.
     if (record.seq != expected) return false;
     seq->engine_.apply(record.event);
+    last_at_ms = std::max(last_at_ms, record.at_ms);
     ++expected;
     return true;
   });
@@ -56,27 +71,32 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
                                 " before the last seq " +
                                 std::to_string(seq->journal_->last_seq()));
   }
-  std::string broken = seq->engine_.check_invariants();
-  if (!broken.empty()) {
-    return JournalStatus::error("state after replay breaks an invariant: " + broken);
+  if (auto broken = seq->engine_.broken_invariant()) {
+    return JournalStatus::error("state after replay breaks an invariant: " + *broken);
   }
   seq->next_seq_ = expected;
+  seq->last_now_ms_ = last_at_ms;
   seq->durable_seq_.store(expected - 1);
   seq->stats_.replayed_events.store(expected - 1);
-  seq->reads_.engine_ = seq->engine_;  // a copy is cheaper than a second replay
-  seq->reads_.as_of_seq_ = expected - 1;
+  seq->reads_ = std::make_unique<ReadStore>(seq->engine_);
+  seq->reads_->load(seq->engine_, expected - 1);
   out = std::move(seq);
   return {};
 }
 
 void Sequencer::start() {
-  if (thread_.joinable()) return;
+  if (decide_thread_.joinable()) return;
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = false;
   }
-  next_expiry_ms_ = config_.clock();
-  thread_ = std::thread([this] { run(); });
+  {
+    std::lock_guard lock(pipe_mutex_);
+    decide_done_ = false;
+  }
+  next_expiry_ms_ = now_ms();
+  journal_thread_ = std::thread([this] { run_journal(); });
+  decide_thread_ = std::thread([this] { run_decide(); });
 }
 
 void Sequencer::stop() {
@@ -85,7 +105,8 @@ void Sequencer::stop() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (decide_thread_.joinable()) decide_thread_.join();
+  if (journal_thread_.joinable()) journal_thread_.join();
 }
 
 bool Sequencer::submit(Submission&& submission) {
@@ -107,8 +128,10 @@ bool Sequencer::submit(Submission&& submission) {
 CommandResult Sequencer::execute(Command command, Actor actor) {
   std::promise<CommandResult> promise;
   auto future = promise.get_future();
-  Submission s{std::move(command), actor, 0,
-               [&promise](CommandResult&& r) { promise.set_value(std::move(r)); }};
+  Submission s;
+  s.command = std::move(command);
+  s.actor = actor;
+  s.done = [&promise](CommandResult&& r) { promise.set_value(std::move(r)); };
   while (!submit(std::move(s))) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -120,110 +143,188 @@ std::size_t Sequencer::queue_depth() const {
   return queue_.size();
 }
 
-void Sequencer::run() {
+// The engine's clock never goes backwards: a wall-clock step back holds time still until
+// the clock catches up (a late confirm must not pass, an expiry must not be delayed).
+TimeMs Sequencer::now_ms() {
+  TimeMs t = config_.clock();
+  if (t < last_now_ms_) {
+    stats_.clock_steps_back.fetch_add(1, std::memory_order_relaxed);
+    t = last_now_ms_;
+  }
+  last_now_ms_ = t;
+  return t;
+}
+
+// ---- stage 1: decide ------------------------------------------------------------------
+
+void Sequencer::run_decide() {
   std::vector<Submission> batch;
   batch.reserve(config_.max_batch);
   for (;;) {
+    bool stop_now = false;
     {
       std::unique_lock lock(queue_mutex_);
-      auto wake_at = std::chrono::system_clock::now() + config_.expiry_interval;
-      queue_cv_.wait_until(lock, wake_at, [&] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) return;
+      // Waits on the steady clock: a wall-clock step cannot stall expiry.
+      queue_cv_.wait_for(lock, config_.expiry_interval,
+                         [&] { return !queue_.empty() || stopping_; });
+      stop_now = queue_.empty() && stopping_;
       std::size_t n = std::min(queue_.size(), config_.max_batch);
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
-    process(batch);
+    if (stop_now) break;
+    Decided decided;
+    decided.results = decide_batch(batch, decided.waiting);
     batch.clear();
+    if (!decided.results) continue;  // nothing to do
+    std::unique_lock lock(pipe_mutex_);
+    pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
+    if (journal_failed_) return;  // nothing more may be written or answered
+    pipe_.push_back(std::move(decided));
+    pipe_cv_.notify_all();
   }
+  std::lock_guard lock(pipe_mutex_);
+  decide_done_ = true;
+  pipe_cv_.notify_all();
 }
 
-void Sequencer::process(std::vector<Submission>& batch) {
-  struct Outcome {
-    Rejection rejection;
-    std::size_t first, last;  // the command's records: [first, last)
-  };
-  const TimeMs now_ms = config_.clock();
-  records_.clear();
-  std::vector<Outcome> outcomes;
-  outcomes.reserve(batch.size());
+std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& batch,
+                                                      std::vector<Submission>& waiting) {
+  const TimeMs now = now_ms();
+  auto results = std::make_shared<BatchResults>();
+  results->decided_at_ms = now;
+  results->outcomes.reserve(batch.size());
+  std::vector<Event> scratch;
 
   auto run_command = [&](const Command& command, Actor actor, std::uint64_t request_id) {
-    scratch_.clear();
-    Rejection r = engine_.decide(command, now_ms, scratch_);
-    std::size_t first = records_.size();
-    if (r == Rejection::none) {
-      for (Event& e : scratch_) {
+    scratch.clear();
+    CommandOutcome o;
+    o.rejection = engine_.decide(command, now, scratch);
+    o.first = static_cast<std::uint32_t>(results->records.size());
+    if (o.rejection == Rejection::none) {
+      for (Event& e : scratch) {
         engine_.apply(e);
-        records_.push_back(JournalRecord{next_seq_++, now_ms, request_id, actor, std::move(e)});
+        results->records.push_back(JournalRecord{next_seq_++, now, request_id, actor, std::move(e)});
+      }
+    } else if (o.rejection == Rejection::duplicate_request) {
+      if (const IdempotencyKey* key = idempotency_of(command)) {
+        if (const RememberedRequest* done = engine_.remembered(key->key)) o.replayed = *done;
       }
     }
-    return Outcome{r, first, records_.size()};
+    o.last = static_cast<std::uint32_t>(results->records.size());
+    // A command without events answers with the last seq it saw; it is durable by the
+    // time the answer goes out (this batch is synced after every earlier one).
+    o.seq = next_seq_ - 1;
+    return o;
   };
 
   // Expiry is an ordinary journaled command, issued from the sequencer's own clock.
-  if (now_ms >= next_expiry_ms_) {
-    next_expiry_ms_ = now_ms + config_.expiry_interval.count();
-    if (engine_.pending_count() > 0) {
-      Outcome o = run_command(ExpireDue{}, Actor::system, 0);
-      stats_.expired.fetch_add(o.last - o.first, std::memory_order_relaxed);
+  if (now >= next_expiry_ms_) {
+    next_expiry_ms_ = now + config_.expiry_interval.count();
+    CommandOutcome o = run_command(ExpireDue{}, Actor::system, 0);
+    std::uint64_t expired = 0;
+    for (std::uint32_t i = o.first; i < o.last; ++i) {
+      expired += std::holds_alternative<BookingExpired>(results->records[i].event);
     }
+    stats_.expired.fetch_add(expired, std::memory_order_relaxed);
   }
   for (Submission& s : batch) {
-    outcomes.push_back(run_command(s.command, s.actor, s.request_id));
+    CommandOutcome o = run_command(s.command, s.actor, s.request_id);
+    o.tag = s.tag;
+    results->outcomes.push_back(o);
+    waiting.push_back(std::move(s));
   }
+  if (results->records.empty() && results->outcomes.empty()) return nullptr;
+  return results;
+}
 
-  if (!records_.empty()) {
-    auto t0 = std::chrono::steady_clock::now();
-    JournalStatus status = journal_->append(records_);
-    if (!status) {
-      // Nothing of this batch may be seen by anyone: stop before any completion.
-      config_.on_journal_failure(status.message);
-      return;
-    }
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                  std::chrono::steady_clock::now() - t0)
-                  .count();
-    stats_.journal_append_ns.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
-    const std::uint64_t last_seq = records_.back().seq;
+// ---- stage 2: journal, publish, complete --------------------------------------------
+
+void Sequencer::run_journal() {
+  for (;;) {
+    Decided decided;
     {
-      std::unique_lock lock(reads_.mutex_);
-      for (const JournalRecord& r : records_) reads_.engine_.apply(r.event);
-      reads_.as_of_seq_ = last_seq;
+      std::unique_lock lock(pipe_mutex_);
+      pipe_cv_.wait(lock, [&] { return !pipe_.empty() || decide_done_; });
+      if (pipe_.empty()) return;  // decide_done_ and nothing left
+      decided = std::move(pipe_.front());
+      pipe_.pop_front();
+      pipe_cv_.notify_all();
     }
-    durable_seq_.store(last_seq, std::memory_order_release);
-    for (const DurableObserver& observer : observers_) observer(records_, engine_);
+    BatchResults& results = *decided.results;
+    if (!results.records.empty()) {
+      auto t0 = std::chrono::steady_clock::now();
+      JournalStatus status = journal_->append(results.records);
+      if (!status) {
+        // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
+        {
+          std::lock_guard lock(pipe_mutex_);
+          journal_failed_ = true;
+          pipe_.clear();
+          pipe_cv_.notify_all();
+        }
+        config_.on_journal_failure(status.message);
+        return;
+      }
+      auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
+      stats_.journal_append_ns.fetch_add(ns, std::memory_order_relaxed);
+      stats_.last_append_ns.store(ns, std::memory_order_relaxed);
+      reads_->publish(results.records, results.changes);
+      durable_seq_.store(results.records.back().seq, std::memory_order_release);
+      stats_.batches.fetch_add(1, std::memory_order_relaxed);
+    }
+    finish_batch(decided.results, decided.waiting);
   }
+}
 
+void Sequencer::finish_batch(const std::shared_ptr<BatchResults>& batch,
+                             std::vector<Submission>& waiting) {
   // Counters first: whoever hears of a result may look at them.
   std::uint64_t rejections = 0;
-  for (const Outcome& o : outcomes) rejections += o.rejection != Rejection::none;
-  if (!records_.empty()) stats_.batches.fetch_add(1, std::memory_order_relaxed);
-  stats_.commands.fetch_add(batch.size(), std::memory_order_relaxed);
+  for (const CommandOutcome& o : batch->outcomes) {
+    rejections += o.rejection != Rejection::none && o.rejection != Rejection::duplicate_request;
+  }
+  stats_.commands.fetch_add(batch->outcomes.size(), std::memory_order_relaxed);
+  stats_.last_batch_commands.store(batch->outcomes.size(), std::memory_order_relaxed);
   stats_.rejections.fetch_add(rejections, std::memory_order_relaxed);
-  stats_.events.fetch_add(records_.size(), std::memory_order_relaxed);
+  stats_.events.fetch_add(batch->records.size(), std::memory_order_relaxed);
 
-  const std::uint64_t durable = durable_seq_.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const Outcome& o = outcomes[i];
-    CommandResult result;
-    result.rejection = o.rejection;
-    result.decided_at_ms = now_ms;
-    result.seq = o.last > o.first ? records_[o.last - 1].seq : durable;
-    result.events.reserve(o.last - o.first);
-    for (std::size_t k = o.first; k < o.last; ++k) {
-      result.events.push_back(std::move(records_[k].event));
+  std::shared_ptr<const BatchResults> shared = batch;
+  if (!batch->records.empty()) {
+    for (const DurableObserver& observer : observers_) observer(shared);
+  }
+  // One hand-off per target per batch, in submission order.
+  std::vector<std::pair<CompletionTarget*, std::vector<std::uint32_t>>> targets;
+  for (std::uint32_t i = 0; i < waiting.size(); ++i) {
+    Submission& s = waiting[i];
+    if (s.target) {
+      auto it = std::find_if(targets.begin(), targets.end(),
+                             [&](const auto& t) { return t.first == s.target; });
+      if (it == targets.end()) it = targets.insert(targets.end(), {s.target, {}});
+      it->second.push_back(i);
     }
-    if (!batch[i].done) continue;
-    // A completion only posts to an io thread; if even that fails, the caller's reply is
-    // lost but the state is durable and consistent, so the sequencer carries on.
+    if (!s.done) continue;
+    const CommandOutcome& o = batch->outcomes[i];
+    CommandResult result{o.rejection, o.seq, batch->decided_at_ms, {}, o.replayed};
+    for (std::uint32_t k = o.first; k < o.last; ++k) result.events.push_back(batch->records[k].event);
+    // A completion only posts to another thread; if even that fails, the caller's reply is
+    // lost but the state is durable and consistent, so the pipeline carries on.
     try {
-      batch[i].done(std::move(result));
+      s.done(std::move(result));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "slotd: completion of request %llu failed: %s\n",
-                   static_cast<unsigned long long>(batch[i].request_id), e.what());
+                   static_cast<unsigned long long>(s.request_id), e.what());
+    }
+  }
+  for (auto& [target, indexes] : targets) {
+    try {
+      target->complete(shared, std::move(indexes));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "slotd: completing a batch failed: %s\n", e.what());
     }
   }
 }

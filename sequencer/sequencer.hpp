@@ -1,10 +1,13 @@
-// sequencer/ — the one writer thread of slotd.
+// sequencer/ — the one writer of slotd, as a two-stage pipeline.
 //
-// Owns the engine. Takes commands from a bounded queue, decides/applies a batch in
-// order, appends all the batch's events to the journal as one write with one sync
-// (group commit), and only then publishes the durable state to readers and completes
-// the callers. It also issues ExpireDue from its own clock. May include engine/ and
-// journal/; no Beast, no sockets: completions must not block.
+// Owns the engine and the read store. Stage 1, the sequencer thread, takes commands from a
+// bounded queue and decides/applies a batch in order; stage 2, the journal thread, appends
+// the batch's events to the journal as one write with one sync (group commit), then
+// publishes the durable state to readers and completes the callers. Stage 1 decides batch
+// N+1 while stage 2 syncs batch N; completions and publication happen strictly in seq
+// order, each only after its own batch (and so every earlier one) is durable. Stage 1 also
+// issues ExpireDue from its own clock. May include engine/ and journal/; no Beast, no
+// sockets: completions must not block.
 #pragma once
 
 #include <atomic>
@@ -15,7 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -24,24 +27,56 @@
 #include "engine/engine.hpp"
 #include "journal/codec.hpp"
 #include "journal/journal.hpp"
+#include "sequencer/read_store.hpp"
 
 namespace slotd {
 
-struct CommandResult {
+// The outcome of one submitted command, inside its batch.
+struct CommandOutcome {
   Rejection rejection = Rejection::none;
-  std::uint64_t seq = 0;      // seq of the command's last event; the last durable seq if none
-  TimeMs decided_at_ms = 0;   // the sequencer's clock when it decided
-  std::vector<Event> events;  // what the command did (empty when refused)
+  std::uint32_t first = 0, last = 0;  // its events: records[first, last) of the batch
+  std::uint64_t seq = 0;  // seq of its last event; the last durable seq if it has none
+  // For duplicate_request: what the first request with this Idempotency-Key did.
+  RememberedRequest replayed;
+  std::uint64_t tag = 0;  // the submitter's own reference (Submission::tag)
 };
 
-// Called on the sequencer thread once the result is durable. Must be quick and must not
-// block (post to an io executor).
+// A durable batch: its records and the outcome of each command, in submission order.
+struct BatchResults {
+  TimeMs decided_at_ms = 0;
+  std::vector<JournalRecord> records;
+  std::vector<CommandOutcome> outcomes;
+  std::vector<SlotChange> changes;  // what the batch did to slots, for the live feed
+};
+
+// Receives results, e.g. one io thread of the server. complete() is called on the journal
+// thread once per durable batch with the indexes (into batch->outcomes) of this target's
+// submissions, in order; it must not block (post to the owning thread).
+class CompletionTarget {
+ public:
+  virtual ~CompletionTarget() = default;
+  virtual void complete(std::shared_ptr<const BatchResults> batch,
+                        std::vector<std::uint32_t> indexes) = 0;
+};
+
+// For tools and tests: a result with its own copy of the events.
+struct CommandResult {
+  Rejection rejection = Rejection::none;
+  std::uint64_t seq = 0;
+  TimeMs decided_at_ms = 0;
+  std::vector<Event> events;
+  RememberedRequest replayed;
+};
 using Completion = std::function<void(CommandResult&&)>;
 
 struct Submission {
   Command command;
   Actor actor = Actor::system;
   std::uint64_t request_id = 0;
+  // Either a target (the fast path: one post per target per batch) or a function called
+  // on the journal thread; neither = nobody waits.
+  CompletionTarget* target = nullptr;
+  std::uint64_t tag = 0;
   Completion done;
 };
 
@@ -50,7 +85,8 @@ struct SequencerConfig {
   std::size_t queue_capacity = 65'536;
   std::size_t max_batch = 4'096;  // commands per group commit
   std::chrono::milliseconds expiry_interval{100};
-  // The sequencer's clock (ms since epoch); tests inject their own.
+  // The sequencer's clock (ms since epoch); tests inject their own. Engine time never goes
+  // backwards: a step back of this clock is held at the last time used.
   std::function<TimeMs()> clock;
   // Called when the journal cannot write or sync: no reply may go out, so the default
   // logs and exits the process non-zero; recovery replays the journal.
@@ -59,7 +95,7 @@ struct SequencerConfig {
   rocksdb::Env* journal_env = nullptr;
 };
 
-// Counters for /metrics; written by the sequencer thread, read anywhere.
+// Counters for /metrics and /admin/stats; written by the pipeline, read anywhere.
 struct SequencerStats {
   std::atomic<std::uint64_t> batches{0};  // group commits: one journal append + sync each
   std::atomic<std::uint64_t> commands{0};
@@ -68,24 +104,10 @@ struct SequencerStats {
   std::atomic<std::uint64_t> expired{0};
   std::atomic<std::uint64_t> queue_full{0};
   std::atomic<std::uint64_t> journal_append_ns{0};
+  std::atomic<std::uint64_t> last_batch_commands{0};
+  std::atomic<std::uint64_t> last_append_ns{0};
   std::atomic<std::uint64_t> replayed_events{0};
-};
-
-// The durable state, for readers: a second engine that sees only synced events.
-class ReadModel {
- public:
-  // Runs f(engine, as_of_seq) under a shared lock: copy out what you need, format later.
-  template <class F>
-  auto read(F&& f) const {
-    std::shared_lock lock(mutex_);
-    return f(static_cast<const Engine&>(engine_), as_of_seq_);
-  }
-
- private:
-  friend class Sequencer;
-  mutable std::shared_mutex mutex_;
-  Engine engine_;
-  std::uint64_t as_of_seq_ = 0;
+  std::atomic<std::uint64_t> clock_steps_back{0};  // times the clock went backwards
 };
 
 class Sequencer {
@@ -98,7 +120,7 @@ class Sequencer {
   Sequencer& operator=(const Sequencer&) = delete;
 
   void start();
-  // Stops taking commands, completes everything already queued, joins the thread.
+  // Stops taking commands, completes everything already queued, joins the threads.
   void stop();
 
   // False when the queue is full or the sequencer is stopping: answer 503, do not wait.
@@ -107,49 +129,70 @@ class Sequencer {
   // Submits and blocks the calling (non-io) thread until the result is durable.
   [[nodiscard]] CommandResult execute(Command command, Actor actor = Actor::admin);
 
-  const ReadModel& reads() const { return reads_; }
+  // The durable state for readers (any thread, no lock the writer waits for).
+  const ReadStore& reads() const { return *reads_; }
 
-  // Durable journal records from from_seq on (for audit and catch-up); any thread.
+  // Durable journal records from from_seq on (for audit and catch-up); any thread. Records
+  // beyond reads().as_of_seq() may be durable but not yet published.
   [[nodiscard]] JournalStatus read_journal(
       std::uint64_t from_seq, std::uint64_t limit,
       const std::function<bool(const JournalRecord&)>& visit) const {
     return journal_->read(from_seq, limit, visit);
   }
   const SequencerStats& stats() const { return stats_; }
+  // The last seq synced to disk and published to readers.
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
   std::size_t queue_depth() const;
   const SequencerConfig& config() const { return config_; }
 
-  // Observers of each durable batch (e.g. the WebSocket hub), called on the sequencer
-  // thread after the sync and before completions. Register before start().
-  using DurableObserver = std::function<void(std::span<const JournalRecord>, const Engine&)>;
+  // Observers of each durable batch (e.g. the WebSocket hub), called on the journal thread
+  // after the read store has published it and before completions. Register before start().
+  using DurableObserver = std::function<void(const std::shared_ptr<const BatchResults>&)>;
   void add_observer(DurableObserver observer) { observers_.push_back(std::move(observer)); }
+
+  // The engine, for start-up tasks before start() and for tests after stop().
+  const Engine& engine() const { return engine_; }
 
  private:
   Sequencer(SequencerConfig config, std::unique_ptr<Journal> journal);
-  void run();
-  void process(std::vector<Submission>& batch);
+  void run_decide();
+  void run_journal();
+  std::shared_ptr<BatchResults> decide_batch(std::vector<Submission>& batch,
+                                             std::vector<Submission>& waiting);
+  void finish_batch(const std::shared_ptr<BatchResults>& batch, std::vector<Submission>& waiting);
+  TimeMs now_ms();
 
   SequencerConfig config_;
   std::unique_ptr<Journal> journal_;
   Engine engine_;  // owned by the sequencer thread once started
-  ReadModel reads_;
+  std::unique_ptr<ReadStore> reads_;
   SequencerStats stats_;
   std::vector<DurableObserver> observers_;
 
   std::uint64_t next_seq_ = 1;
   std::atomic<std::uint64_t> durable_seq_{0};
   TimeMs next_expiry_ms_ = 0;
+  TimeMs last_now_ms_ = 0;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::deque<Submission> queue_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::thread decide_thread_;
 
-  // Scratch buffers reused across batches to keep the hot path allocation-light.
-  std::vector<JournalRecord> records_;
-  std::vector<Event> scratch_;
+  // Stage 1 → stage 2: decided batches with the submissions waiting for them. Bounded, so
+  // the decide stage cannot run far ahead of the disk.
+  struct Decided {
+    std::shared_ptr<BatchResults> results;
+    std::vector<Submission> waiting;
+  };
+  static constexpr std::size_t kMaxInFlight = 2;
+  std::mutex pipe_mutex_;
+  std::condition_variable pipe_cv_;
+  std::deque<Decided> pipe_;
+  bool decide_done_ = false;
+  bool journal_failed_ = false;
+  std::thread journal_thread_;
 };
 
 }  // namespace slotd

@@ -2,12 +2,13 @@
 // simulator, RocksDB's db_stress expected state, in miniature).
 //
 // Each seed drives 20,000 random commands — good and bad ones: unknown ids, overlapping
-// and inverted spans, taken slots, late confirms, capped clients — with a clock that
-// creeps, jumps and lands exactly on expiry instants. Every command goes to the engine
+// and inverted spans, taken slots, late confirms, capped clients, retries under an
+// Idempotency-Key (same request: answered again; other request: refused; after the TTL:
+// decided afresh) — with a clock that creeps, jumps and lands exactly on expiry instants. Every command goes to the engine
 // (decide, then apply each event) and to the Model below, written from the spec with plain
 // vectors and O(n) scans and sharing no code with the engine. They must agree on every
 // rejection and every event; all statuses are compared every 500 steps and at the end;
-// check_invariants() must be empty after every apply; and replaying the journal into a
+// broken_invariant() must be empty after every apply; and replaying the journal into a
 // fresh engine must give the same state_hash. A mismatch reports the seed and the step.
 #include "engine/engine.hpp"
 #include "engine/overloaded.hpp"
@@ -20,6 +21,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <optional>
 #include <tuple>
 #include <variant>
 #include <vector>
@@ -45,11 +47,27 @@ std::string n(std::int64_t v) {
 std::string n(std::uint64_t v) {
   return std::to_string(v);
 }
+std::string n(std::uint32_t v) {
+  return std::to_string(v);
+}
+
+std::string key_text(const IdempotencyKey& k) {
+  if (k.key.empty()) return "nokey";
+  return "key" + n(k.key.hi % 1000) + "/" + n(k.request_hash);
+}
 
 std::string describe(const Event& event) {
   return std::visit(
       overloaded{
-          [](const ClinicAdded& e) { return "ClinicAdded{" + n(e.clinic_id) + "," + e.name + "}"; },
+          [](const ClinicAdded& e) {
+            return "ClinicAdded{" + n(e.clinic_id) + "," + e.name + "," + e.time_zone + "}";
+          },
+          [](const ClinicUpdated& e) {
+            return "ClinicUpdated{" + n(e.clinic_id) + "," + e.name + "," + e.time_zone + "}";
+          },
+          [](const IdempotencyKeysForgotten& e) {
+            return "IdempotencyKeysForgotten{" + n(e.up_to_ms) + "}";
+          },
           [](const DoctorAdded& e) {
             return "DoctorAdded{" + n(e.doctor_id) + "," + n(e.clinic_id) + "," + e.name + "," +
                    e.specialty + "}";
@@ -62,17 +80,20 @@ std::string describe(const Event& event) {
             std::string token;
             for (std::uint8_t b : e.token) token += n(std::uint64_t{b}) + ".";
             return "SlotHeld{" + n(e.booking_id) + "," + n(e.slot_id) + "," + e.patient_name + "," +
-                   e.client_key + "," + token + "," + n(e.created_at_ms) + "," +
-                   n(e.expires_at_ms) + "}";
+                   n(e.client) + "," + token + "," + n(e.created_at_ms) + "," +
+                   n(e.expires_at_ms) + "," + key_text(e.idempotency) + "}";
           },
           [](const BookingConfirmed& e) {
-            return "BookingConfirmed{" + n(e.booking_id) + "," + n(e.confirmed_at_ms) + "}";
+            return "BookingConfirmed{" + n(e.booking_id) + "," + n(e.slot_id) + "," +
+                   n(e.confirmed_at_ms) + "," + key_text(e.idempotency) + "}";
           },
           [](const BookingExpired& e) {
-            return "BookingExpired{" + n(e.booking_id) + "," + n(e.expired_at_ms) + "}";
+            return "BookingExpired{" + n(e.booking_id) + "," + n(e.slot_id) + "," +
+                   n(e.expired_at_ms) + "}";
           },
           [](const BookingCancelled& e) {
-            return "BookingCancelled{" + n(e.booking_id) + "," + n(e.cancelled_at_ms) + "}";
+            return "BookingCancelled{" + n(e.booking_id) + "," + n(e.slot_id) + "," +
+                   n(e.cancelled_at_ms) + "," + key_text(e.idempotency) + "}";
           },
           [](const SlotClosed& e) { return "SlotClosed{" + n(e.slot_id) + "}"; },
       },
@@ -104,10 +125,17 @@ std::string describe(const Command& command) {
           [](const BookSlot& c) {
             return "BookSlot{slot=" + n(c.slot_id) +
                    ",patient.size=" + n(std::uint64_t{c.patient_name.size()}) +
-                   ",client=" + c.client_key + "}";
+                   ",client=" + n(c.client) + "," + key_text(c.idempotency) + "}";
           },
-          [](const ConfirmBooking& c) { return "ConfirmBooking{" + n(c.booking_id) + "}"; },
-          [](const CancelBooking& c) { return "CancelBooking{" + n(c.booking_id) + "}"; },
+          [](const ConfirmBooking& c) {
+            return "ConfirmBooking{" + n(c.booking_id) + "," + key_text(c.idempotency) + "}";
+          },
+          [](const CancelBooking& c) {
+            return "CancelBooking{" + n(c.booking_id) + "," + key_text(c.idempotency) + "}";
+          },
+          [](const UpdateClinic& c) {
+            return "UpdateClinic{" + n(c.clinic_id) + "," + c.name + "," + c.time_zone + "}";
+          },
           [](const CloseSlot& c) { return "CloseSlot{" + n(c.slot_id) + "}"; },
           [](const ExpireDue&) { return std::string("ExpireDue{}"); },
       },
@@ -127,7 +155,7 @@ struct ModelSlot {
 struct ModelBooking {
   Id slot_id = 0;
   std::string patient_name;
-  std::string client_key;
+  ClientId client = 0;
   Token token{};
   BookingStatus status = BookingStatus::pending;
   TimeMs created_at_ms = 0;
@@ -136,18 +164,48 @@ struct ModelBooking {
   TimeMs ended_at_ms = 0;
 };
 
+struct ModelClinic {
+  std::string name;
+  std::string time_zone;
+};
+
+// What a carried-out keyed request did: the spec of RememberedRequest.
+struct ModelRemembered {
+  std::uint64_t request_hash = 0;
+  Id booking_id = 0;
+  std::uint64_t seq = 0;
+  TimeMs at_ms = 0;
+};
+
 class Model {
  public:
   explicit Model(EngineConfig config) : config(config) {}
 
   EngineConfig config;
-  std::vector<std::string> clinics{"(clinic 1)"};  // index = id - 1; clinic 1 always exists
+  std::vector<ModelClinic> clinics{{"Main Clinic", "UTC"}};  // index = id - 1; clinic 1 exists
   std::vector<Id> doctor_clinic;                   // index = doctor id - 1
   std::vector<ModelSlot> slots;                    // index = slot id - 1
   std::vector<ModelBooking> bookings;              // index = booking id - 1
+  std::vector<std::pair<KeyDigest, ModelRemembered>> remembered;  // linear: the spec, not fast
+  std::uint64_t events_total = 0;                  // the seq of the last event
 
   // The outcome the spec predicts; on success the events are appended and the model changes.
   Rejection step(const Command& command, TimeMs now, std::vector<Event>& events) {
+    const std::size_t first = events.size();
+    const Rejection r = decide(command, now, events);
+    events_total += events.size() - first;
+    return r;
+  }
+
+  const ModelRemembered* find_key(const KeyDigest& key) const {
+    for (const auto& [k, r] : remembered) {
+      if (k == key) return &r;
+    }
+    return nullptr;
+  }
+
+ private:
+  Rejection decide(const Command& command, TimeMs now, std::vector<Event>& events) {
     return std::visit(overloaded{
                           [&](const AddClinic& c) { return add_clinic(c, events); },
                           [&](const AddDoctor& c) { return add_doctor(c, events); },
@@ -157,14 +215,16 @@ class Model {
                           [&](const CancelBooking& c) { return cancel(c, now, events); },
                           [&](const CloseSlot& c) { return close(c, events); },
                           [&](const ExpireDue&) { return expire(now, events); },
+                          [&](const UpdateClinic& c) { return update_clinic(c, events); },
                       },
                       command);
   }
 
-  std::uint32_t holds_of(const std::string& key) const {
+ public:
+  std::uint32_t holds_of(ClientId client) const {
     std::uint32_t count = 0;
     for (const ModelBooking& b : bookings)
-      count += b.status == BookingStatus::pending && b.client_key == key;
+      count += b.status == BookingStatus::pending && b.client == client;
     return count;
   }
   std::uint64_t pending_count() const {
@@ -179,10 +239,45 @@ class Model {
   }
 
   Rejection add_clinic(const AddClinic& c, std::vector<Event>& events) {
-    if (!valid_name(c.name)) return Rejection::invalid_name;
-    clinics.push_back(c.name);
-    events.push_back(ClinicAdded{clinics.size(), c.name});
+    if (!valid_name(c.name) || !valid_name(c.time_zone)) return Rejection::invalid_name;
+    clinics.push_back({c.name, c.time_zone});
+    events.push_back(ClinicAdded{clinics.size(), c.name, c.time_zone});
     return Rejection::none;
+  }
+
+  Rejection update_clinic(const UpdateClinic& c, std::vector<Event>& events) {
+    if (c.clinic_id < 1 || c.clinic_id > clinics.size()) return Rejection::clinic_not_found;
+    if (c.name.size() > config.max_name_bytes || c.time_zone.size() > config.max_name_bytes)
+      return Rejection::invalid_name;
+    ModelClinic& clinic = clinics[c.clinic_id - 1];
+    if (!c.name.empty()) clinic.name = c.name;
+    if (!c.time_zone.empty()) clinic.time_zone = c.time_zone;
+    events.push_back(ClinicUpdated{c.clinic_id, clinic.name, clinic.time_zone});
+    return Rejection::none;
+  }
+
+  // A key is answered again while younger than the TTL: same request → duplicate, another
+  // request → refused. Checked before anything else.
+  Rejection check_key(const IdempotencyKey& k, TimeMs now) const {
+    if (k.key.empty()) return Rejection::none;
+    const ModelRemembered* r = find_key(k.key);
+    if (!r || now - r->at_ms >= config.idempotency_ttl_ms) return Rejection::none;
+    return r->request_hash == k.request_hash ? Rejection::duplicate_request
+                                             : Rejection::idempotency_key_reused;
+  }
+
+  void remember(const IdempotencyKey& k, Id booking_id, TimeMs now, std::size_t event_index_in_step,
+                const std::vector<Event>& events, std::size_t first) {
+    if (k.key.empty()) return;
+    const std::uint64_t seq = events_total + (event_index_in_step - first) + 1;
+    for (auto& [key, r] : remembered) {
+      if (key == k.key) {
+        r = ModelRemembered{k.request_hash, booking_id, seq, now};
+        return;
+      }
+    }
+    remembered.emplace_back(k.key, ModelRemembered{k.request_hash, booking_id, seq, now});
+    (void)events;
   }
 
   Rejection add_doctor(const AddDoctor& c, std::vector<Event>& events) {
@@ -223,24 +318,28 @@ class Model {
   }
 
   Rejection book(const BookSlot& c, TimeMs now, std::vector<Event>& events) {
+    if (Rejection r = check_key(c.idempotency, now); r != Rejection::none) return r;
     if (!valid_name(c.patient_name)) return Rejection::invalid_name;
     if (c.slot_id < 1 || c.slot_id > slots.size()) return Rejection::slot_not_found;
     ModelSlot& s = slots[c.slot_id - 1];
     if (s.status != SlotStatus::available) return Rejection::slot_unavailable;
-    if (config.max_holds_per_client > 0 && !c.client_key.empty() &&
-        holds_of(c.client_key) >= config.max_holds_per_client) {
+    if (config.max_holds_per_client > 0 && c.client != 0 &&
+        holds_of(c.client) >= config.max_holds_per_client) {
       return Rejection::too_many_holds;
     }
-    bookings.push_back(ModelBooking{c.slot_id, c.patient_name, c.client_key, c.token,
+    bookings.push_back(ModelBooking{c.slot_id, c.patient_name, c.client, c.token,
                                     BookingStatus::pending, now, now + config.hold_ttl_ms, 0, 0});
     s.status = SlotStatus::held;
     s.booking_id = bookings.size();
-    events.push_back(SlotHeld{bookings.size(), c.slot_id, c.patient_name, c.client_key, c.token,
-                              now, now + config.hold_ttl_ms});
+    const std::size_t first = events.size();
+    events.push_back(SlotHeld{bookings.size(), c.slot_id, c.patient_name, c.client, c.token, now,
+                              now + config.hold_ttl_ms, c.idempotency});
+    remember(c.idempotency, bookings.size(), now, first, events, first);
     return Rejection::none;
   }
 
   Rejection confirm(const ConfirmBooking& c, TimeMs now, std::vector<Event>& events) {
+    if (Rejection r = check_key(c.idempotency, now); r != Rejection::none) return r;
     if (c.booking_id < 1 || c.booking_id > bookings.size()) return Rejection::booking_not_found;
     ModelBooking& b = bookings[c.booking_id - 1];
     if (b.status == BookingStatus::confirmed) return Rejection::none;
@@ -250,11 +349,14 @@ class Model {
     b.status = BookingStatus::confirmed;
     b.confirmed_at_ms = now;
     slots[b.slot_id - 1].status = SlotStatus::booked;
-    events.push_back(BookingConfirmed{c.booking_id, now});
+    const std::size_t first = events.size();
+    events.push_back(BookingConfirmed{c.booking_id, b.slot_id, now, c.idempotency});
+    remember(c.idempotency, c.booking_id, now, first, events, first);
     return Rejection::none;
   }
 
   Rejection cancel(const CancelBooking& c, TimeMs now, std::vector<Event>& events) {
+    if (Rejection r = check_key(c.idempotency, now); r != Rejection::none) return r;
     if (c.booking_id < 1 || c.booking_id > bookings.size()) return Rejection::booking_not_found;
     ModelBooking& b = bookings[c.booking_id - 1];
     if (b.status == BookingStatus::cancelled) return Rejection::none;
@@ -263,7 +365,9 @@ class Model {
     b.ended_at_ms = now;
     slots[b.slot_id - 1].status = SlotStatus::available;
     slots[b.slot_id - 1].booking_id = 0;
-    events.push_back(BookingCancelled{c.booking_id, now});
+    const std::size_t first = events.size();
+    events.push_back(BookingCancelled{c.booking_id, b.slot_id, now, c.idempotency});
+    remember(c.idempotency, c.booking_id, now, first, events, first);
     return Rejection::none;
   }
 
@@ -292,7 +396,14 @@ class Model {
       b.ended_at_ms = now;
       slots[b.slot_id - 1].status = SlotStatus::available;
       slots[b.slot_id - 1].booking_id = 0;
-      events.push_back(BookingExpired{id, now});
+      events.push_back(BookingExpired{id, b.slot_id, now});
+    }
+    // Keys older than the TTL are forgotten in one event, when there is one to forget.
+    const TimeMs up_to = now - config.idempotency_ttl_ms;
+    const auto forgotten = [&](const auto& entry) { return entry.second.at_ms <= up_to; };
+    if (std::any_of(remembered.begin(), remembered.end(), forgotten)) {
+      std::erase_if(remembered, forgotten);
+      events.push_back(IdempotencyKeysForgotten{up_to});
     }
     return Rejection::none;
   }
@@ -302,8 +413,9 @@ class Model {
 std::string compare_states(const Engine& engine, const Model& model) {
   if (engine.clinics().size() != model.clinics.size()) return "clinic count";
   for (std::size_t i = 0; i < model.clinics.size(); ++i) {
-    if (i > 0 && engine.clinics()[i].name != model.clinics[i])
-      return "clinic " + n(std::uint64_t{i + 1}) + " name";
+    if (engine.clinics()[i].name != model.clinics[i].name ||
+        engine.clinics()[i].time_zone != model.clinics[i].time_zone)
+      return "clinic " + n(std::uint64_t{i + 1}) + " name or time zone";
   }
   if (engine.doctors().size() != model.doctor_clinic.size()) return "doctor count";
   for (std::size_t i = 0; i < model.doctor_clinic.size(); ++i) {
@@ -314,7 +426,7 @@ std::string compare_states(const Engine& engine, const Model& model) {
   for (std::size_t i = 0; i < model.slots.size(); ++i) {
     const Slot& e = engine.slots()[i];
     const ModelSlot& m = model.slots[i];
-    if (e.id != i + 1 || e.doctor_id != m.doctor_id || e.start_ms != m.start_ms ||
+    if (e.doctor_id != m.doctor_id || e.start_ms != m.start_ms ||
         e.end_ms != m.end_ms || e.status != m.status || e.booking_id != m.booking_id) {
       return "slot " + n(std::uint64_t{i + 1}) + ": engine " + std::string(to_string(e.status)) +
              " booking " + n(e.booking_id) + ", model " + std::string(to_string(m.status)) +
@@ -325,8 +437,8 @@ std::string compare_states(const Engine& engine, const Model& model) {
   for (std::size_t i = 0; i < model.bookings.size(); ++i) {
     const Booking& e = engine.bookings()[i];
     const ModelBooking& m = model.bookings[i];
-    if (e.id != i + 1 || e.slot_id != m.slot_id || e.patient_name != m.patient_name ||
-        e.client_key != m.client_key || e.token != m.token || e.status != m.status ||
+    if (e.slot_id != m.slot_id || engine.patient_name(e) != m.patient_name ||
+        e.client != m.client || e.token != m.token || e.status != m.status ||
         e.created_at_ms != m.created_at_ms || e.expires_at_ms != m.expires_at_ms ||
         e.confirmed_at_ms != m.confirmed_at_ms || e.ended_at_ms != m.ended_at_ms) {
       return "booking " + n(std::uint64_t{i + 1}) + ": engine " + std::string(to_string(e.status)) +
@@ -335,18 +447,30 @@ std::string compare_states(const Engine& engine, const Model& model) {
   }
   // Per-doctor index: every slot of the doctor, ordered by (start, id).
   for (std::size_t d = 1; d <= model.doctor_clinic.size(); ++d) {
-    Engine::SlotIndex expected;
+    std::vector<std::pair<TimeMs, std::uint32_t>> by_start;
     for (std::size_t i = 0; i < model.slots.size(); ++i) {
-      if (model.slots[i].doctor_id == d) expected.emplace(model.slots[i].start_ms, i + 1);
+      if (model.slots[i].doctor_id == d)
+        by_start.emplace_back(model.slots[i].start_ms, static_cast<std::uint32_t>(i + 1));
     }
+    std::sort(by_start.begin(), by_start.end());
+    std::vector<std::uint32_t> expected;
+    for (const auto& [start, id] : by_start) expected.push_back(id);
     if (engine.slots_of(d) != expected) return "slots_of(" + n(std::uint64_t{d}) + ")";
   }
   if (engine.pending_count() != model.pending_count()) return "pending_count";
-  for (const char* key : {"", "a", "b", "c", "d"}) {
+  for (const char* name : {"a", "b", "c", "d"}) {
     // The engine counts holds per client only while a cap is configured.
-    if (model.config.max_holds_per_client > 0 && !std::string(key).empty() &&
-        engine.holds_of(key) != model.holds_of(key)) {
-      return std::string("holds_of(") + key + ")";
+    const ClientId client = slotd::testing::client(name);
+    if (model.config.max_holds_per_client > 0 && engine.holds_of(client) != model.holds_of(client)) {
+      return std::string("holds_of(") + name + ")";
+    }
+  }
+  if (engine.remembered_count() != model.remembered.size()) return "remembered key count";
+  for (const auto& [key, m] : model.remembered) {
+    const RememberedRequest* e = engine.remembered(key);
+    if (!e || e->request_hash != m.request_hash || e->booking_id != m.booking_id ||
+        e->seq != m.seq || e->at_ms != m.at_ms) {
+      return "remembered key " + n(key.hi % 1000);
     }
   }
   return {};
@@ -360,16 +484,20 @@ EngineConfig config_for(std::uint64_t seed) {
     case 0:
       return EngineConfig{};  // the production defaults
     case 1:
-      return EngineConfig{
-          .hold_ttl_ms = 5 * kSecond, .max_holds_per_client = 1, .max_expiries_per_command = 2};
+      return EngineConfig{.hold_ttl_ms = 5 * kSecond,
+                          .max_holds_per_client = 1,
+                          .max_expiries_per_command = 2,
+                          .idempotency_ttl_ms = 40 * kSecond};
     case 2:
       return EngineConfig{.hold_ttl_ms = 30 * kSecond,
                           .max_slots_per_request = 4,
                           .max_holds_per_client = 3,
                           .max_name_bytes = 12};
     case 3:
-      return EngineConfig{
-          .hold_ttl_ms = kSecond, .max_slots_per_request = 4, .max_expiries_per_command = 1};
+      return EngineConfig{.hold_ttl_ms = kSecond,
+                          .max_slots_per_request = 4,
+                          .max_expiries_per_command = 1,
+                          .idempotency_ttl_ms = 5 * kMinute};
     default:
       return EngineConfig{
           .max_holds_per_client = 2, .max_name_bytes = 12, .max_expiries_per_command = 5};
@@ -411,8 +539,33 @@ class Workload {
   }
 
   Command next() {
+    // A client retries its last keyed request now and then: the same key and request.
+    if (last_keyed_ && chance(8)) return *last_keyed_;
+    Command c = fresh();
+    IdempotencyKey* k = std::visit(overloaded{
+                                       [](BookSlot& x) { return &x.idempotency; },
+                                       [](ConfirmBooking& x) { return &x.idempotency; },
+                                       [](CancelBooking& x) { return &x.idempotency; },
+                                       [](auto&) -> IdempotencyKey* { return nullptr; },
+                                   },
+                                   c);
+    if (k && chance(35)) {
+      // A small pool of keys, so keys meet other requests (refused) and come back after
+      // the TTL (decided afresh). The request hash stands for method, path and body.
+      k->key = slotd::testing::key("k" + n(below(12)));
+      k->request_hash = slotd::testing::fnv1a(describe(c));
+      last_keyed_ = c;
+    }
+    return c;
+  }
+
+  Command fresh() {
     const std::uint64_t r = below(1000);
-    if (r < 2) return AddClinic{name(true)};
+    if (r == 0) {
+      return UpdateClinic{1 + below(model_.clinics.size() + 1), chance(50) ? name(true) : std::string(),
+                          chance(50) ? std::string("Europe/Berlin") : std::string()};
+    }
+    if (r < 2) return AddClinic{name(true), chance(50) ? "UTC" : "America/New_York"};
     if (r < 5 || model_.doctor_clinic.empty()) {
       // One fault at most: which of clinic/name is checked first is pinned by engine_test.
       const bool bad_clinic = chance(10);
@@ -426,7 +579,7 @@ class Workload {
     }
     if (r < 100) return create_slots();
     if (r < 500) {
-      return BookSlot{random_id(model_.slots.size()), name(true), client_key(), random_token()};
+      return BookSlot{random_id(model_.slots.size()), name(true), client(), random_token()};
     }
     if (r < 720) return ConfirmBooking{booking_id()};
     if (r < 780) return CancelBooking{booking_id()};
@@ -468,9 +621,9 @@ class Workload {
     return random_id(count);
   }
 
-  std::string client_key() {
-    static const char* const keys[] = {"", "a", "b", "c", "d"};
-    return keys[below(5)];
+  ClientId client() {
+    static const char* const names[] = {"", "a", "b", "c", "d"};
+    return slotd::testing::client(names[below(5)]);
   }
 
   Token random_token() {
@@ -481,6 +634,7 @@ class Workload {
 
   std::mt19937_64 rng_;
   const Model& model_;
+  std::optional<Command> last_keyed_;
 };
 
 struct SimulationResult {
@@ -557,9 +711,8 @@ SimulationResult simulate(std::uint64_t seed, int steps) {
         return result;
       }
       engine.apply(actual[i]);
-      const std::string broken = engine.check_invariants();
-      if (!broken.empty()) {
-        fail(step, command, "after applying " + describe(actual[i]) + ": " + broken);
+      if (const auto broken = engine.broken_invariant()) {
+        fail(step, command, "after applying " + describe(actual[i]) + ": " + *broken);
         return result;
       }
       result.events_seen.insert(actual[i].index());
@@ -580,8 +733,8 @@ SimulationResult simulate(std::uint64_t seed, int steps) {
   if (replayed.state_hash() != engine.state_hash()) {
     result.failure = "seed " + n(std::uint64_t{seed}) + ": replaying " +
                      n(std::uint64_t{journal.size()}) + " events gives a different state_hash";
-  } else if (const std::string broken = replayed.check_invariants(); !broken.empty()) {
-    result.failure = "seed " + n(std::uint64_t{seed}) + ": after replay: " + broken;
+  } else if (const auto broken = replayed.broken_invariant()) {
+    result.failure = "seed " + n(std::uint64_t{seed}) + ": after replay: " + *broken;
   } else if (const std::string diff = compare_states(replayed, model); !diff.empty()) {
     result.failure =
         "seed " + n(std::uint64_t{seed}) + ": the replayed state differs from the model: " + diff;
@@ -612,7 +765,8 @@ void simulate_seeds(std::uint64_t first, std::uint64_t count) {
         Rejection::slot_overlap, Rejection::booking_expired, Rejection::booking_failed,
         Rejection::booking_cancelled, Rejection::slot_booked, Rejection::invalid_name,
         Rejection::invalid_time_range, Rejection::too_many_slots, Rejection::empty_request,
-        Rejection::too_many_holds}) {
+        Rejection::too_many_holds, Rejection::idempotency_key_reused,
+        Rejection::duplicate_request}) {
     CHECK_MESSAGE(rejections.count(want) == 1, "the workload never produced ", to_string(want));
   }
   CHECK(events.size() == std::variant_size_v<Event>);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
 
 #include "engine/engine.hpp"
 
@@ -20,6 +21,21 @@ inline doctest::String toString(BookingStatus s) { return std::string(to_string(
 }  // namespace slotd
 
 namespace slotd::testing {
+
+// Stand-ins for the API's digests in engine-only tests: a stable non-zero id per name
+// (FNV-1a), the empty name being "no client" / "no key".
+inline std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 14695981039346656037ULL) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+inline ClientId client(std::string_view name) { return name.empty() ? 0 : fnv1a(name) | 1; }
+inline KeyDigest key(std::string_view name) {
+  if (name.empty()) return {};
+  return KeyDigest{fnv1a(name), fnv1a(name, 0x84222325cbf29ce4ULL) | 1};
+}
 
 // A fresh directory under the system temp dir, removed with everything in it at the end.
 class TempDir {

@@ -743,8 +743,8 @@ class FeedTest(WsCase):
 
     def test_a_foreign_origin_is_403_forbidden_origin_without_upgrade(self):
         p = self.server.port
-        for origin in ("http://evil.example", "null", f"http://127.0.0.1:{p + 1 if p < 65535 else p - 1}",
-                       f"https://127.0.0.1:{p}.evil.example", "http://localhost:3000"):
+        for origin in ("http://evil.example", "null", f"https://127.0.0.1:{p}.evil.example",
+                       f"http://127.0.0.1.evil.example:{p}", "ftp://127.0.0.1", f"http://[::2]:{p}"):
             with self.subTest(origin=origin):
                 w = self.ws(origin=origin)
                 self.assertEqual(w.status, 403, f"Origin {origin!r}, Host 127.0.0.1:{p}:\n{w.head}\n{w.body!r}")
@@ -755,13 +755,23 @@ class FeedTest(WsCase):
                 self.assertTrue(isinstance(body["error"].get("message"), str) and body["error"]["message"].strip(),
                                 w.body)
 
-    def test_a_same_origin_origin_header_is_allowed_without_allowed_origins(self):
+    def test_a_rebound_name_is_refused_even_when_origin_and_host_agree(self):
+        # DNS rebinding: evil.example resolves to 127.0.0.1, so the browser sends
+        # Host: evil.example:P and Origin: http://evil.example:P — "same origin", not loopback.
         p = self.server.port
-        for host, origin in ((f"127.0.0.1:{p}", f"http://127.0.0.1:{p}"), (f"localhost:{p}", f"http://localhost:{p}")):
+        w = self.ws(origin=f"http://evil.example:{p}", host=f"evil.example:{p}")
+        self.assertEqual(w.status, 403, f"{w.head}\n{w.body!r}")
+        self.assertEqual(json.loads(w.body.decode("utf-8"))["error"]["code"], "forbidden_origin")
+
+    def test_loopback_origins_are_allowed_without_allowed_origins(self):
+        p = self.server.port
+        for host, origin in ((f"127.0.0.1:{p}", f"http://127.0.0.1:{p}"), (f"localhost:{p}", f"http://localhost:{p}"),
+                             (f"127.0.0.1:{p}", "http://localhost:3000"), (f"[::1]:{p}", f"http://[::1]:{p}"),
+                             (f"127.0.0.1:{p}", f"https://127.0.0.1:{p}")):
             with self.subTest(host=host, origin=origin):
                 w = self.ws(origin=origin, host=host)
                 self.assertEqual(w.status, 101, f"Origin {origin!r}, Host {host!r}:\n{w.head}\n{w.body!r}")
-                a = self.doctor("Dr. SameOrigin")
+                a = self.doctor("Dr. Loopback")
                 self.subscribe(w, doctorIds=[a["id"]])
                 self.expect_snapshot(w, [])
 
@@ -785,11 +795,12 @@ class AllowedOriginsTest(WsCase):
     def test_an_unlisted_origin_is_403_forbidden_origin(self):
         p = self.server.port
         for origin in ("http://localhost:3001", "http://localhost:3000.evil.example", "https://localhost:3000",
-                       "http://evil.example", f"http://127.0.0.1:{p}"):
+                       "http://evil.example", f"http://127.0.0.1:{p}", "http://app.example"):
             with self.subTest(origin=origin):
                 w = self.ws(origin=origin)
                 self.assertEqual(w.status, 403, f"Origin {origin!r} with --allowed-origins set "
-                                                f"(same-origin counts only when the flag is empty):\n{w.head}\n{w.body!r}")
+                                                f"(loopback counts only when the flag is empty; the scheme "
+                                                f"must match too):\n{w.head}\n{w.body!r}")
                 self.assertEqual(json.loads(w.body.decode("utf-8"))["error"]["code"], "forbidden_origin", w.body)
 
     def test_no_origin_header_is_still_allowed(self):
@@ -822,13 +833,12 @@ class ExpiryTest(WsCase):
 
 
 class SlowConsumerTest(WsCase):
-    """--ws-queue-limit 8: a client that stops reading is closed (1008), the others go on.
+    """--ws-queue-bytes 65536: a client that stops reading is closed (1008), the others go on.
 
-    The flood comes in small writes (6 slots per POST, fewer than the queue limit), so that
-    the slow client overflows because it does not read, not because one write's events
-    outnumber the limit: ~48,000 events (~7.5 MB) is well beyond what the kernel's socket
-    buffers hold on loopback (a non-reading client with SO_RCVBUF 4096 was measured to be
-    closed after ~16,000 events)."""
+    The flood comes in small writes (6 slots per POST, ~1 KB of events each), so that the
+    slow client overflows because it does not read, not because one write is larger than
+    the limit: ~48,000 events (~7.5 MB) is well beyond what the kernel's socket buffers
+    hold on loopback plus the 64 KiB queue."""
 
     PER_POST = 6
     POSTS = 8000
@@ -836,7 +846,7 @@ class SlowConsumerTest(WsCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = cls.start_server(extra_args=["--ws-queue-limit", "8"])
+        cls.server = cls.start_server(extra_args=["--ws-queue-bytes", "65536"])
 
     def test_a_client_that_stops_reading_is_closed_with_1008_while_another_subscriber_keeps_receiving(self):
         flood = self.doctor("Dr. Flood")

@@ -117,7 +117,8 @@ test('slotd prints the patient and admin page URLs and where the token is, never
     await own.start();
     const token = fs.readFileSync(path.join(own.dataDir, 'admin-token'), 'utf8').trim();
     assert.match(own.output, new RegExp(`patient page: http://127\\.0\\.0\\.1:${own.port}/\\n`));
-    assert.match(own.output, new RegExp(`admin page: +http://127\\.0\\.0\\.1:${own.port}/admin \\(admin token: in ${own.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/admin-token\\)`));
+    assert.match(own.output, new RegExp(`admin page: +http://127\\.0\\.0\\.1:${own.port}/admin\\n`));
+    assert.ok(own.output.includes(`admin token: in ${own.dataDir}/admin-token\n`), own.output);
     assert.ok(!own.output.includes(token), 'the admin token must not be printed');
   } finally {
     await own.cleanup();

@@ -43,7 +43,8 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   try {
-    if (!directory) directory = await loadDirectory({ admin: true });
+    // Fresh on every tab switch: doctors added elsewhere (another admin, the API) show up.
+    directory = await loadDirectory({ admin: true });
   } catch (error) {
     replaceChildren(main, h('div', { class: 'alert alert-error', role: 'alert' }, h('p', {}, describeError(error)),
       h('button', { class: 'btn', type: 'button', onclick: route }, 'Try again')));
@@ -64,7 +65,8 @@ function doctorSelect(id, selected, { includeAll = false } = {}) {
       const doctors = directory.doctors.filter((d) => d.clinicId === c.id);
       return doctors.length ? h('optgroup', { label: c.name }, doctors.map((d) => h('option', { value: d.id }, `${d.name} — ${d.specialty}`))) : null;
     }));
-  select.value = selected ? String(selected) : includeAll ? '' : String(directory.doctors[0]?.id ?? '');
+  const known = directory.doctors.some((d) => d.id === selected);
+  select.value = known ? String(selected) : includeAll ? '' : String(directory.doctors[0]?.id ?? '');
   return select;
 }
 
@@ -556,8 +558,7 @@ function directoryView() {
     if (problem) return replaceChildren(result, problem);
     try {
       const text = await whileBusy(form.querySelector('[type=submit]'), 'Saving…', send);
-      directory = await loadDirectory({ admin: true });
-      route();
+      await route();
       announce(text);
       const again = document.getElementById(result.id);
       if (again) {

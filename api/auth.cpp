@@ -1,0 +1,81 @@
+#include "api/auth.hpp"
+
+#include <sys/random.h>
+
+#include <cctype>
+
+namespace slotd {
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+bool is_admin(std::string_view auth, std::string_view admin_token) {
+  constexpr std::string_view kBearer = "bearer ";
+  if (admin_token.empty() || auth.size() <= kBearer.size()) return false;
+  for (std::size_t i = 0; i < kBearer.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != kBearer[i]) return false;
+  }
+  auth.remove_prefix(kBearer.size());
+  return constant_time_equal(auth, admin_token);
+}
+
+std::optional<Token> token_from_hex(std::string_view hex) {
+  if (hex.size() != 32) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  Token token{};
+  for (std::size_t i = 0; i < 16; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    token[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return token;
+}
+
+bool token_matches(const std::optional<Token>& presented, const Token& actual) {
+  if (!presented) return false;
+  return constant_time_equal(
+      std::string_view(reinterpret_cast<const char*>(presented->data()), presented->size()),
+      std::string_view(reinterpret_cast<const char*>(actual.data()), actual.size()));
+}
+
+namespace {
+
+void fill_random(void* data, std::size_t n) {
+  auto* p = static_cast<unsigned char*>(data);
+  std::size_t filled = 0;
+  while (filled < n) {
+    ssize_t got = getrandom(p + filled, n - filled, 0);
+    if (got > 0) filled += static_cast<std::size_t>(got);
+  }
+}
+
+}  // namespace
+
+Token random_token() {
+  Token token{};
+  fill_random(token.data(), token.size());
+  return token;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  fill_random(raw.data(), raw.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  return hex;
+}
+
+}  // namespace slotd

@@ -1,0 +1,90 @@
+// api/call.hpp — what a route handler gets (one Call per request) and the handlers the
+// route table (router.cpp) points at, one small file per group of routes. Internal to api/.
+#pragma once
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "api/api.hpp"
+#include "api/errors.hpp"
+
+namespace slotd {
+
+// The request-target, split: path segments (still percent-encoded; ours are plain ASCII)
+// and decoded query parameters.
+struct Target {
+  std::string_view path;
+  std::array<std::string_view, 8> segments{};
+  std::size_t segment_count = 0;
+  std::vector<std::pair<std::string, std::string>> params;
+  const std::string* param(std::string_view key) const {
+    for (const auto& [k, v] : params) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+};
+
+struct Call {
+  Api& api;
+  const HttpRequest& request;
+  const Target& target;
+  Responder& responder;
+  PendingCommand& pending;
+  std::uint16_t route;
+  std::chrono::steady_clock::time_point started;
+  bool admin = false;
+  Id id = 0;                   // the route's :id, when it has one
+  IdempotencyKey idempotency;  // scoped to the caller; empty when none was sent
+  ClientId client = 0;         // the caller's identity digest
+
+  const ReadStore& reads() const { return api.sequencer().reads(); }
+  void respond(HttpResponse&& response);
+  void fail(const ApiError& error) { respond(error_response(error)); }
+  // Hands the command to the sequencer; the answer comes when its batch is durable
+  // (Api::answer_command). A full queue is answered at once with 503.
+  void submit(Command command, Actor actor, ReplyKind kind);
+};
+
+struct Route {
+  std::string_view method;
+  std::string_view path;  // "/"-separated; ":id" matches one segment, parsed as an id
+  bool admin_only;
+  void (*handler)(Call&);
+  std::string_view summary;  // for /openapi.json and /metrics labels
+};
+
+// The route table, in the order it is matched.
+std::span<const Route> routes();
+
+// Handlers, by file.
+void get_doctors(Call&);      // routes_catalog.cpp
+void post_doctors(Call&);
+void get_clinics(Call&);
+void post_clinics(Call&);
+void patch_clinic(Call&);
+void post_slots(Call&);
+void get_slots(Call&);
+void delete_slot(Call&);
+void post_booking(Call&);     // routes_booking.cpp
+void get_booking(Call&);
+void confirm_booking(Call&);
+void cancel_booking(Call&);
+void get_admin_stats(Call&);  // routes_admin.cpp
+void get_admin_bookings(Call&);
+void get_events(Call&);
+void get_healthz(Call&);      // routes_ops.cpp
+void get_metrics(Call&);
+void get_openapi(Call&);
+
+// A 200 JSON answer, with an ETag when the body shows a versioned view; If-None-Match
+// with the same ETag gets 304 without a body.
+HttpResponse json_reply(unsigned status, std::string body);
+HttpResponse etag_reply(const Call& call, std::string etag,
+                        std::shared_ptr<const std::string> body);
+
+}  // namespace slotd

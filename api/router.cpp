@@ -1,0 +1,209 @@
+// The route table and request dispatch: target → route → auth → handler.
+#include <random>
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <fmt/format.h>
+
+#include "api/auth.hpp"
+#include "api/call.hpp"
+#include "api/json_in.hpp"
+#include "journal/digest.hpp"
+
+namespace slotd {
+namespace {
+
+constexpr Route kRoutes[] = {
+    {"GET", "doctors", false, get_doctors, "list doctors (?clinicId=)"},
+    {"POST", "doctors", true, post_doctors, "add a doctor"},
+    {"GET", "clinics", false, get_clinics, "list clinics"},
+    {"POST", "clinics", true, post_clinics, "add a clinic"},
+    {"PATCH", "clinics/:id", true, patch_clinic, "rename a clinic or change its time zone"},
+    {"POST", "slots", true, post_slots, "create one slot or many"},
+    {"GET", "slots/:id", false, get_slots, "a doctor's slots (?from=&to=&status=)"},
+    {"DELETE", "slots/:id", true, delete_slot, "close a slot"},
+    {"POST", "booking", false, post_booking, "hold a slot: a PENDING booking"},
+    {"GET", "booking/:id", false, get_booking, "a booking"},
+    {"POST", "booking/:id/confirm", false, confirm_booking, "confirm a PENDING booking"},
+    {"POST", "booking/:id/cancel", false, cancel_booking, "cancel a booking"},
+    {"GET", "admin/stats", true, get_admin_stats, "live counts and rates"},
+    {"GET", "admin/bookings", true, get_admin_bookings, "bookings with patient names"},
+    {"GET", "events", true, get_events, "the journal, for audit"},
+    {"GET", "healthz", false, get_healthz, "liveness and the durable seq"},
+    {"GET", "metrics", false, get_metrics, "Prometheus metrics"},
+    {"GET", "openapi.json", false, get_openapi, "this API as OpenAPI 3.1"},
+};
+static_assert(std::size(kRoutes) < RouteMetrics::kUnrouted);
+
+bool split_target(std::string_view raw, Target& t) {
+  auto parsed = boost::urls::parse_origin_form(raw);
+  if (!parsed) return false;
+  const boost::urls::url_view url = *parsed;
+  t.path = url.encoded_path();
+  std::string_view rest = t.path;
+  while (!rest.empty()) {
+    auto slash = rest.find('/');
+    std::string_view seg = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    if (seg.empty()) continue;
+    if (t.segment_count == t.segments.size()) return true;  // too deep for any route
+    t.segments[t.segment_count++] = seg;
+  }
+  if (url.has_query()) {
+    for (auto param : url.params()) t.params.emplace_back(param.key, param.value);
+  }
+  return true;
+}
+
+// True when the segments fit the pattern; id_segment is set to the ":id" segment if any.
+bool path_matches(std::string_view pattern, const Target& t, std::string_view& id_segment) {
+  std::size_t i = 0;
+  while (!pattern.empty()) {
+    auto slash = pattern.find('/');
+    std::string_view part = pattern.substr(0, slash);
+    if (i >= t.segment_count) return false;
+    if (part == ":id") {
+      id_segment = t.segments[i];
+    } else if (t.segments[i] != part) {
+      return false;
+    }
+    ++i;
+    pattern = slash == std::string_view::npos ? std::string_view{} : pattern.substr(slash + 1);
+  }
+  return i == t.segment_count;
+}
+
+// Idempotency-Keys are client-chosen secrets: long enough not to be guessed (use a UUID).
+bool valid_idempotency_key(std::string_view key) {
+  if (key.size() < 16 || key.size() > 200) return false;
+  for (char c : key) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// What "the same request" means for an Idempotency-Key: method, path and body, byte for
+// byte. FNV-1a 64: stable across builds and restarts, since it is journaled.
+std::uint64_t request_hash(const HttpRequest& request, const Target& target) {
+  std::uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0xff;  // separator, so ("ab","c") and ("a","bc") differ
+    h *= 1099511628211ULL;
+  };
+  mix(request.method);
+  mix(target.path);
+  mix(request.body);
+  return h;
+}
+
+}  // namespace
+
+std::span<const Route> routes() { return kRoutes; }
+
+Api::Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_stats)
+    : sequencer_(sequencer), options_(std::move(options)), server_stats_(server_stats),
+      booking_limiter_(options_.booking_rate,
+                       options_.booking_burst > 0 ? options_.booking_burst : options_.booking_rate),
+      epoch_(std::random_device{}() & 0xffffff) {}
+
+void Call::respond(HttpResponse&& response) {
+  api.metrics().record(route, response.status, std::chrono::steady_clock::now() - started);
+  responder.respond(std::move(response));
+}
+
+void Call::submit(Command command, Actor actor, ReplyKind kind) {
+  pending.kind = kind;
+  pending.id = id;
+  pending.route = route;
+  pending.started = started;
+  Submission s;
+  s.command = std::move(command);
+  s.actor = actor;
+  s.request_id = request.request_id;
+  s.target = responder.completion_target();
+  s.tag = responder.completion_tag();
+  if (!api.sequencer().submit(std::move(s))) {
+    fail(ApiError{503, "overloaded", "the server is busy; retry shortly", 1});
+  }
+}
+
+HttpResponse json_reply(unsigned status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse etag_reply(const Call& call, std::string etag,
+                        std::shared_ptr<const std::string> body) {
+  HttpResponse r;
+  // If-None-Match may list several tags; a weak comparison is enough for a GET.
+  if (!call.request.if_none_match.empty() &&
+      (call.request.if_none_match == "*" ||
+       call.request.if_none_match.find(etag) != std::string_view::npos)) {
+    r.status = 304;
+  } else {
+    r.shared_body = std::move(body);
+  }
+  r.etag = std::move(etag);
+  r.cache_control = "no-cache";
+  return r;
+}
+
+void Api::handle(const HttpRequest& request, Responder& responder, PendingCommand& pending) {
+  const auto started = std::chrono::steady_clock::now();
+  auto answer = [&](HttpResponse&& r) {
+    metrics_.record(RouteMetrics::kUnrouted, r.status, std::chrono::steady_clock::now() - started);
+    responder.respond(std::move(r));
+  };
+  Target target;
+  if (!split_target(request.target, target)) {
+    return answer(error_response(400, "invalid_target", "the request target is not a valid path"));
+  }
+  const std::string_view method = request.head ? std::string_view("GET") : request.method;
+  bool path_known = false;
+  for (std::size_t r = 0; r < std::size(kRoutes); ++r) {
+    const Route& route = kRoutes[r];
+    std::string_view id_segment;
+    if (!path_matches(route.path, target, id_segment)) continue;
+    path_known = true;
+    if (route.method != method) continue;
+    Call call{*this, request, target, responder, pending, static_cast<std::uint16_t>(r), started};
+    call.admin = is_admin(request.authorization, options_.admin_token);
+    if (route.admin_only && !call.admin) return call.fail(unauthorized());
+    if (!id_segment.empty()) {
+      auto parsed = id_from_text(id_segment);
+      if (!parsed) {
+        return call.fail(ApiError{400, "invalid_path",
+                                  fmt::format("'{}' is not an integer id", id_segment)});
+      }
+      call.id = *parsed;
+    }
+    call.client = client_digest(request.identity);
+    if (!request.idempotency_key.empty()) {
+      if (!valid_idempotency_key(request.idempotency_key)) {
+        return call.fail(ApiError{
+            400, "invalid_header",
+            "Idempotency-Key must be 16 to 200 visible ASCII characters (use a UUID)"});
+      }
+      // Scoped to the caller: the same key from someone else is a different key.
+      call.idempotency = {key_digest(request.identity, request.idempotency_key),
+                          request_hash(request, target)};
+    }
+    return route.handler(call);
+  }
+  if (options_.web && (method == "GET")) {
+    if (auto page = options_.web(request)) return answer(std::move(*page));
+  }
+  if (path_known) {
+    return answer(error_response(405, "method_not_allowed",
+                                 fmt::format("{} is not allowed on this path", request.method)));
+  }
+  answer(error_response(404, "not_found", "no route for this method and path"));
+}
+
+}  // namespace slotd

@@ -1,0 +1,260 @@
+// Admin reads: live stats, bookings with patient names, and the journal for audit.
+#include <algorithm>
+#include <chrono>
+#include <iterator>
+
+#include <fmt/format.h>
+
+#include "api/call.hpp"
+#include "api/iso_time.hpp"
+#include "api/json_in.hpp"
+#include "api/json_out.hpp"
+
+namespace slotd {
+namespace {
+
+double ratio(std::uint64_t a, std::uint64_t b) {
+  return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+}
+
+struct Tally {
+  std::array<std::uint64_t, 4> slots{}, bookings{};
+  void add(const StatusCounts& c) {
+    for (std::size_t i = 0; i < 4; ++i) {
+      slots[i] += c.slots[i].load(std::memory_order_relaxed);
+      bookings[i] += c.bookings[i].load(std::memory_order_relaxed);
+    }
+  }
+};
+
+// "slots":{…},"bookings":{…},"fillRate","conversion" of one tally (no braces around).
+void append_tally(std::string& out, const Tally& t) {
+  const auto [available, held, booked, closed] = t.slots;
+  const auto [pending, confirmed, failed, cancelled] = t.bookings;
+  const std::uint64_t open_slots = available + held + booked;
+  fmt::format_to(std::back_inserter(out),
+                 R"("slots":{{"total":{},"available":{},"held":{},"booked":{},"closed":{}}},)"
+                 R"("bookings":{{"total":{},"pending":{},"confirmed":{},"failed":{},"cancelled":{}}},)"
+                 R"("fillRate":{:.4f},"conversion":{:.4f})",
+                 open_slots + closed, available, held, booked, closed,
+                 pending + confirmed + failed + cancelled, pending, confirmed, failed, cancelled,
+                 ratio(held + booked, open_slots), ratio(confirmed, confirmed + failed));
+}
+
+TimeMs wall_clock_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// Everything is kept incrementally by the read store: a request sums per-doctor counters,
+// it never scans slots or bookings.
+void get_admin_stats(Call& call) {
+  const ReadStore& reads = call.reads();
+  const std::uint64_t as_of = reads.as_of_seq();
+  auto catalog = reads.catalog();
+  Tally total;
+  total.add(reads.counts());
+  std::string body;
+  body.reserve(1024 + catalog->doctors.size() * 256);
+  auto it = std::back_inserter(body);
+  fmt::format_to(it, R"({{"asOfSeq":{},"clinics":{},"doctors":{},)", as_of, catalog->clinics.size(),
+                 catalog->doctors.size());
+  append_tally(body, total);
+  fmt::format_to(it, R"(,"expiries":{})", total.bookings[static_cast<std::size_t>(BookingStatus::failed)]);
+
+  const SequencerStats& st = call.api.sequencer().stats();
+  const std::uint64_t batches = st.batches.load();
+  fmt::format_to(it,
+                 R"(,"sequencer":{{"commands":{},"rejections":{},"batches":{},"queueDepth":{},)"
+                 R"("lastBatchSize":{},"avgBatchSize":{:.2f},"journalSyncMsAvg":{:.3f},"journalSyncMsLast":{:.3f}}})",
+                 st.commands.load(), st.rejections.load(), batches,
+                 call.api.sequencer().queue_depth(), st.last_batch_commands.load(),
+                 ratio(st.commands.load(), batches),
+                 batches ? static_cast<double>(st.journal_append_ns.load()) / 1e6 / static_cast<double>(batches) : 0.0,
+                 static_cast<double>(st.last_append_ns.load()) / 1e6);
+
+  std::vector<Tally> per_clinic(catalog->clinics.size());
+  body += R"(,"perDoctor":[)";
+  for (std::size_t i = 0; i < catalog->doctors.size(); ++i) {
+    const DoctorInfo& d = catalog->doctors[i];
+    const DoctorView* view = reads.doctor(d.id);
+    if (!view) continue;
+    Tally t;
+    t.add(view->counts());
+    if (d.clinic_id >= 1 && d.clinic_id <= per_clinic.size()) {
+      Tally& c = per_clinic[d.clinic_id - 1];
+      for (std::size_t k = 0; k < 4; ++k) {
+        c.slots[k] += t.slots[k];
+        c.bookings[k] += t.bookings[k];
+      }
+    }
+    if (i) body += ',';
+    fmt::format_to(it, R"({{"doctorId":{},"clinicId":{},)", d.id, d.clinic_id);
+    append_tally(body, t);
+    body += '}';
+  }
+  body += R"(],"perClinic":[)";
+  for (std::size_t i = 0; i < per_clinic.size(); ++i) {
+    if (i) body += ',';
+    fmt::format_to(it, R"({{"clinicId":{},)", i + 1);
+    append_tally(body, per_clinic[i]);
+    body += '}';
+  }
+  body += ']';
+
+  std::vector<TimeMs> held = reads.recent_hold_to_confirm_ms();
+  std::sort(held.begin(), held.end());
+  auto percentile = [&](double p) -> TimeMs {
+    if (held.empty()) return 0;
+    return held[static_cast<std::size_t>(p * static_cast<double>(held.size() - 1))];
+  };
+  fmt::format_to(it, R"(,"holdToConfirmMs":{{"count":{},"median":{},"p90":{}}})", held.size(),
+                 percentile(0.5), percentile(0.9));
+
+  body += R"(,"bookingsPerMinute":[)";
+  bool first = true;
+  for (const MinuteCounts& m : reads.minutes(wall_clock_ms())) {
+    if (!first) body += ',';
+    first = false;
+    body += R"({"minute":")";
+    append_iso8601(body, m.minute_ms);
+    fmt::format_to(it, R"(","held":{},"confirmed":{},"failed":{},"cancelled":{}}})", m.held,
+                   m.confirmed, m.failed, m.cancelled);
+  }
+  body += "]}";
+  call.respond(json_reply(200, std::move(body)));
+}
+
+// Newest first, in keyset pages: `after` is the id to continue below. One request looks
+// at no more than kMaxScan bookings; if it stops there, `next` says where to go on.
+void get_admin_bookings(Call& call) {
+  constexpr std::uint64_t kMaxScan = 200'000;
+  const Target& t = call.target;
+  std::optional<Id> clinic_id, doctor_id, after;
+  std::optional<BookingStatus> status;
+  TimeMs from = std::numeric_limits<TimeMs>::min(), to = std::numeric_limits<TimeMs>::max();
+  std::uint64_t limit = 50;
+  auto id_param = [&](std::string_view key, std::optional<Id>& out) {
+    const std::string* p = t.param(key);
+    if (!p) return true;
+    out = id_from_text(*p);
+    return out.has_value();
+  };
+  if (!id_param("clinicId", clinic_id)) return call.fail(bad_query("clinicId must be an integer id"));
+  if (!id_param("doctorId", doctor_id)) return call.fail(bad_query("doctorId must be an integer id"));
+  if (!id_param("after", after)) return call.fail(bad_query("after must be a booking id"));
+  if (const std::string* p = t.param("status")) {
+    for (auto s : {BookingStatus::pending, BookingStatus::confirmed, BookingStatus::failed,
+                   BookingStatus::cancelled}) {
+      std::string upper;
+      for (char c : *p) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (upper == to_string(s)) status = s;
+    }
+    if (!status) return call.fail(bad_query("status must be PENDING, CONFIRMED, FAILED or CANCELLED"));
+  }
+  if (const std::string* p = t.param("from")) {
+    auto ms = instant_from_text(*p);
+    if (!ms) return call.fail(bad_query("from must be an ISO-8601 instant"));
+    from = *ms;
+  }
+  if (const std::string* p = t.param("to")) {
+    auto ms = instant_from_text(*p);
+    if (!ms) return call.fail(bad_query("to must be an ISO-8601 instant"));
+    to = *ms;
+  }
+  if (const std::string* p = t.param("limit")) {
+    auto v = id_from_text(*p);
+    if (!v || *v == 0 || *v > 500) return call.fail(bad_query("limit must be an integer from 1 to 500"));
+    limit = *v;
+  }
+  const ReadStore& reads = call.reads();
+  auto catalog = reads.catalog();
+  const std::uint64_t count = reads.booking_count();
+  std::uint64_t id = after ? std::min<std::uint64_t>(*after == 0 ? 0 : *after - 1, count) : count;
+  std::string body = R"({"bookings":[)";
+  std::uint64_t found = 0, scanned = 0;
+  std::optional<Id> next;
+  for (; id >= 1; --id) {
+    if (found == limit) {
+      next = id + 1;  // the last one sent
+      break;
+    }
+    if (scanned++ == kMaxScan) {
+      next = id + 1;
+      break;
+    }
+    auto b = reads.booking(id);
+    if (!b || (status && b->status != *status)) continue;
+    auto s = reads.slot(b->slot_id);
+    if (!s) continue;
+    const DoctorInfo* d = catalog->doctor(s->doctor_id);
+    const Id clinic = d ? d->clinic_id : 0;
+    if ((doctor_id && s->doctor_id != *doctor_id) || (clinic_id && clinic != *clinic_id) ||
+        s->start_ms < from || s->start_ms >= to) {
+      continue;
+    }
+    if (found++) body += ',';
+    fmt::format_to(std::back_inserter(body),
+                   R"({{"id":{},"slotId":{},"doctorId":{},"clinicId":{},"patientName":)", b->id,
+                   b->slot_id, s->doctor_id, clinic);
+    append_json_string(body, b->patient_name);
+    fmt::format_to(std::back_inserter(body), R"(,"status":"{}","createdAt":")", to_string(b->status));
+    append_iso8601(body, b->created_at_ms);
+    body += R"(","expiresAt":")";
+    append_iso8601(body, b->expires_at_ms);
+    body += R"(","confirmedAt":)";
+    if (b->confirmed_at_ms) {
+      body += '"';
+      append_iso8601(body, b->confirmed_at_ms);
+      body += '"';
+    } else {
+      body += "null";
+    }
+    body += R"(,"start":")";
+    append_iso8601(body, s->start_ms);
+    body += R"(","end":")";
+    append_iso8601(body, s->end_ms);
+    body += "\"}";
+  }
+  body += R"(],"next":)";
+  body += next && *next > 1 ? std::to_string(*next) : "null";
+  body += '}';
+  call.respond(json_reply(200, std::move(body)));
+}
+
+// The journal for audit: durable records from fromSeq (default 1), at most limit (100,
+// at most 10,000), with the seq to ask for next.
+void get_events(Call& call) {
+  std::uint64_t from_seq = 1, limit = 100;
+  if (const std::string* p = call.target.param("fromSeq")) {
+    auto v = id_from_text(*p);
+    if (!v || *v == 0) return call.fail(bad_query("fromSeq must be a positive integer"));
+    from_seq = *v;
+  }
+  if (const std::string* p = call.target.param("limit")) {
+    auto v = id_from_text(*p);
+    if (!v || *v == 0 || *v > 10'000) return call.fail(bad_query("limit must be an integer from 1 to 10000"));
+    limit = *v;
+  }
+  Sequencer& seq = call.api.sequencer();
+  const std::uint64_t last = seq.durable_seq();
+  std::string body = R"({"events":[)";
+  std::uint64_t next_seq = from_seq;
+  bool first = true;
+  JournalStatus st = seq.read_journal(from_seq, limit, [&](const JournalRecord& r) {
+    if (r.seq > last) return false;
+    if (!first) body += ',';
+    first = false;
+    append_event_json(body, r);
+    next_seq = r.seq + 1;
+    return true;
+  });
+  if (!st) return call.fail(ApiError{500, "journal_unreadable", st.message});
+  fmt::format_to(std::back_inserter(body), R"(],"fromSeq":{},"nextSeq":{},"lastSeq":{}}})",
+                 from_seq, next_seq, last);
+  call.respond(json_reply(200, std::move(body)));
+}
+
+}  // namespace slotd

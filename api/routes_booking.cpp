@@ -1,0 +1,92 @@
+// Bookings: hold a slot, see it, confirm it, cancel it. Patient data and changes need the
+// booking's token (X-Booking-Token or ?token=) or the admin token.
+#include <fmt/format.h>
+
+#include "api/auth.hpp"
+#include "api/call.hpp"
+#include "api/iso_time.hpp"
+#include "api/json_in.hpp"
+#include "api/json_out.hpp"
+
+namespace slotd {
+namespace {
+
+std::optional<Token> presented_token(const Call& call) {
+  if (!call.request.booking_token.empty()) return token_from_hex(call.request.booking_token);
+  if (const std::string* p = call.target.param("token")) return token_from_hex(*p);
+  return std::nullopt;
+}
+
+void append_optional_instant(std::string& out, TimeMs ms) {
+  if (ms == 0) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  append_iso8601(out, ms);
+  out += '"';
+}
+
+}  // namespace
+
+void post_booking(Call& call) {
+  if (unsigned wait_s = call.api.booking_limiter().take(call.request.identity)) {
+    return call.fail(ApiError{429, "rate_limited",
+                              fmt::format("too many booking requests from this client; retry in {} s",
+                                          wait_s),
+                              wait_s});
+  }
+  auto obj = parse_body(call.request.body);
+  if (!obj) return call.fail(obj.error());
+  auto slot_id = id_field(*obj, "slotId");
+  if (!slot_id) return call.fail(slot_id.error());
+  auto name = name_field(*obj, "patientName");
+  if (!name) return call.fail(name.error());
+  call.submit(BookSlot{*slot_id, std::move(*name), call.client, random_token(), call.idempotency},
+              Actor::patient, ReplyKind::booking_created);
+}
+
+void get_booking(Call& call) {
+  auto b = call.reads().booking(call.id);
+  if (!b) return call.fail(rejection_error(Rejection::booking_not_found));
+  std::string body;
+  body.reserve(256);
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"status":"{}","createdAt":")",
+                 b->id, b->slot_id, to_string(b->status));
+  append_iso8601(body, b->created_at_ms);
+  body += R"(","expiresAt":")";
+  append_iso8601(body, b->expires_at_ms);
+  body += R"(","confirmedAt":)";
+  append_optional_instant(body, b->confirmed_at_ms);
+  if (call.admin || token_matches(presented_token(call), b->token)) {
+    body += R"(,"patientName":)";
+    append_json_string(body, b->patient_name);
+  }
+  body += '}';
+  call.respond(json_reply(200, std::move(body)));
+}
+
+namespace {
+
+// Confirm and cancel need the booking's token (or admin). The token never changes, so the
+// read store can check it; an unknown booking is 404 before any token check.
+void change_booking(Call& call, Command command, ReplyKind kind) {
+  auto b = call.reads().booking(call.id);
+  if (!b) return call.fail(rejection_error(Rejection::booking_not_found));
+  if (!call.admin && !token_matches(presented_token(call), b->token)) {
+    return call.fail(forbidden_booking());
+  }
+  call.submit(std::move(command), call.admin ? Actor::admin : Actor::patient, kind);
+}
+
+}  // namespace
+
+void confirm_booking(Call& call) {
+  change_booking(call, ConfirmBooking{call.id, call.idempotency}, ReplyKind::booking_confirmed);
+}
+
+void cancel_booking(Call& call) {
+  change_booking(call, CancelBooking{call.id, call.idempotency}, ReplyKind::booking_cancelled);
+}
+
+}  // namespace slotd

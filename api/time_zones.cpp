@@ -1,0 +1,54 @@
+#include "api/time_zones.hpp"
+
+#include <chrono>
+#include <string>
+
+#include <date/tz.h>
+
+namespace slotd {
+namespace {
+
+const date::time_zone* find_zone(std::string_view name) {
+  if (name.empty() || name.size() > 64) return nullptr;
+  try {
+    return date::locate_zone(std::string(name));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+bool valid_time_zone(std::string_view name) { return find_zone(name) != nullptr; }
+
+std::optional<TimeMs> local_to_utc(std::string_view zone, int year, unsigned month, unsigned day,
+                                   unsigned minute_of_day) {
+  const date::time_zone* tz = find_zone(zone);
+  if (!tz) return std::nullopt;
+  const date::year_month_day ymd{date::year{year}, date::month{month}, date::day{day}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto local = date::local_days{ymd} + std::chrono::minutes{minute_of_day};
+  try {
+    const auto info = tz->get_info(local);
+    std::chrono::seconds offset = info.first.offset;
+    if (info.result == date::local_info::nonexistent) {
+      // In the gap: the wall clock jumps forward, so does the appointment.
+      const auto sys = date::sys_seconds{local.time_since_epoch()} - info.first.offset;
+      return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count();
+    }
+    const auto sys = date::sys_seconds{local.time_since_epoch()} - offset;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<int> utc_offset_minutes(std::string_view zone, TimeMs at_ms) {
+  const date::time_zone* tz = find_zone(zone);
+  if (!tz) return std::nullopt;
+  const date::sys_seconds t{std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::milliseconds{at_ms})};
+  return static_cast<int>(tz->get_info(t).offset.count() / 60);
+}
+
+}  // namespace slotd

@@ -1,0 +1,77 @@
+// engine/string_arena.hpp — append-only storage for short immutable strings (patient
+// names), so a booking holds an 8-byte reference instead of a heap-allocated string.
+//
+// Strings live in 1 MiB chunks that never move and are never freed while the arena lives;
+// like ChunkedVector, the chunk directory is reserved once, so another thread may read a
+// string it learned about through a release/acquire pair. Standard library only.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace slotd {
+
+// Where a string is: chunk, offset and length packed in 64 bits (length < 64 KiB).
+struct StrRef {
+  std::uint64_t bits = 0;
+  std::uint32_t chunk() const { return static_cast<std::uint32_t>(bits >> 40); }
+  std::uint32_t offset() const { return static_cast<std::uint32_t>(bits >> 16) & 0xFFFFFF; }
+  std::uint32_t length() const { return static_cast<std::uint32_t>(bits & 0xFFFF); }
+};
+
+class StringArena {
+ public:
+  static constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kMaxChunks = std::size_t{1} << 16;
+  static constexpr std::size_t kMaxLength = 0xFFFF;
+
+  StringArena() { chunks_.reserve(kMaxChunks); }
+  StringArena(StringArena&&) noexcept = default;
+  StringArena& operator=(StringArena&&) noexcept = default;
+  StringArena(const StringArena& other) : StringArena() {
+    for (std::size_t i = 0; i < other.chunks_.size(); ++i) {
+      const std::size_t used = i + 1 == other.chunks_.size() ? other.used_ : kChunkBytes;
+      chunks_.emplace_back(new char[kChunkBytes]);
+      std::memcpy(chunks_.back().get(), other.chunks_[i].get(), used);
+    }
+    used_ = other.used_;
+  }
+  StringArena& operator=(const StringArena& other) {
+    if (this != &other) {
+      StringArena copy(other);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+
+  StrRef add(std::string_view s) {
+    assert(s.size() <= kMaxLength);
+    if (chunks_.empty() || used_ + s.size() > kChunkBytes) {
+      assert(chunks_.size() < kMaxChunks);
+      chunks_.emplace_back(new char[kChunkBytes]);  // not zeroed: only written bytes are read
+      used_ = 0;
+    }
+    const std::uint64_t chunk = chunks_.size() - 1;
+    std::memcpy(chunks_.back().get() + used_, s.data(), s.size());
+    StrRef ref{chunk << 40 | std::uint64_t{used_} << 16 | s.size()};
+    used_ += s.size();
+    return ref;
+  }
+
+  std::string_view view(StrRef ref) const {
+    if (ref.length() == 0) return {};
+    return {chunks_[ref.chunk()].get() + ref.offset(), ref.length()};
+  }
+
+  std::size_t memory_bytes() const { return chunks_.size() * kChunkBytes; }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> chunks_;
+  std::size_t used_ = 0;  // bytes used in the last chunk
+};
+
+}  // namespace slotd
