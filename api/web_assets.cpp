@@ -88,13 +88,14 @@ std::string etag_of(std::string_view bytes) {
   return fmt::format("\"{:016x}{:08x}\"", h, bytes.size());
 }
 
-const web::EmbeddedFile* embedded(std::string_view name) {
+// The index of the built-in file `name`, or kEmbeddedFileCount.
+std::size_t embedded_index(std::string_view name) {
   const web::EmbeddedFile* begin = web::kEmbeddedFiles;
   const web::EmbeddedFile* end = begin + web::kEmbeddedFileCount;
   auto it = std::lower_bound(begin, end, name, [](const web::EmbeddedFile& f, std::string_view n) {
     return f.name < n;
   });
-  return it != end && it->name == name ? it : nullptr;
+  return it != end && it->name == name ? static_cast<std::size_t>(it - begin) : web::kEmbeddedFileCount;
 }
 
 }  // namespace
@@ -117,7 +118,12 @@ bool etag_matches(std::string_view if_none_match, std::string_view etag) {
   return false;
 }
 
-WebAssets::WebAssets(std::string web_dir) : web_dir_(std::move(web_dir)) {}
+WebAssets::WebAssets(std::string web_dir) : web_dir_(std::move(web_dir)) {
+  embedded_.reserve(web::kEmbeddedFileCount);
+  for (std::size_t i = 0; i < web::kEmbeddedFileCount; ++i) {
+    embedded_.push_back(std::make_shared<const std::string>(web::kEmbeddedFiles[i].bytes));
+  }
+}
 
 std::string_view WebAssets::asset_version() { return web::kAssetVersion; }
 
@@ -128,12 +134,12 @@ std::optional<WebAssets::File> WebAssets::find(std::string_view name) const {
       std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
       if (!in.bad()) {
         std::string etag = etag_of(bytes);
-        return File{std::move(bytes), std::move(etag)};
+        return File{std::make_shared<const std::string>(std::move(bytes)), {}, std::move(etag)};
       }
     }
   }
-  if (const web::EmbeddedFile* f = embedded(name)) {
-    return File{std::string(f->bytes), std::string(f->etag)};
+  if (std::size_t i = embedded_index(name); i < web::kEmbeddedFileCount) {
+    return File{embedded_[i], web::kEmbeddedFiles[i].etag, {}};
   }
   return std::nullopt;
 }
@@ -163,12 +169,12 @@ std::optional<HttpResponse> WebAssets::lookup(std::string_view path,
   HttpResponse response;
   response.content_type = content_type_of(name);
   response.cache_control = cache_control;
-  if (etag_matches(if_none_match, file->etag)) {
+  response.etag = file->owned_etag.empty() ? std::string(file->etag) : std::move(file->owned_etag);
+  if (etag_matches(if_none_match, response.etag)) {
     response.status = 304;
   } else {
-    response.body = std::move(file->bytes);
+    response.shared_body = std::move(file->bytes);
   }
-  response.etag = std::move(file->etag);
   return response;
 }
 

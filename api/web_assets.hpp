@@ -4,9 +4,11 @@
 // laid out like web/ (for UI work; what the folder lacks still comes from the copy).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/http.hpp"
 
@@ -27,12 +29,15 @@ class WebAssets {
 
  private:
   struct File {
-    std::string bytes;
-    std::string etag;
+    std::shared_ptr<const std::string> bytes;
+    std::string_view etag;
+    std::string owned_etag;  // for files read from web_dir_
   };
   std::optional<File> find(std::string_view name) const;
 
   std::string web_dir_;  // empty: the built-in copy only
+  // The built-in files, each copied once into a string that every response shares.
+  std::vector<std::shared_ptr<const std::string>> embedded_;
 };
 
 // True when an If-None-Match header value names `etag` (or is "*"); weak comparison, as
