@@ -33,7 +33,15 @@ try {
   await screenshot(page, 'admin-week');
   await page.goto(`${slotd.base}/admin/dashboard`);
   await page.locator('#kpi-fill').filter({ hasText: '%' }).waitFor();
-  await delay(5500); // two stats samples for the vitals chart
+  // A little traffic while the page is open, for the activity list and the vitals chart.
+  const later = (await slotd.expect(200, 'GET', `/slots/${doctors[2].id}?status=AVAILABLE&from=${new Date(now).toISOString()}`)).slice(0, 6);
+  for (const [i, s] of later.entries()) {
+    const b = await slotd.book(s.id, `Live Patient ${i + 1}`);
+    await delay(400);
+    if (i % 3 !== 2) await slotd.expect(200, 'POST', `/booking/${b.id}/confirm`, { token: b.token });
+    await delay(400);
+  }
+  await delay(5500); // one more stats sample
   await screenshot(page, 'dashboard');
   const phone = await newContext(browser, PHONE);
   const p = await phone.newPage();
