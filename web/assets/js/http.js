@@ -5,10 +5,11 @@
 const ADMIN_TOKEN_KEY = 'slotd.adminToken';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfterS = 0) {
     super(message);
     this.status = status; // 0 for network errors and timeouts
     this.code = code;
+    this.retryAfterS = retryAfterS; // from Retry-After (429, 503), else 0
   }
   get isNetwork() {
     return this.status === 0;
@@ -70,7 +71,7 @@ export async function api(path, { method = 'GET', body, admin = false, bookingTo
   if (!response.ok) {
     const error = data?.error;
     throw new ApiError(response.status, error?.code || `http_${response.status}`,
-      error?.message || `The server answered ${response.status}.`);
+      error?.message || `The server answered ${response.status}.`, Number(response.headers.get('Retry-After')) || 0);
   }
   return data;
 }
@@ -80,6 +81,7 @@ export function describeError(error) {
   if (!(error instanceof ApiError)) return 'Something went wrong. Please try again.';
   if (error.isNetwork) return `${error.message} Check your connection and try again.`;
   if (error.status === 401) return 'The admin token was not accepted. Sign in again.';
+  if (error.status === 429 && error.retryAfterS) return `Too many requests at once. Please try again in ${error.retryAfterS} s.`;
   if (error.status === 503) return 'The server is busy right now. Please try again in a moment.';
   if (error.status >= 500) return 'The server had a problem. Please try again.';
   return error.message;

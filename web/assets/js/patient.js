@@ -416,7 +416,7 @@ function bookingDialog(doctor, slots, refresh) {
           h('ul', {}, holds.map((b) => h('li', {}, h('a', { href: `/b/${b.id}` },
             b.start ? `${t.formatDateTime(b.start, b.timeZone ?? 'UTC')} with ${b.doctorName}` : `Booking #${b.id}`)))))
         : h('p', {}, h('strong', {}, 'Too many times are on hold from your connection. '),
-          'Confirm or cancel one of them, or wait a few minutes until a hold runs out.'));
+          `The clinic says: “${err.message}”. Confirm or cancel one of them, or wait a few minutes until a hold runs out.`));
     } else if (err.code === 'invalid_name' || err.code === 'invalid_field') {
       nameInput.setAttribute('aria-invalid', 'true');
       showError('Please enter a name of at most 200 characters.');
