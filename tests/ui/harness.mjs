@@ -34,7 +34,8 @@ process.on('exit', () => {
 });
 
 export class Slotd {
-  constructor({ holdTtl = 120, extraArgs = [], adminToken = ADMIN_TOKEN } = {}) {
+  // A long hold by default, so no hold of an earlier test expires during a later one.
+  constructor({ holdTtl = 900, extraArgs = [], adminToken = ADMIN_TOKEN } = {}) {
     this.holdTtl = holdTtl;
     this.extraArgs = extraArgs;
     this.adminToken = adminToken;
