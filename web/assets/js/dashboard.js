@@ -95,12 +95,12 @@ function layout() {
   const grid = { color: '#e6eaee' };
   charts.minutes = new Chart(document.getElementById('chart-minutes'), {
     type: 'bar',
-    data: { labels: [], datasets: ['held', 'confirmed', 'failed', 'cancelled'].map((k) => ({ label: k, data: [], backgroundColor: COLOURS[k], stack: 's' })) },
+    data: { labels: [], datasets: ['held', 'confirmed', 'failed', 'cancelled'].map((k) => ({ label: k, data: [], backgroundColor: COLOURS[k], stack: 's', maxBarThickness: 14 })) },
     options: { scales: { x: { stacked: true, grid: { display: false }, ticks: { maxTicksLimit: 8 } }, y: { stacked: true, beginAtZero: true, grid, ticks: { precision: 0 } } }, plugins: { legend: { position: 'bottom' } } },
   });
   charts.doctors = new Chart(document.getElementById('chart-doctors'), {
     type: 'bar',
-    data: { labels: [], datasets: [{ label: 'fill rate %', data: [], backgroundColor: COLOURS.line1, borderRadius: 4 }] },
+    data: { labels: [], datasets: [{ label: 'fill rate %', data: [], backgroundColor: COLOURS.line1, borderRadius: 4, maxBarThickness: 28 }] },
     options: { indexAxis: 'y', scales: { x: { min: 0, max: 100, grid, ticks: { callback: (v) => `${v}%` } }, y: { grid: { display: false } } }, plugins: { legend: { display: false } } },
   });
   charts.status = new Chart(document.getElementById('chart-status'), {
