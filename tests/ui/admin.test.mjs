@@ -198,8 +198,12 @@ test('"09:00–10:00 on weekdays" in a Berlin clinic stays 09:00 Berlin time acr
     '2031-03-31T07:00:00.000Z', '2031-04-01T07:00:00.000Z']);
   for (const week of ['2031-03-24', '2031-03-31']) {
     await page.goto(`${slotd.base}/admin#schedule?doctor=${doctor.id}&week=${week}`);
-    await page.locator('#week .chip').first().waitFor();
-    const labels = await page.locator('#week .chip .t').allTextContents();
+    // The week's own columns (a hash change re-renders the view), with both of its slots.
+    await page.locator(`#week .day-col[data-day="${week}"]`).waitFor();
+    const labels = await eventually(async () => {
+      const texts = await page.locator('#week .chip .t').allTextContents();
+      return texts.length === 2 && texts;
+    }, `two slots in the week of ${week}`);
     assert.deepEqual(labels, ['09:00–10:00', '09:00–10:00'], `week of ${week}`);
     await page.locator('#schedule-zone').filter({ hasText: 'Europe/Berlin' }).waitFor();
   }
