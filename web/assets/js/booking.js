@@ -42,7 +42,7 @@ function adoptTokenFromLink() {
 
 async function start() {
   try {
-    booking = await api(`/booking/${id}`, { bookingToken: record.token });
+    booking = await api(`/booking/${id}?include=slot`, { bookingToken: record.token });
   } catch (error) {
     return showLoadError(error);
   }
@@ -292,7 +292,7 @@ function follow() {
 
 async function refetch() {
   try {
-    const fresh = await api(`/booking/${id}`, { bookingToken: record.token });
+    const fresh = await api(`/booking/${id}?include=slot`, { bookingToken: record.token });
     setStatus(fresh.status);
   } catch {
     // The feed brings the next change; the live indicator shows whether it is connected.
