@@ -43,6 +43,9 @@ enum class ReplyKind : std::uint8_t {
   booking_created,
   booking_confirmed,
   booking_cancelled,
+  booking_rescheduled,
+  waitlist_joined,
+  waitlist_left,
 };
 
 // What a connection keeps about the command it is waiting for (it waits for one at a

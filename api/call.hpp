@@ -74,12 +74,21 @@ void post_booking(Call&);     // routes_booking.cpp
 void get_booking(Call&);
 void confirm_booking(Call&);
 void cancel_booking(Call&);
+void reschedule_booking(Call&);
+void get_booking_calendar(Call&);
+void post_waitlist(Call&);    // routes_waitlist.cpp
+void get_waitlist_entry(Call&);
+void delete_waitlist_entry(Call&);
 void get_admin_stats(Call&);  // routes_admin.cpp
 void get_admin_bookings(Call&);
 void get_events(Call&);
 void get_healthz(Call&);      // routes_ops.cpp
 void get_metrics(Call&);
 void get_openapi(Call&);
+
+// {"id","doctorId","from","to","patientName","status","createdAt","offer":null|{"bookingId",
+// "slotId","status","expiresAt","token"}}: a waitlist entry for its holder.
+void append_waitlist_entry_json(std::string& out, const WaitlistView& entry, const ReadStore& reads);
 
 // A 200 JSON answer, with an ETag when the body shows a versioned view; If-None-Match
 // with the same ETag gets 304 without a body.

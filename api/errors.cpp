@@ -27,7 +27,8 @@ unsigned status_of(Rejection r) {
     case Rejection::clinic_not_found:
     case Rejection::doctor_not_found:
     case Rejection::slot_not_found:
-    case Rejection::booking_not_found: return 404;
+    case Rejection::booking_not_found:
+    case Rejection::waitlist_entry_not_found: return 404;
     case Rejection::slot_unavailable:
     case Rejection::slot_overlap:
     case Rejection::booking_expired:
@@ -35,7 +36,8 @@ unsigned status_of(Rejection r) {
     case Rejection::booking_cancelled:
     case Rejection::booking_confirmed:
     case Rejection::slot_booked:
-    case Rejection::idempotency_key_reused: return 409;
+    case Rejection::idempotency_key_reused:
+    case Rejection::waitlist_entry_served: return 409;
     case Rejection::invalid_name:
     case Rejection::invalid_time_range:
     case Rejection::empty_request: return 400;
@@ -65,7 +67,8 @@ std::string_view message_of(Rejection r) {
     case Rejection::slot_booked: return "the slot is held or booked; cancel the booking first";
     case Rejection::invalid_name: return "names must be 1 to 200 bytes";
     case Rejection::invalid_time_range:
-      return "a slot's end must be after its start, both between 2000-01-01 and 9999-12-31";
+      return "the end must be after the start, both between 2000-01-01 and 9999-12-31 (and a "
+             "waitlist range must end in the future)";
     case Rejection::too_many_slots: return "too many slots in one request";
     case Rejection::empty_request: return "the request creates no slot";
     case Rejection::too_many_holds:
@@ -73,6 +76,9 @@ std::string_view message_of(Rejection r) {
     case Rejection::idempotency_key_reused:
       return "this Idempotency-Key was already used for a different request";
     case Rejection::duplicate_request: return "already done";
+    case Rejection::waitlist_entry_not_found: return "no waitlist entry has this id";
+    case Rejection::waitlist_entry_served:
+      return "the entry was already offered a slot; cancel that booking instead";
   }
   return "refused";
 }

@@ -37,7 +37,7 @@ void append_change_json(std::string& out, const SlotChange& c, const ReadStore& 
   } else {
     fmt::format_to(it,
                    R"({{"type":"booking","seq":{},"event":"{}","booking":{{"id":{},"slotId":{},"status":"{}"}},"slot":)",
-                   c.seq, event, c.booking_id, c.slot_id, to_string(c.booking_status));
+                   c.seq, event, c.booking_id, c.booking_slot_id, to_string(c.booking_status));
   }
   append_slot_json(out, *slot);
   out += '}';
@@ -253,8 +253,8 @@ std::optional<Frame> FeedSession::catch_up_frame() {
     std::uint64_t read_up_to = next_seq_ - 1;
     JournalStatus st = sequencer_.read_journal(next_seq_, limit, [&](const JournalRecord& r) {
       read_up_to = r.seq;
-      if (auto c = reads.slot_change_of(r); c && subscription_.matches(c->doctor_id, c->clinic_id)) {
-        found.push_back(*c);
+      for (const SlotChange& c : reads.slot_changes_of(r)) {
+        if (subscription_.matches(c.doctor_id, c.clinic_id)) found.push_back(c);
       }
       return true;
     });

@@ -23,6 +23,7 @@ struct HttpRequest {
   std::string_view body;
   std::string_view authorization;    // Authorization header
   std::string_view booking_token;    // X-Booking-Token header
+  std::string_view waitlist_token;   // X-Waitlist-Token header
   std::string_view idempotency_key;  // Idempotency-Key header
   std::string_view if_none_match;    // If-None-Match header
   // Who is asking: the peer address, or what a trusted proxy says (api/identity.hpp).

@@ -187,6 +187,30 @@ void append_event_json(std::string& out, const JournalRecord& r) {
             append_idempotency(out, e.idempotency);
           },
           [&](const SlotClosed& e) { fmt::format_to(it, R"("slotId":{})", e.slot_id); },
+          [&](const BookingRescheduled& e) {
+            fmt::format_to(it, R"("bookingId":{},"fromSlotId":{},"toSlotId":{},"status":"{}")",
+                           e.booking_id, e.from_slot_id, e.to_slot_id, to_string(e.status));
+            append_instant(out, "rescheduledAt", e.rescheduled_at_ms);
+            append_idempotency(out, e.idempotency);
+          },
+          [&](const WaitlistJoined& e) {
+            // The tokens are secrets: never shown, like a booking's.
+            fmt::format_to(it, R"("entryId":{},"doctorId":{})", e.entry_id, e.doctor_id);
+            append_instant(out, "from", e.from_ms);
+            append_instant(out, "to", e.to_ms);
+            out += R"(,"patientName":)";
+            append_json_string(out, e.patient_name);
+            fmt::format_to(it, R"(,"client":"{:016x}")", e.client);
+            append_instant(out, "createdAt", e.created_at_ms);
+          },
+          [&](const WaitlistLeft& e) {
+            fmt::format_to(it, R"("entryId":{})", e.entry_id);
+            append_instant(out, "leftAt", e.left_at_ms);
+          },
+          [&](const WaitlistOffered& e) {
+            fmt::format_to(it, R"("entryId":{},"bookingId":{},"slotId":{})", e.entry_id,
+                           e.booking_id, e.slot_id);
+          },
           [&](const IdempotencyKeysForgotten& e) {
             out += R"("upTo":")";
             append_iso8601(out, e.up_to_ms);

@@ -27,6 +27,34 @@ std::string booking_created_json(Id id, Id slot_id, std::string_view patient_nam
   return body;
 }
 
+// "The booking on its new slot": its state as the move left it.
+std::string rescheduled_json(const BookingView& b, Id slot_id, BookingStatus status,
+                             std::uint64_t seq) {
+  std::string body;
+  body.reserve(256);
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"status":"{}","createdAt":")",
+                 b.id, slot_id, to_string(status));
+  append_iso8601(body, b.created_at_ms);
+  body += R"(","expiresAt":")";
+  append_iso8601(body, b.expires_at_ms);
+  body += R"(","confirmedAt":)";
+  if (status == BookingStatus::confirmed && b.confirmed_at_ms != 0) {
+    body += '"';
+    append_iso8601(body, b.confirmed_at_ms);
+    body += '"';
+  } else {
+    body += "null";
+  }
+  fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", seq);
+  return body;
+}
+
+// The seq of the request's own event: the first it produced. Offers to the waitlist that
+// the request caused follow it in the same durable batch.
+std::uint64_t own_seq(std::span<const JournalRecord> events, const CommandOutcome& o) {
+  return events.empty() ? o.seq : events.front().seq;
+}
+
 std::string status_json(Id id, std::string_view status, std::uint64_t seq) {
   return fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", id, status, seq);
 }
@@ -51,6 +79,17 @@ HttpResponse replay(const Api& api, const PendingCommand& pending, const Command
     }
     case ReplyKind::booking_confirmed: return json_reply(200, status_json(first.booking_id, "CONFIRMED", first.seq));
     case ReplyKind::booking_cancelled: return json_reply(200, status_json(first.booking_id, "CANCELLED", first.seq));
+    case ReplyKind::booking_rescheduled: {
+      // The first answer named the slot of that move: the journal still holds its event.
+      std::optional<BookingRescheduled> move;
+      JournalStatus st = api.sequencer().read_journal(first.seq, 1, [&](const JournalRecord& r) {
+        if (const auto* e = std::get_if<BookingRescheduled>(&r.event)) move = *e;
+        return false;
+      });
+      auto b = api.sequencer().reads().booking(first.booking_id);
+      if (!st || !move || !b) break;
+      return json_reply(200, rescheduled_json(*b, move->to_slot_id, move->status, first.seq));
+    }
     default: break;
   }
   return error_response(500, "internal", "a remembered request cannot be answered again");
@@ -93,9 +132,14 @@ HttpResponse answer(const Api& api, const PendingCommand& pending, const BatchRe
       std::string body;
       body.reserve(events.size() * 120 + 2);
       if (bulk) body += '[';
+      bool first_slot = true;
       for (std::size_t i = 0; i < events.size(); ++i) {
-        const auto& e = std::get<SlotCreated>(events[i].event);
-        if (i) body += ',';
+        // Offers of new slots to waiting patients follow the slots: not part of the answer.
+        const auto* created = std::get_if<SlotCreated>(&events[i].event);
+        if (!created) continue;
+        const SlotCreated& e = *created;
+        if (!first_slot) body += ',';
+        first_slot = false;
         append_slot_json(body, SlotView{e.slot_id, e.doctor_id, e.start_ms, e.end_ms,
                                         SlotStatus::available},
                          events[i].seq);
@@ -110,7 +154,33 @@ HttpResponse answer(const Api& api, const PendingCommand& pending, const BatchRe
                                                   e.created_at_ms, e.expires_at_ms, e.token, o.seq));
     }
     case ReplyKind::booking_confirmed: return json_reply(200, status_json(pending.id, "CONFIRMED", o.seq));
-    case ReplyKind::booking_cancelled: return json_reply(200, status_json(pending.id, "CANCELLED", o.seq));
+    case ReplyKind::booking_cancelled:
+      return json_reply(200, status_json(pending.id, "CANCELLED", own_seq(events, o)));
+    case ReplyKind::booking_rescheduled: {
+      auto b = api.sequencer().reads().booking(pending.id);
+      if (!b) break;
+      if (events.empty()) {
+        // Already on that slot: a repeat, answered with the booking as it is.
+        return json_reply(200, rescheduled_json(*b, b->slot_id, b->status, o.seq));
+      }
+      const auto& e = std::get<BookingRescheduled>(events.front().event);
+      return json_reply(200, rescheduled_json(*b, e.to_slot_id, e.status, events.front().seq));
+    }
+    case ReplyKind::waitlist_joined: {
+      const auto& e = std::get<WaitlistJoined>(events.front().event);
+      auto entry = api.sequencer().reads().waitlist_entry(e.entry_id);
+      if (!entry) break;
+      std::string body;
+      body.reserve(512);
+      append_waitlist_entry_json(body, *entry, api.sequencer().reads());
+      body.pop_back();
+      body += R"(,"token":")";
+      append_token_hex(body, entry->token);
+      fmt::format_to(std::back_inserter(body), R"(","seq":{}}})", events.front().seq);
+      return json_reply(201, std::move(body));
+    }
+    case ReplyKind::waitlist_left:
+      return json_reply(200, status_json(pending.id, "CANCELLED", o.seq));
   }
   return error_response(500, "internal", "unknown reply kind");
 }

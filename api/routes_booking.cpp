@@ -1,9 +1,13 @@
-// Bookings: hold a slot, see it, confirm it, cancel it. Patient data and changes need the
-// booking's token (X-Booking-Token or ?token=) or the admin token.
+// Bookings: hold a slot, see it, confirm it, cancel it, move it, add it to a calendar.
+// Patient data and changes need the booking's token (X-Booking-Token or ?token=) or the
+// admin token.
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "api/auth.hpp"
 #include "api/call.hpp"
+#include "api/icalendar.hpp"
 #include "api/iso_time.hpp"
 #include "api/json_in.hpp"
 #include "api/json_out.hpp"
@@ -101,6 +105,63 @@ void confirm_booking(Call& call) {
 
 void cancel_booking(Call& call) {
   change_booking(call, CancelBooking{call.id, call.idempotency}, ReplyKind::booking_cancelled);
+}
+
+// {"slotId"}: one command, one event; the booking keeps its status and expiresAt.
+void reschedule_booking(Call& call) {
+  auto obj = parse_body(call.request.body);
+  if (!obj) return call.fail(obj.error());
+  auto slot_id = id_field(*obj, "slotId");
+  if (!slot_id) return call.fail(slot_id.error());
+  change_booking(call, RescheduleBooking{call.id, *slot_id, call.idempotency},
+                 ReplyKind::booking_rescheduled);
+}
+
+// The appointment as an iCalendar event: CONFIRMED, or CANCELLED once cancelled (so a
+// calendar that re-reads it drops it). SEQUENCE counts the moves, plus one for the cancel.
+void get_booking_calendar(Call& call) {
+  auto b = call.reads().booking(call.id);
+  if (!b) return call.fail(rejection_error(Rejection::booking_not_found));
+  if (!call.admin && !token_matches(presented_token(call), b->token)) {
+    return call.fail(forbidden_booking());
+  }
+  if (b->status == BookingStatus::pending) {
+    return call.fail(ApiError{409, "booking_pending",
+                              "the booking is PENDING: confirm it, then add it to a calendar"});
+  }
+  if (b->status == BookingStatus::failed) return call.fail(rejection_error(Rejection::booking_failed));
+  auto slot = call.reads().slot(b->slot_id);
+  if (!slot) return call.fail(rejection_error(Rejection::slot_not_found));
+  auto catalog = call.reads().catalog();
+  const DoctorInfo* doctor = catalog->doctor(slot->doctor_id);
+  const ClinicInfo* clinic = doctor ? catalog->clinic(doctor->clinic_id) : nullptr;
+
+  CalendarEvent e;
+  // Stable for the booking and unlikely to meet another server's booking of the same id.
+  e.uid = fmt::format("booking-{}-{}@slotd", b->id, b->created_at_ms);
+  e.cancelled = b->status == BookingStatus::cancelled;
+  e.sequence = b->reschedules + (e.cancelled ? 1 : 0);
+  e.start_ms = slot->start_ms;
+  e.end_ms = slot->end_ms;
+  e.created_ms = b->created_at_ms;
+  e.stamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  e.time_zone = clinic ? clinic->time_zone : "UTC";
+  if (doctor) {
+    e.summary = doctor->specialty.empty()
+                    ? fmt::format("Appointment with {}", doctor->name)
+                    : fmt::format("Appointment with {} ({})", doctor->name, doctor->specialty);
+  } else {
+    e.summary = "Appointment";
+  }
+  if (clinic) e.location = clinic->name;
+  e.description = fmt::format("Booking #{} for {}. Times are the clinic's local time ({}).", b->id,
+                              b->patient_name, e.time_zone);
+  HttpResponse r = json_reply(200, render_icalendar(e));
+  r.content_type = "text/calendar; charset=utf-8";
+  r.cache_control = "no-store";  // patient data, behind a token
+  call.respond(std::move(r));
 }
 
 }  // namespace slotd

@@ -440,6 +440,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     request.body = req.body();
     request.authorization = req[http::field::authorization];
     request.booking_token = req["X-Booking-Token"];
+    request.waitlist_token = req["X-Waitlist-Token"];
     request.idempotency_key = req["Idempotency-Key"];
     request.if_none_match = req[http::field::if_none_match];
     request.identity = identity(req);

@@ -51,4 +51,40 @@ std::optional<int> utc_offset_minutes(std::string_view zone, TimeMs at_ms) {
   return static_cast<int>(tz->get_info(t).offset.count() / 60);
 }
 
+std::vector<ZonePeriod> zone_periods(std::string_view zone, TimeMs from_ms, TimeMs to_ms) {
+  std::vector<ZonePeriod> out;
+  const date::time_zone* tz = find_zone(zone);
+  if (!tz) return out;
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  auto ms_of = [](date::sys_seconds t) {
+    return duration_cast<milliseconds>(t.time_since_epoch()).count();
+  };
+  date::sys_seconds t{duration_cast<seconds>(milliseconds{from_ms})};
+  const date::sys_seconds end{duration_cast<seconds>(milliseconds{to_ms})};
+  // Bounded: a zone changes a few times a year, and a caller asks about a few years.
+  for (int guard = 0; guard < 1000; ++guard) {
+    const date::sys_info info = tz->get_info(t);
+    ZonePeriod p;
+    p.offset_seconds = static_cast<int>(info.offset.count());
+    p.daylight = info.save != std::chrono::minutes{0};
+    p.abbreviation = info.abbrev;
+    // The library marks "no earlier transition" with its minimum instant.
+    p.first = info.begin <= date::sys_seconds{date::sys_days{date::year{1800} / 1 / 1}};
+    p.begin_ms = p.first ? ms_of(date::sys_days{date::year{1800} / 1 / 1}) : ms_of(info.begin);
+    p.offset_before_seconds =
+        p.first ? p.offset_seconds
+                : static_cast<int>(tz->get_info(info.begin - seconds{1}).offset.count());
+    const bool last = info.end >= end || info.end <= info.begin;
+    p.end_ms = last && info.end > date::sys_seconds{date::sys_days{date::year{9999} / 1 / 1}}
+                   ? kMaxInstantMs
+                   : ms_of(info.end);
+    out.push_back(std::move(p));
+    if (last) break;
+    t = info.end;
+  }
+  return out;
+}
+
 }  // namespace slotd

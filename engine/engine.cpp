@@ -83,6 +83,15 @@ std::string_view to_string(BookingStatus s) {
   return "UNKNOWN";
 }
 
+std::string_view to_string(WaitlistStatus s) {
+  switch (s) {
+    case WaitlistStatus::waiting: return "WAITING";
+    case WaitlistStatus::offered: return "OFFERED";
+    case WaitlistStatus::cancelled: return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
 std::string_view to_string(Rejection r) {
   switch (r) {
     case Rejection::none: return "none";
@@ -103,6 +112,8 @@ std::string_view to_string(Rejection r) {
     case Rejection::empty_request: return "empty_request";
     case Rejection::too_many_holds: return "too_many_holds";
     case Rejection::idempotency_key_reused: return "idempotency_key_reused";
+    case Rejection::waitlist_entry_not_found: return "waitlist_entry_not_found";
+    case Rejection::waitlist_entry_served: return "waitlist_entry_served";
     case Rejection::duplicate_request: return "duplicate_request";
   }
   return "unknown";
@@ -130,6 +141,10 @@ Id affected_doctor(const Engine& engine, const Event& event) {
           [&](const BookingExpired& e) { return doctor_of_booking(e.booking_id, e.slot_id); },
           [&](const BookingCancelled& e) { return doctor_of_booking(e.booking_id, e.slot_id); },
           [&](const SlotClosed& e) -> Id { return doctor_of_slot(e.slot_id); },
+          [&](const BookingRescheduled& e) -> Id { return doctor_of_slot(e.to_slot_id); },
+          [](const WaitlistJoined&) -> Id { return 0; },
+          [](const WaitlistLeft&) -> Id { return 0; },
+          [](const WaitlistOffered&) -> Id { return 0; },  // its SlotHeld changed the slot
       },
       event);
 }
@@ -142,11 +157,19 @@ const Clinic* Engine::clinic(Id id) const { return at_id(clinics_, id); }
 const Doctor* Engine::doctor(Id id) const { return at_id(doctors_, id); }
 const Slot* Engine::slot(Id id) const { return at_id(slots_, id); }
 const Booking* Engine::booking(Id id) const { return at_id(bookings_, id); }
+const WaitlistEntry* Engine::waitlist_entry(Id id) const { return at_id(waitlist_, id); }
 
 const std::vector<std::uint32_t>& Engine::slots_of(Id doctor_id) const {
   static const std::vector<std::uint32_t> empty;
   return (doctor_id >= 1 && doctor_id <= slots_by_doctor_.size())
              ? slots_by_doctor_[doctor_id - 1]
+             : empty;
+}
+
+const std::vector<std::uint32_t>& Engine::waiting_for(Id doctor_id) const {
+  static const std::vector<std::uint32_t> empty;
+  return (doctor_id >= 1 && doctor_id <= waiting_by_doctor_.size())
+             ? waiting_by_doctor_[doctor_id - 1]
              : empty;
 }
 
@@ -192,8 +215,10 @@ bool Engine::valid_name(std::string_view name) const {
 }
 
 std::size_t Engine::memory_bytes() const {
-  std::size_t bytes = slots_.memory_bytes() + bookings_.memory_bytes() + names_.memory_bytes();
+  std::size_t bytes = slots_.memory_bytes() + bookings_.memory_bytes() + names_.memory_bytes() +
+                      waitlist_.memory_bytes();
   for (const auto& ids : slots_by_doctor_) bytes += ids.capacity() * sizeof(std::uint32_t);
+  for (const auto& ids : waiting_by_doctor_) bytes += ids.capacity() * sizeof(std::uint32_t);
   bytes += expiry_queue_.size() * sizeof(expiry_queue_[0]);
   bytes += remembered_.size() * (sizeof(KeyDigest) + sizeof(RememberedRequest) + 16) +
            remembered_.bucket_count() * sizeof(void*);
@@ -209,13 +234,16 @@ Rejection Engine::decide(const Command& command, TimeMs now_ms, std::vector<Even
       overloaded{
           [&](const AddClinic& c) { return decide_add_clinic(c, out); },
           [&](const AddDoctor& c) { return decide_add_doctor(c, out); },
-          [&](const CreateSlots& c) { return decide_create_slots(c, out); },
+          [&](const CreateSlots& c) { return decide_create_slots(c, now_ms, out); },
           [&](const BookSlot& c) { return decide_book(c, now_ms, out); },
           [&](const ConfirmBooking& c) { return decide_confirm(c, now_ms, out); },
           [&](const CancelBooking& c) { return decide_cancel(c, now_ms, out); },
           [&](const CloseSlot& c) { return decide_close(c, out); },
           [&](const ExpireDue&) { return decide_expire(now_ms, out); },
           [&](const UpdateClinic& c) { return decide_update_clinic(c, out); },
+          [&](const RescheduleBooking& c) { return decide_reschedule(c, now_ms, out); },
+          [&](const JoinWaitlist& c) { return decide_join_waitlist(c, now_ms, out); },
+          [&](const LeaveWaitlist& c) { return decide_leave_waitlist(c, now_ms, out); },
       },
       command);
 }
@@ -261,7 +289,8 @@ bool Engine::overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) co
   return false;
 }
 
-Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& out) const {
+Rejection Engine::decide_create_slots(const CreateSlots& c, TimeMs now_ms,
+                                      std::vector<Event>& out) const {
   if (!doctor(c.doctor_id)) return Rejection::doctor_not_found;
   if (c.spans.empty()) return Rejection::empty_request;
   if (c.spans.size() > config_.max_slots_per_request) return Rejection::too_many_slots;
@@ -286,10 +315,18 @@ Rejection Engine::decide_create_slots(const CreateSlots& c, std::vector<Event>& 
       if (sorted[i].start_ms < sorted[i - 1].end_ms) return Rejection::slot_overlap;
     }
   }
-  Id next_id = slots_.size() + 1;
+  const Id first_id = slots_.size() + 1;
+  Id next_id = first_id;
   out.reserve(out.size() + c.spans.size());
   for (const SlotSpan& span : c.spans) {
     out.push_back(SlotCreated{next_id++, c.doctor_id, span.start_ms, span.end_ms});
+  }
+  // New slots are AVAILABLE: waiting patients get them, in the order they were given.
+  if (!waiting_for(c.doctor_id).empty()) {
+    Offers offers = offers_from_here();
+    for (std::size_t i = 0; i < c.spans.size(); ++i) {
+      offer_freed_slot(first_id + i, c.doctor_id, c.spans[i].start_ms, now_ms, offers, out);
+    }
   }
   return Rejection::none;
 }
@@ -348,6 +385,9 @@ Rejection Engine::decide_cancel(const CancelBooking& c, TimeMs now_ms,
     case BookingStatus::confirmed: break;
   }
   out.push_back(BookingCancelled{c.booking_id, b->slot_id, now_ms, c.idempotency});
+  Offers offers = offers_from_here();
+  const Slot& freed = slots_[b->slot_id - 1];
+  offer_freed_slot(b->slot_id, freed.doctor_id, freed.start_ms, now_ms, offers, out);
   return Rejection::none;
 }
 
@@ -366,12 +406,17 @@ Rejection Engine::decide_close(const CloseSlot& c, std::vector<Event>& out) cons
 
 Rejection Engine::decide_expire(TimeMs now_ms, std::vector<Event>& out) const {
   std::uint32_t emitted = 0;
+  Offers offers = offers_from_here();
   for (const auto& [expires_at_ms, booking_id] : expiry_queue_) {
     if (expires_at_ms > now_ms || emitted >= config_.max_expiries_per_command) break;
     const Booking& b = bookings_[booking_id - 1];
     if (b.status != BookingStatus::pending || b.expires_at_ms != expires_at_ms) continue;
     out.push_back(BookingExpired{booking_id, b.slot_id, now_ms});
     ++emitted;
+    // The freed slot goes to the waitlist at once (offers made here are not in the queue
+    // yet, so an offer never expires in the command that made it).
+    const Slot& freed = slots_[b.slot_id - 1];
+    offer_freed_slot(b.slot_id, freed.doctor_id, freed.start_ms, now_ms, offers, out);
   }
   // Forget keys past the TTL, all in one event (decide already ignores them). Only when a
   // key is really due: entries of keys remembered again since are skipped.
@@ -385,6 +430,110 @@ Rejection Engine::decide_expire(TimeMs now_ms, std::vector<Event>& out) const {
     }
   }
   return Rejection::none;
+}
+
+Rejection Engine::decide_reschedule(const RescheduleBooking& c, TimeMs now_ms,
+                                    std::vector<Event>& out) const {
+  if (Rejection r = check_idempotency(c.idempotency, now_ms); r != Rejection::none) return r;
+  const Booking* b = booking(c.booking_id);
+  if (!b) return Rejection::booking_not_found;
+  switch (b->status) {
+    case BookingStatus::cancelled: return Rejection::booking_cancelled;
+    case BookingStatus::failed: return Rejection::booking_failed;
+    case BookingStatus::pending:
+      if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
+      break;
+    case BookingStatus::confirmed: break;
+  }
+  const Slot* to = slot(c.slot_id);
+  if (!to) return Rejection::slot_not_found;
+  if (c.slot_id == b->slot_id) return Rejection::none;  // already there: a repeat
+  if (to->status != SlotStatus::available) return Rejection::slot_unavailable;
+  // A move keeps expires_at: rescheduling never extends a hold.
+  out.push_back(
+      BookingRescheduled{c.booking_id, b->slot_id, c.slot_id, b->status, now_ms, c.idempotency});
+  Offers offers = offers_from_here();
+  const Slot& freed = slots_[b->slot_id - 1];
+  offer_freed_slot(b->slot_id, freed.doctor_id, freed.start_ms, now_ms, offers, out);
+  return Rejection::none;
+}
+
+Rejection Engine::decide_join_waitlist(const JoinWaitlist& c, TimeMs now_ms,
+                                       std::vector<Event>& out) const {
+  if (!doctor(c.doctor_id)) return Rejection::doctor_not_found;
+  if (!valid_name(c.patient_name)) return Rejection::invalid_name;
+  // An empty range, or one that has passed (nothing could ever be offered), is refused.
+  if (c.to_ms <= c.from_ms || c.from_ms < kMinInstantMs || c.to_ms > kMaxInstantMs ||
+      c.to_ms <= now_ms) {
+    return Rejection::invalid_time_range;
+  }
+  if (waitlist_.size() + 1 >= ChunkedVector<WaitlistEntry, 10>::kMaxSize) {
+    return Rejection::too_many_holds;
+  }
+  const Id entry_id = waitlist_.size() + 1;
+  out.push_back(WaitlistJoined{entry_id, c.doctor_id, c.from_ms, c.to_ms, c.patient_name,
+                               c.client, c.token, c.offer_token, now_ms});
+  // A slot in the range that is AVAILABLE now is offered at once: the earliest one. No
+  // older entry can want it: it would have been offered the slot when it became free.
+  const std::vector<std::uint32_t>& index = slots_of(c.doctor_id);
+  auto it = std::lower_bound(index.begin(), index.end(), c.from_ms,
+                             [&](std::uint32_t id, TimeMs t) { return slots_[id - 1].start_ms < t; });
+  for (; it != index.end() && slots_[*it - 1].start_ms < c.to_ms; ++it) {
+    const Slot& s = slots_[*it - 1];
+    if (s.status != SlotStatus::available || s.start_ms <= now_ms) continue;
+    Offers offers = offers_from_here();
+    offer_to(entry_id, c.patient_name, c.client, c.offer_token, *it, now_ms, offers, out);
+    break;
+  }
+  return Rejection::none;
+}
+
+Rejection Engine::decide_leave_waitlist(const LeaveWaitlist& c, TimeMs now_ms,
+                                        std::vector<Event>& out) const {
+  const WaitlistEntry* entry = waitlist_entry(c.entry_id);
+  if (!entry) return Rejection::waitlist_entry_not_found;
+  switch (entry->status) {
+    case WaitlistStatus::cancelled: return Rejection::none;  // idempotent repeat
+    case WaitlistStatus::offered: return Rejection::waitlist_entry_served;
+    case WaitlistStatus::waiting: break;
+  }
+  out.push_back(WaitlistLeft{c.entry_id, now_ms});
+  return Rejection::none;
+}
+
+void Engine::offer_freed_slot(Id slot_id, Id doctor_id, TimeMs start_ms, TimeMs now_ms,
+                              Offers& offers, std::vector<Event>& out) const {
+  // A slot that has started is no use to anyone waiting.
+  if (start_ms <= now_ms) return;
+  for (std::uint32_t entry_id : waiting_for(doctor_id)) {
+    const WaitlistEntry& entry = waitlist_[entry_id - 1];
+    if (start_ms < entry.from_ms || start_ms >= entry.to_ms) continue;
+    if (std::find(offers.served.begin(), offers.served.end(), entry_id) != offers.served.end()) {
+      continue;
+    }
+    offer_to(entry_id, names_.view(entry.patient_name), entry.client, entry.offer_token, slot_id,
+             now_ms, offers, out);
+    return;
+  }
+}
+
+// An offer is an ordinary hold (SlotHeld, with the hold TTL) followed by WaitlistOffered.
+// It counts as a hold of the entry's client but is never refused for the hold cap.
+void Engine::offer_to(Id entry_id, std::string_view patient_name, ClientId client,
+                      const Token& offer_token, Id slot_id, TimeMs now_ms, Offers& offers,
+                      std::vector<Event>& out) const {
+  if (offers.next_booking_id + 1 >= ChunkedVector<Booking>::kMaxSize) return;  // store full
+  const Id booking_id = offers.next_booking_id++;
+  SlotHeld& e = std::get<SlotHeld>(out.emplace_back(std::in_place_type<SlotHeld>));
+  e.booking_id = booking_id;
+  e.slot_id = slot_id;
+  e.patient_name = patient_name;
+  e.client = client;
+  e.token = offer_token;
+  e.created_at_ms = now_ms;
+  e.expires_at_ms = now_ms + config_.hold_ttl_ms;
+  out.push_back(WaitlistOffered{entry_id, booking_id, slot_id});
+  offers.served.push_back(static_cast<std::uint32_t>(entry_id));
 }
 
 Rejection Engine::execute(const Command& command, TimeMs now_ms, std::vector<Event>& out) {
@@ -454,6 +603,13 @@ void Engine::set_config(const EngineConfig& config) {
   }
 }
 
+void Engine::stop_waiting(Id entry_id, const WaitlistEntry& entry) {
+  auto& index = waiting_by_doctor_[entry.doctor_id - 1];
+  auto it = std::lower_bound(index.begin(), index.end(), static_cast<std::uint32_t>(entry_id));
+  SLOTD_ENSURE(it != index.end() && *it == entry_id);
+  index.erase(it);
+}
+
 void Engine::trim_expiry_queue() {
   while (!expiry_queue_.empty()) {
     const auto& [expires_at_ms, booking_id] = expiry_queue_.front();
@@ -480,6 +636,7 @@ void Engine::apply(const Event& event) {
             SLOTD_ENSURE(e.clinic_id >= 1 && e.clinic_id <= clinics_.size());
             doctors_.push_back(Doctor{e.clinic_id, e.name, e.specialty});
             slots_by_doctor_.emplace_back();
+            waiting_by_doctor_.emplace_back();
           },
           [&](const SlotCreated& e) {
             SLOTD_ENSURE(e.slot_id == slots_.size() + 1);
@@ -569,6 +726,54 @@ void Engine::apply(const Event& event) {
             SLOTD_ENSURE(s.status == SlotStatus::available);
             set_status(s, SlotStatus::closed);
           },
+          [&](const BookingRescheduled& e) {
+            Booking& b = booking_of_event(e.booking_id, e.from_slot_id);
+            SLOTD_ENSURE(b.status == e.status && (b.status == BookingStatus::pending ||
+                                                  b.status == BookingStatus::confirmed));
+            SLOTD_ENSURE(e.to_slot_id >= 1 && e.to_slot_id <= slots_.size());
+            Slot& from = slots_[b.slot_id - 1];
+            Slot& to = slots_[e.to_slot_id - 1];
+            SLOTD_ENSURE(from.booking_id == e.booking_id && to.status == SlotStatus::available);
+            set_status(to, from.status);
+            to.booking_id = from.booking_id;
+            set_status(from, SlotStatus::available);
+            from.booking_id = 0;
+            b.slot_id = static_cast<std::uint32_t>(e.to_slot_id);
+            ++b.reschedules;
+            if (!e.idempotency.key.empty()) remember(e.idempotency, e.booking_id, e.rescheduled_at_ms);
+          },
+          [&](const WaitlistJoined& e) {
+            SLOTD_ENSURE(e.entry_id == waitlist_.size() + 1);
+            SLOTD_ENSURE(e.doctor_id >= 1 && e.doctor_id <= doctors_.size());
+            WaitlistEntry& w = waitlist_.emplace_back();
+            w.from_ms = e.from_ms;
+            w.to_ms = e.to_ms;
+            w.created_at_ms = e.created_at_ms;
+            w.client = e.client;
+            w.token = e.token;
+            w.offer_token = e.offer_token;
+            w.patient_name = names_.add(e.patient_name);
+            w.doctor_id = static_cast<std::uint32_t>(e.doctor_id);
+            // The newest entry has the highest id: appending keeps the index oldest first.
+            waiting_by_doctor_[e.doctor_id - 1].push_back(static_cast<std::uint32_t>(e.entry_id));
+          },
+          [&](const WaitlistLeft& e) {
+            SLOTD_ENSURE(e.entry_id >= 1 && e.entry_id <= waitlist_.size());
+            WaitlistEntry& w = waitlist_[e.entry_id - 1];
+            SLOTD_ENSURE(w.status == WaitlistStatus::waiting);
+            stop_waiting(e.entry_id, w);
+            w.status = WaitlistStatus::cancelled;
+          },
+          [&](const WaitlistOffered& e) {
+            SLOTD_ENSURE(e.entry_id >= 1 && e.entry_id <= waitlist_.size());
+            WaitlistEntry& w = waitlist_[e.entry_id - 1];
+            SLOTD_ENSURE(w.status == WaitlistStatus::waiting);
+            const Booking& b = booking_of_event(e.booking_id, e.slot_id);
+            SLOTD_ENSURE(b.status == BookingStatus::pending && b.token == w.offer_token);
+            stop_waiting(e.entry_id, w);
+            w.status = WaitlistStatus::offered;
+            w.booking_id = static_cast<std::uint32_t>(e.booking_id);
+          },
           [&](const IdempotencyKeysForgotten& e) {
             while (!remembered_order_.empty() && remembered_order_.front().first <= e.up_to_ms) {
               const auto& [at_ms, key] = remembered_order_.front();
@@ -618,6 +823,20 @@ std::uint64_t Engine::state_hash() const {
     h.num(b.confirmed_at_ms);
     h.num(b.ended_at_ms);
     h.num(b.held_seq);
+    h.num(b.reschedules);
+  }
+  h.num(waitlist_.size());
+  for (const WaitlistEntry& w : waitlist_) {
+    h.num(w.doctor_id);
+    h.num(w.from_ms);
+    h.num(w.to_ms);
+    h.num(w.created_at_ms);
+    h.num(w.client);
+    h.bytes(w.token.data(), w.token.size());
+    h.bytes(w.offer_token.data(), w.offer_token.size());
+    h.str(names_.view(w.patient_name));
+    h.num(w.status);
+    h.num(w.booking_id);
   }
   // Remembered Idempotency-Keys, in key order (the map's own order is not stable).
   std::vector<const std::pair<const KeyDigest, RememberedRequest>*> keys;
@@ -721,6 +940,7 @@ std::optional<std::string> Engine::broken_invariant() const {
     if (b->status == BookingStatus::pending && b->expires_at_ms == expires_at_ms) ++queued_pending;
   }
   if (queued_pending != pending) return "a PENDING booking is missing from the expiry queue";
+  if (auto broken = broken_waitlist_invariant()) return broken;
   // Every remembered key can be forgotten: it is in the order queue with its own time.
   std::size_t reachable = 0;
   for (std::size_t i = 0; i < remembered_order_.size(); ++i) {
@@ -737,6 +957,38 @@ std::optional<std::string> Engine::broken_invariant() const {
       return "an Idempotency-Key remembers a seq that was never applied";
     }
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> Engine::broken_waitlist_invariant() const {
+  auto fail = [](std::string what, Id id) { return what + " (id " + std::to_string(id) + ")"; };
+  if (waiting_by_doctor_.size() != doctors_.size()) return "waiting index size != doctor count";
+  std::vector<std::vector<std::uint32_t>> waiting(doctors_.size());
+  std::vector<bool> offer_taken(bookings_.size(), false);
+  for (std::size_t i = 0; i < waitlist_.size(); ++i) {
+    const WaitlistEntry& w = waitlist_[i];
+    const Id id = i + 1;
+    if (!doctor(w.doctor_id)) return fail("waitlist entry of an unknown doctor", id);
+    if (w.to_ms <= w.from_ms) return fail("waitlist entry with an empty range", id);
+    if (w.status != WaitlistStatus::offered) {
+      if (w.booking_id != 0) return fail("waitlist entry without an offer names a booking", id);
+      if (w.status == WaitlistStatus::waiting) waiting[w.doctor_id - 1].push_back(id);
+      continue;
+    }
+    const Booking* b = booking(w.booking_id);
+    if (!b || offer_taken[w.booking_id - 1]) return fail("offer of an unknown or shared booking", id);
+    offer_taken[w.booking_id - 1] = true;
+    const Slot& offered = slots_[b->held_slot_id - 1];
+    if (offered.doctor_id != w.doctor_id || offered.start_ms < w.from_ms ||
+        offered.start_ms >= w.to_ms) {
+      return fail("offer of a slot outside the entry's range", id);
+    }
+    if (b->token != w.offer_token || names_.view(b->patient_name) != names_.view(w.patient_name) ||
+        b->client != w.client) {
+      return fail("offer's booking is not the entry's", id);
+    }
+  }
+  if (waiting != waiting_by_doctor_) return "waiting index does not match the WAITING entries";
   return std::nullopt;
 }
 

@@ -1,7 +1,7 @@
 // engine/ — the pure booking state machine of slotd.
 //
-// Owns: clinics, doctors, slots, bookings, remembered Idempotency-Keys; the commands that
-// may change them (decide) and the events that do (apply). May include only the C++
+// Owns: clinics, doctors, slots, bookings, waitlist entries, remembered Idempotency-Keys;
+// the commands that may change them (decide) and the events that do (apply). May include only the C++
 // standard library: no IO, no threads, no clock, no RocksDB, no Boost (checked by
 // tests/engine_purity.cmake on every build). Time enters only as the `now_ms` argument of
 // decide; replay calls apply alone. Refusals are `Rejection` values, never exceptions.
@@ -47,9 +47,13 @@ inline constexpr TimeMs kMaxInstantMs = 253'402'300'799'999;
 
 enum class SlotStatus : std::uint8_t { available = 0, held = 1, booked = 2, closed = 3 };
 enum class BookingStatus : std::uint8_t { pending = 0, confirmed = 1, failed = 2, cancelled = 3 };
+// WAITING until a slot is offered (OFFERED, for good: an entry is served once) or the
+// patient leaves the waitlist (CANCELLED).
+enum class WaitlistStatus : std::uint8_t { waiting = 0, offered = 1, cancelled = 2 };
 
 std::string_view to_string(SlotStatus s);
 std::string_view to_string(BookingStatus s);
+std::string_view to_string(WaitlistStatus s);
 
 // Every way a command can be refused. A rejection changes nothing.
 enum class Rejection : std::uint8_t {
@@ -71,6 +75,8 @@ enum class Rejection : std::uint8_t {
   empty_request,       // CreateSlots with no slot
   too_many_holds,      // the client already has max_holds_per_client PENDING holds
   idempotency_key_reused,  // the Idempotency-Key was used for a different request
+  waitlist_entry_not_found,
+  waitlist_entry_served,   // leaving is refused: the entry already got its offer
   // Not a refusal: the same Idempotency-Key and request were already done. Nothing
   // changes; the caller answers as it did the first time (see remembered()).
   duplicate_request,
@@ -112,8 +118,8 @@ struct Slot {
   SlotStatus status = SlotStatus::available;
 };
 
-// The id is the position + 1. Everything but slot_id, status, confirmed_at_ms and
-// ended_at_ms is fixed by SlotHeld and never changes.
+// The id is the position + 1. Everything but slot_id, status, confirmed_at_ms, ended_at_ms
+// and reschedules is fixed by SlotHeld and never changes (a move keeps expires_at_ms).
 struct Booking {
   TimeMs created_at_ms = 0;
   TimeMs expires_at_ms = 0;
@@ -126,8 +132,26 @@ struct Booking {
   std::uint32_t slot_id = 0;       // the slot it holds (or held)
   std::uint32_t held_slot_id = 0;  // the slot it was made on
   BookingStatus status = BookingStatus::pending;
+  std::uint32_t reschedules = 0;   // times it moved to another slot (the calendar SEQUENCE)
 };
 static_assert(sizeof(Slot) == 32);
+static_assert(sizeof(Booking) == 88, "the reschedule count fits in the padding");
+
+// A patient waiting for a slot of one doctor that starts in [from_ms, to_ms). The id is the
+// position + 1 (so ids are in join order: the oldest entry has the lowest id). Everything
+// but booking_id and status is fixed by WaitlistJoined.
+struct WaitlistEntry {
+  TimeMs from_ms = 0;
+  TimeMs to_ms = 0;
+  TimeMs created_at_ms = 0;
+  ClientId client = 0;
+  Token token{};        // the capability to see and leave the entry
+  Token offer_token{};  // the token its offer (a booking) will carry
+  StrRef patient_name;  // in Engine::names()
+  std::uint32_t doctor_id = 0;
+  std::uint32_t booking_id = 0;  // the offer, once OFFERED
+  WaitlistStatus status = WaitlistStatus::waiting;
+};
 
 // What a carried-out request with an Idempotency-Key did.
 struct RememberedRequest {
@@ -189,9 +213,32 @@ struct UpdateClinic {
 // Expire every PENDING booking whose expires_at <= now, and forget Idempotency-Keys older
 // than the TTL. Issued by the sequencer from its own clock.
 struct ExpireDue {};
+// Moves a PENDING or CONFIRMED booking to another AVAILABLE slot, keeping its status and
+// its expires_at; the old slot becomes AVAILABLE in the same event.
+struct RescheduleBooking {
+  Id booking_id = 0;
+  Id slot_id = 0;  // the new slot
+  IdempotencyKey idempotency;
+};
+// Waits for a slot of `doctor_id` starting in [from_ms, to_ms). Both tokens are secrets the
+// caller made (the engine makes no randomness): `token` opens the entry, `offer_token`
+// becomes the token of the booking the entry is offered.
+struct JoinWaitlist {
+  Id doctor_id = 0;
+  TimeMs from_ms = 0;
+  TimeMs to_ms = 0;
+  std::string patient_name;
+  ClientId client = 0;
+  Token token{};
+  Token offer_token{};
+};
+struct LeaveWaitlist {
+  Id entry_id = 0;
+};
 
 using Command = std::variant<AddClinic, AddDoctor, CreateSlots, BookSlot, ConfirmBooking,
-                             CancelBooking, CloseSlot, ExpireDue, UpdateClinic>;
+                             CancelBooking, CloseSlot, ExpireDue, UpdateClinic,
+                             RescheduleBooking, JoinWaitlist, LeaveWaitlist>;
 
 // ---- Events (past tense). Each carries everything apply needs. -------------
 
@@ -257,10 +304,44 @@ struct ClinicUpdated {
   std::string time_zone;
 };
 
+// A booking moved from one slot to another in one step: from_slot_id becomes AVAILABLE and
+// to_slot_id HELD (status PENDING) or BOOKED (status CONFIRMED); the status is unchanged.
+struct BookingRescheduled {
+  Id booking_id = 0;
+  Id from_slot_id = 0;
+  Id to_slot_id = 0;
+  BookingStatus status = BookingStatus::pending;
+  TimeMs rescheduled_at_ms = 0;
+  IdempotencyKey idempotency;
+};
+struct WaitlistJoined {
+  Id entry_id = 0;
+  Id doctor_id = 0;
+  TimeMs from_ms = 0;
+  TimeMs to_ms = 0;
+  std::string patient_name;
+  ClientId client = 0;
+  Token token{};
+  Token offer_token{};
+  TimeMs created_at_ms = 0;
+};
+struct WaitlistLeft {
+  Id entry_id = 0;
+  TimeMs left_at_ms = 0;
+};
+// The entry was served: the SlotHeld just before this event made booking_id on slot_id
+// for it (with the entry's patient name, client and offer token).
+struct WaitlistOffered {
+  Id entry_id = 0;
+  Id booking_id = 0;
+  Id slot_id = 0;
+};
+
 // The order of alternatives is part of the journal format (journal/README.md): append only.
 using Event = std::variant<ClinicAdded, DoctorAdded, SlotCreated, SlotHeld, BookingConfirmed,
                            BookingExpired, BookingCancelled, SlotClosed, IdempotencyKeysForgotten,
-                           ClinicUpdated>;
+                           ClinicUpdated, BookingRescheduled, WaitlistJoined, WaitlistLeft,
+                           WaitlistOffered>;
 
 // ---- The engine ---------------------------------------------------------------
 
@@ -300,7 +381,11 @@ class Engine {
   const Doctor* doctor(Id id) const;
   const Slot* slot(Id id) const;
   const Booking* booking(Id id) const;
+  const WaitlistEntry* waitlist_entry(Id id) const;
   std::string_view patient_name(const Booking& b) const { return names_.view(b.patient_name); }
+  std::string_view patient_name(const WaitlistEntry& w) const {
+    return names_.view(w.patient_name);
+  }
 
   std::size_t clinic_count() const { return clinics_.size(); }
   std::size_t doctor_count() const { return doctors_.size(); }
@@ -310,10 +395,13 @@ class Engine {
   const std::vector<Doctor>& doctors() const { return doctors_; }  // index = id - 1
   const ChunkedVector<Slot>& slots() const { return slots_; }       // index = id - 1
   const ChunkedVector<Booking>& bookings() const { return bookings_; }  // index = id - 1
+  const ChunkedVector<WaitlistEntry, 10>& waitlist() const { return waitlist_; }  // id - 1
   const StringArena& names() const { return names_; }
 
   // A doctor's slot ids ordered by (start, id), including CLOSED ones.
   const std::vector<std::uint32_t>& slots_of(Id doctor_id) const;
+  // A doctor's WAITING entry ids, oldest first.
+  const std::vector<std::uint32_t>& waiting_for(Id doctor_id) const;
 
   // PENDING holds a client has right now (counted only while a hold cap is configured).
   std::uint32_t holds_of(ClientId client) const;
@@ -339,7 +427,8 @@ class Engine {
  private:
   Rejection decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const;
   Rejection decide_add_doctor(const AddDoctor& c, std::vector<Event>& out) const;
-  Rejection decide_create_slots(const CreateSlots& c, std::vector<Event>& out) const;
+  Rejection decide_create_slots(const CreateSlots& c, TimeMs now_ms,
+                                std::vector<Event>& out) const;
   Rejection decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Event>& out) const;
   Rejection decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
                            std::vector<Event>& out) const;
@@ -347,6 +436,28 @@ class Engine {
   Rejection decide_close(const CloseSlot& c, std::vector<Event>& out) const;
   Rejection decide_expire(TimeMs now_ms, std::vector<Event>& out) const;
   Rejection decide_update_clinic(const UpdateClinic& c, std::vector<Event>& out) const;
+  Rejection decide_reschedule(const RescheduleBooking& c, TimeMs now_ms,
+                              std::vector<Event>& out) const;
+  Rejection decide_join_waitlist(const JoinWaitlist& c, TimeMs now_ms,
+                                 std::vector<Event>& out) const;
+  Rejection decide_leave_waitlist(const LeaveWaitlist& c, TimeMs now_ms,
+                                  std::vector<Event>& out) const;
+
+  // Offers made so far by the command being decided (decide cannot apply them yet).
+  struct Offers {
+    Id next_booking_id = 0;
+    std::vector<std::uint32_t> served;  // entries served earlier in this command
+  };
+  Offers offers_from_here() const { return Offers{bookings_.size() + 1, {}}; }
+  // A slot of `doctor_id` starting at `start_ms` has just become AVAILABLE: if it starts
+  // after now, the oldest WAITING entry whose range holds the start gets it as a hold.
+  void offer_freed_slot(Id slot_id, Id doctor_id, TimeMs start_ms, TimeMs now_ms, Offers& offers,
+                        std::vector<Event>& out) const;
+  void offer_to(Id entry_id, std::string_view patient_name, ClientId client,
+                const Token& offer_token, Id slot_id, TimeMs now_ms, Offers& offers,
+                std::vector<Event>& out) const;
+  void stop_waiting(Id entry_id, const WaitlistEntry& entry);
+  std::optional<std::string> broken_waitlist_invariant() const;
 
   bool overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const;
   Rejection check_idempotency(const IdempotencyKey& idempotency, TimeMs now_ms) const;
@@ -367,6 +478,10 @@ class Engine {
   ChunkedVector<Booking> bookings_;
   StringArena names_;
   std::vector<std::vector<std::uint32_t>> slots_by_doctor_;  // index = doctor id - 1
+  ChunkedVector<WaitlistEntry, 10> waitlist_;
+  // WAITING entry ids per doctor (index = doctor id - 1), ascending: the oldest first.
+  // Derived from the entries, so not part of the hash.
+  std::vector<std::vector<std::uint32_t>> waiting_by_doctor_;
   // PENDING bookings in expiry order; entries of bookings no longer PENDING are skipped
   // and trimmed from the front. Derived from the bookings, so not part of the hash.
   std::deque<std::pair<TimeMs, std::uint32_t>> expiry_queue_;
@@ -381,7 +496,8 @@ class Engine {
   std::uint64_t applied_events_ = 0;
 };
 
-// The doctor whose slots an event changes (0 if none): used to publish per-doctor views.
+// The doctor whose slots an event changes (0 if none). A move between two doctors' slots
+// changes both; this names the new slot's doctor (ReadStore::slot_changes_of gives both).
 Id affected_doctor(const Engine& engine, const Event& event);
 
 }  // namespace slotd

@@ -191,6 +191,20 @@ bool idempotency_of(Io& io, K& k) {
   }
 }
 
+// A booking status that a move keeps: 1 byte, 0 PENDING or 1 CONFIRMED (nothing else moves).
+template <class Io, class S>
+bool moving_status_of(Io& io, S& status) {
+  std::uint8_t v = static_cast<std::uint8_t>(status);
+  if (!io.byte(v, "status")) return false;
+  if constexpr (std::is_same_v<Io, ValueReader>) {
+    if (v > static_cast<std::uint8_t>(BookingStatus::confirmed)) {
+      return io.fail_field("status", "a moved booking is PENDING (0) or CONFIRMED (1)");
+    }
+    status = static_cast<BookingStatus>(v);
+  }
+  return true;
+}
+
 // One field list per event (format 2), shared by the writer and the reader so they cannot
 // drift apart. The order here IS the on-disk order (journal/README.md).
 template <class Io, class E>
@@ -223,6 +237,21 @@ bool fields_of(Io& io, E& e) {
     return io.id(e.slot_id, "slot_id");
   } else if constexpr (std::is_same_v<T, IdempotencyKeysForgotten>) {
     return io.time(e.up_to_ms, "up_to_ms");
+  } else if constexpr (std::is_same_v<T, BookingRescheduled>) {
+    return io.id(e.booking_id, "booking_id") && io.id(e.from_slot_id, "from_slot_id") &&
+           io.id(e.to_slot_id, "to_slot_id") && moving_status_of(io, e.status) &&
+           io.time(e.rescheduled_at_ms, "rescheduled_at_ms") && idempotency_of(io, e.idempotency);
+  } else if constexpr (std::is_same_v<T, WaitlistJoined>) {
+    return io.id(e.entry_id, "entry_id") && io.id(e.doctor_id, "doctor_id") &&
+           io.time(e.from_ms, "from_ms") && io.time(e.to_ms, "to_ms") &&
+           io.text(e.patient_name, "patient_name") && io.fixed64(e.client, "client") &&
+           io.token(e.token, "token") && io.token(e.offer_token, "offer_token") &&
+           io.time(e.created_at_ms, "created_at_ms");
+  } else if constexpr (std::is_same_v<T, WaitlistLeft>) {
+    return io.id(e.entry_id, "entry_id") && io.time(e.left_at_ms, "left_at_ms");
+  } else if constexpr (std::is_same_v<T, WaitlistOffered>) {
+    return io.id(e.entry_id, "entry_id") && io.id(e.booking_id, "booking_id") &&
+           io.id(e.slot_id, "slot_id");
   } else {
     static_assert(sizeof(T) == 0, "every Event alternative needs a field list");
   }

@@ -33,7 +33,7 @@ void DoctorView::cache(std::shared_ptr<const CachedBody> body) const {
 
 ReadStore::ReadStore(const Engine& engine)
     : engine_slots_(engine.slots()), engine_bookings_(engine.bookings()),
-      engine_names_(engine.names()) {
+      engine_names_(engine.names()), engine_waitlist_(engine.waitlist()) {
   catalog_.store(std::make_shared<const Catalog>());
 }
 
@@ -61,11 +61,31 @@ std::optional<BookingView> ReadStore::booking(Id id) const {
   v.slot_id = d.slot_id.load(std::memory_order_relaxed);
   v.confirmed_at_ms = d.confirmed_at_ms.load(std::memory_order_relaxed);
   v.ended_at_ms = d.ended_at_ms.load(std::memory_order_relaxed);
+  v.reschedules = d.reschedules.load(std::memory_order_relaxed);
   v.held_slot_id = fixed.held_slot_id;
   v.created_at_ms = fixed.created_at_ms;
   v.expires_at_ms = fixed.expires_at_ms;
   v.held_seq = fixed.held_seq;
   v.token = fixed.token;
+  v.patient_name = engine_names_.view(fixed.patient_name);
+  return v;
+}
+
+std::optional<WaitlistView> ReadStore::waitlist_entry(Id id) const {
+  if (id == 0 || id > waitlist_count()) return std::nullopt;
+  const WaitlistEntry& fixed = engine_waitlist_[id - 1];
+  const DurableWaitlistEntry& d = waitlist_[id - 1];
+  WaitlistView v;
+  v.id = id;
+  // Status first (acquire): a reader that sees OFFERED also sees the offer's booking id.
+  v.status = static_cast<WaitlistStatus>(d.status.load(std::memory_order_acquire));
+  v.booking_id = d.booking_id.load(std::memory_order_relaxed);
+  v.doctor_id = fixed.doctor_id;
+  v.from_ms = fixed.from_ms;
+  v.to_ms = fixed.to_ms;
+  v.created_at_ms = fixed.created_at_ms;
+  v.token = fixed.token;
+  v.offer_token = fixed.offer_token;
   v.patient_name = engine_names_.view(fixed.patient_name);
   return v;
 }
@@ -105,16 +125,18 @@ std::vector<TimeMs> ReadStore::recent_hold_to_confirm_ms() const {
   return out;
 }
 
-std::optional<SlotChange> ReadStore::slot_change_of(const JournalRecord& record) const {
+SlotChanges ReadStore::slot_changes_of(const JournalRecord& record) const {
+  SlotChanges out;
   auto change = [&](Id slot_id, SlotStatus slot_status, Id booking_id,
-                    BookingStatus booking_status) -> std::optional<SlotChange> {
-    if (slot_id == 0 || slot_id > slot_count()) return std::nullopt;
+                    BookingStatus booking_status, Id booking_slot_id) {
+    if (slot_id == 0 || slot_id > slot_count()) return;
     const Id doctor_id = engine_slots_[slot_id - 1].doctor_id;
     auto catalog = this->catalog();
     const DoctorInfo* doctor = catalog->doctor(doctor_id);
-    return SlotChange{record.seq, static_cast<std::uint8_t>(record.event.index()), slot_id,
-                      doctor_id, doctor ? doctor->clinic_id : 0, slot_status, booking_id,
-                      booking_status};
+    out.items[out.count++] =
+        SlotChange{record.seq, static_cast<std::uint8_t>(record.event.index()), slot_id,
+                   doctor_id, doctor ? doctor->clinic_id : 0, slot_status, booking_id,
+                   booking_status, booking_slot_id};
   };
   // Format 1 records name no slot: the booking's first slot (no booking moved then).
   auto slot_of = [&](Id booking_id, Id slot_id) -> Id {
@@ -122,33 +144,39 @@ std::optional<SlotChange> ReadStore::slot_change_of(const JournalRecord& record)
     if (booking_id == 0 || booking_id > booking_count()) return 0;
     return engine_bookings_[booking_id - 1].held_slot_id;
   };
-  using Change = std::optional<SlotChange>;
-  return std::visit(
+  std::visit(
       overloaded{
-          [&](const SlotCreated& e) -> Change {
-            return change(e.slot_id, SlotStatus::available, 0, BookingStatus::pending);
+          [&](const SlotCreated& e) {
+            change(e.slot_id, SlotStatus::available, 0, BookingStatus::pending, 0);
           },
-          [&](const SlotClosed& e) -> Change {
-            return change(e.slot_id, SlotStatus::closed, 0, BookingStatus::pending);
+          [&](const SlotClosed& e) {
+            change(e.slot_id, SlotStatus::closed, 0, BookingStatus::pending, 0);
           },
-          [&](const SlotHeld& e) -> Change {
-            return change(e.slot_id, SlotStatus::held, e.booking_id, BookingStatus::pending);
+          [&](const SlotHeld& e) {
+            change(e.slot_id, SlotStatus::held, e.booking_id, BookingStatus::pending, e.slot_id);
           },
-          [&](const BookingConfirmed& e) -> Change {
-            return change(slot_of(e.booking_id, e.slot_id), SlotStatus::booked, e.booking_id,
-                          BookingStatus::confirmed);
+          [&](const BookingConfirmed& e) {
+            const Id slot_id = slot_of(e.booking_id, e.slot_id);
+            change(slot_id, SlotStatus::booked, e.booking_id, BookingStatus::confirmed, slot_id);
           },
-          [&](const BookingExpired& e) -> Change {
-            return change(slot_of(e.booking_id, e.slot_id), SlotStatus::available, e.booking_id,
-                          BookingStatus::failed);
+          [&](const BookingExpired& e) {
+            const Id slot_id = slot_of(e.booking_id, e.slot_id);
+            change(slot_id, SlotStatus::available, e.booking_id, BookingStatus::failed, slot_id);
           },
-          [&](const BookingCancelled& e) -> Change {
-            return change(slot_of(e.booking_id, e.slot_id), SlotStatus::available, e.booking_id,
-                          BookingStatus::cancelled);
+          [&](const BookingCancelled& e) {
+            const Id slot_id = slot_of(e.booking_id, e.slot_id);
+            change(slot_id, SlotStatus::available, e.booking_id, BookingStatus::cancelled, slot_id);
           },
-          [](const auto&) -> Change { return std::nullopt; },
+          [&](const BookingRescheduled& e) {
+            change(e.from_slot_id, SlotStatus::available, e.booking_id, e.status, e.to_slot_id);
+            change(e.to_slot_id,
+                   e.status == BookingStatus::confirmed ? SlotStatus::booked : SlotStatus::held,
+                   e.booking_id, e.status, e.to_slot_id);
+          },
+          [](const auto&) {},
       },
       record.event);
+  return out;
 }
 
 // ---- the publishing side ------------------------------------------------------------
@@ -179,6 +207,20 @@ void ReadStore::set_booking_status(Id booking_id, BookingStatus status) {
   move_count(doctors_[doctor_id - 1].counts_.bookings, from, index_of(status));
 }
 
+// A booking moves between slots (maybe between doctors): its doctor's booking count goes
+// with it; the slots' statuses are set by the caller.
+void ReadStore::move_booking(Id booking_id, Id from_slot_id, Id to_slot_id) {
+  DurableBooking& b = bookings_[booking_id - 1];
+  const auto status = b.status.load(std::memory_order_relaxed);
+  const Id from_doctor = doctor_of_slot(from_slot_id), to_doctor = doctor_of_slot(to_slot_id);
+  if (from_doctor != to_doctor) {
+    doctors_[from_doctor - 1].counts_.bookings[status].fetch_sub(1, std::memory_order_relaxed);
+    doctors_[to_doctor - 1].counts_.bookings[status].fetch_add(1, std::memory_order_relaxed);
+  }
+  b.slot_id.store(static_cast<std::uint32_t>(to_slot_id), std::memory_order_relaxed);
+  b.reschedules.fetch_add(1, std::memory_order_relaxed);
+}
+
 void ReadStore::count_minute(TimeMs at_ms, std::size_t which) {
   const TimeMs minute = at_ms - ((at_ms % kMinuteMs) + kMinuteMs) % kMinuteMs;
   MinuteSlot& slot = minutes_[static_cast<std::size_t>(minute / kMinuteMs) % minutes_.size()];
@@ -197,13 +239,14 @@ void ReadStore::apply(const JournalRecord& record, std::vector<SlotChange>& chan
     return slot_id ? slot_id
                    : bookings_[booking_id - 1].slot_id.load(std::memory_order_relaxed);
   };
-  auto note = [&](Id slot_id, Id booking_id, BookingStatus booking_status) {
+  auto note = [&](Id slot_id, Id booking_id, BookingStatus booking_status,
+                  Id booking_slot_id = 0) {
     const Id doctor_id = doctor_of_slot(slot_id);
     changes.push_back(SlotChange{
         record.seq, static_cast<std::uint8_t>(record.event.index()), slot_id, doctor_id,
         doctor_infos_[doctor_id - 1].clinic_id,
         static_cast<SlotStatus>(slot_status_[slot_id - 1].load(std::memory_order_relaxed)),
-        booking_id, booking_status});
+        booking_id, booking_status, booking_slot_id ? booking_slot_id : slot_id});
   };
   std::visit(
       overloaded{
@@ -278,6 +321,26 @@ void ReadStore::apply(const JournalRecord& record, std::vector<SlotChange>& chan
             set_slot_status(e.slot_id, SlotStatus::closed);
             note(e.slot_id, 0, BookingStatus::pending);
           },
+          [&](const BookingRescheduled& e) {
+            move_booking(e.booking_id, e.from_slot_id, e.to_slot_id);
+            set_slot_status(e.to_slot_id, e.status == BookingStatus::confirmed
+                                              ? SlotStatus::booked
+                                              : SlotStatus::held);
+            set_slot_status(e.from_slot_id, SlotStatus::available);
+            note(e.from_slot_id, e.booking_id, e.status, e.to_slot_id);
+            note(e.to_slot_id, e.booking_id, e.status);
+          },
+          [&](const WaitlistJoined&) { waitlist_.emplace_back(); },
+          [&](const WaitlistLeft& e) {
+            waitlist_[e.entry_id - 1].status.store(
+                static_cast<std::uint8_t>(WaitlistStatus::cancelled), std::memory_order_release);
+          },
+          [&](const WaitlistOffered& e) {
+            DurableWaitlistEntry& w = waitlist_[e.entry_id - 1];
+            w.booking_id.store(static_cast<std::uint32_t>(e.booking_id), std::memory_order_relaxed);
+            w.status.store(static_cast<std::uint8_t>(WaitlistStatus::offered),
+                           std::memory_order_release);
+          },
           [](const IdempotencyKeysForgotten&) {},
       },
       record.event);
@@ -329,6 +392,7 @@ void ReadStore::publish(std::span<const JournalRecord> records,
   if (catalog_changed) publish_catalog(records.back().seq);
   slot_count_.store(slot_status_.size(), std::memory_order_release);
   booking_count_.store(bookings_.size(), std::memory_order_release);
+  waitlist_count_.store(waitlist_.size(), std::memory_order_release);
   as_of_seq_.store(records.back().seq, std::memory_order_release);
 }
 
@@ -360,6 +424,7 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     d.status.store(static_cast<std::uint8_t>(b.status));
     d.confirmed_at_ms.store(b.confirmed_at_ms);
     d.ended_at_ms.store(b.ended_at_ms);
+    d.reschedules.store(b.reschedules);
     counts_.bookings[index_of(b.status)].fetch_add(1, std::memory_order_relaxed);
     doctors_[engine.slots()[b.slot_id - 1].doctor_id - 1].counts_.bookings[index_of(b.status)]
         .fetch_add(1);
@@ -377,9 +442,15 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     recent_confirms_[(i - first) % kRecentConfirms].store(confirmed[i].second);
   }
   confirms_.store(confirmed.size() - first);
+  for (const WaitlistEntry& w : engine.waitlist()) {
+    DurableWaitlistEntry& d = waitlist_.emplace_back();
+    d.status.store(static_cast<std::uint8_t>(w.status));
+    d.booking_id.store(w.booking_id);
+  }
   publish_catalog(seq);
   slot_count_.store(slot_status_.size(), std::memory_order_release);
   booking_count_.store(bookings_.size(), std::memory_order_release);
+  waitlist_count_.store(waitlist_.size(), std::memory_order_release);
   as_of_seq_.store(seq, std::memory_order_release);
 }
 

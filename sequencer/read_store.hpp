@@ -110,12 +110,28 @@ struct BookingView {
   TimeMs confirmed_at_ms = 0;
   TimeMs ended_at_ms = 0;
   std::uint64_t held_seq = 0;
+  std::uint32_t reschedules = 0;
   Token token{};
   std::string_view patient_name;
 };
 
+// A waitlist entry as a reader sees it; patient_name points into the engine's arena.
+struct WaitlistView {
+  Id id = 0;
+  Id doctor_id = 0;
+  TimeMs from_ms = 0;
+  TimeMs to_ms = 0;
+  TimeMs created_at_ms = 0;
+  WaitlistStatus status = WaitlistStatus::waiting;
+  Id booking_id = 0;  // the offer, once OFFERED
+  Token token{};
+  Token offer_token{};
+  std::string_view patient_name;
+};
+
 // What one durable event did to one slot, for the live feed (events that change no slot
-// have none). Statuses are those right after the event.
+// have none; a reschedule changes two, with one seq). Statuses are those right after the
+// event.
 struct SlotChange {
   std::uint64_t seq = 0;
   std::uint8_t event_type = 0;  // the Event alternative (kEventNames)
@@ -125,6 +141,16 @@ struct SlotChange {
   SlotStatus slot_status = SlotStatus::available;
   Id booking_id = 0;  // 0 for slot-only events
   BookingStatus booking_status = BookingStatus::pending;
+  Id booking_slot_id = 0;  // the booking's slot after the event (a move: its new slot)
+};
+
+// The slot changes of one journal record: none, one, or two (a move, old slot first).
+struct SlotChanges {
+  std::array<SlotChange, 2> items{};
+  std::size_t count = 0;
+  const SlotChange* begin() const { return items.data(); }
+  const SlotChange* end() const { return items.data() + count; }
+  bool empty() const { return count == 0; }
 };
 
 // Bookings per minute (by the event's time) over the last 60 minutes.
@@ -154,6 +180,8 @@ class ReadStore {
   std::uint64_t booking_count() const { return booking_count_.load(std::memory_order_acquire); }
   std::optional<SlotView> slot(Id id) const;
   std::optional<BookingView> booking(Id id) const;
+  std::uint64_t waitlist_count() const { return waitlist_count_.load(std::memory_order_acquire); }
+  std::optional<WaitlistView> waitlist_entry(Id id) const;
   // nullptr for an unknown doctor.
   const DoctorView* doctor(Id id) const;
   const StatusCounts& counts() const { return counts_; }
@@ -163,9 +191,9 @@ class ReadStore {
   // Hold-to-confirm times (ms) of the most recent confirmations, newest last.
   std::vector<TimeMs> recent_hold_to_confirm_ms() const;
 
-  // The slot change a journal record describes, from fixed facts only (usable on any
+  // The slot changes a journal record describes, from fixed facts only (usable on any
   // thread for any durable record, e.g. for a feed catch-up read from the journal).
-  std::optional<SlotChange> slot_change_of(const JournalRecord& record) const;
+  SlotChanges slot_changes_of(const JournalRecord& record) const;
 
  private:
   struct DurableBooking {
@@ -173,6 +201,11 @@ class ReadStore {
     std::atomic<std::uint8_t> status{0};
     std::atomic<TimeMs> confirmed_at_ms{0};
     std::atomic<TimeMs> ended_at_ms{0};
+    std::atomic<std::uint32_t> reschedules{0};
+  };
+  struct DurableWaitlistEntry {
+    std::atomic<std::uint8_t> status{0};
+    std::atomic<std::uint32_t> booking_id{0};
   };
   struct MinuteSlot {
     std::atomic<TimeMs> minute_ms{-1};
@@ -186,6 +219,7 @@ class ReadStore {
              std::vector<std::pair<Id, Id>>& new_slots, bool& catalog_changed);
   void set_slot_status(Id slot_id, SlotStatus status);
   void set_booking_status(Id booking_id, BookingStatus status);
+  void move_booking(Id booking_id, Id from_slot_id, Id to_slot_id);
   void touch_doctor(Id doctor_id);
   void count_minute(TimeMs at_ms, std::size_t which);
   void publish_new_slots(std::vector<std::pair<Id, Id>>& new_slots);
@@ -195,12 +229,15 @@ class ReadStore {
   const ChunkedVector<Slot>& engine_slots_;
   const ChunkedVector<Booking>& engine_bookings_;
   const StringArena& engine_names_;
+  const ChunkedVector<WaitlistEntry, 10>& engine_waitlist_;
 
   std::atomic<std::uint64_t> as_of_seq_{0};
   std::atomic<std::uint64_t> slot_count_{0};
   std::atomic<std::uint64_t> booking_count_{0};
   ChunkedVector<std::atomic<std::uint8_t>, 14> slot_status_;
   ChunkedVector<DurableBooking> bookings_;
+  ChunkedVector<DurableWaitlistEntry, 10> waitlist_;
+  std::atomic<std::uint64_t> waitlist_count_{0};
   ChunkedVector<DoctorView, 10> doctors_;
   std::atomic<std::uint64_t> doctor_count_{0};
   std::atomic<std::shared_ptr<const Catalog>> catalog_;

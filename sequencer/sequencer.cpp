@@ -29,6 +29,7 @@ const IdempotencyKey* idempotency_of(const Command& command) {
                         [](const BookSlot& c) -> const IdempotencyKey* { return &c.idempotency; },
                         [](const ConfirmBooking& c) -> const IdempotencyKey* { return &c.idempotency; },
                         [](const CancelBooking& c) -> const IdempotencyKey* { return &c.idempotency; },
+                        [](const RescheduleBooking& c) -> const IdempotencyKey* { return &c.idempotency; },
                         [](const auto&) -> const IdempotencyKey* { return nullptr; },
                     },
                     command);

@@ -4,12 +4,16 @@
 // Each seed drives 20,000 random commands — good and bad ones: unknown ids, overlapping
 // and inverted spans, taken slots, late confirms, capped clients, retries under an
 // Idempotency-Key (same request: answered again; other request: refused; after the TTL:
-// decided afresh) — with a clock that creeps, jumps and lands exactly on expiry instants. Every command goes to the engine
+// decided afresh), moves onto free and taken slots, waitlist entries joining, leaving and
+// being offered the slots that free up — with a clock that creeps, jumps and lands exactly
+// on expiry instants. Every command goes to the engine
 // (decide, then apply each event) and to the Model below, written from the spec with plain
 // vectors and O(n) scans and sharing no code with the engine. They must agree on every
 // rejection and every event; all statuses are compared every 500 steps and at the end;
-// broken_invariant() must be empty after every apply; and replaying the journal into a
-// fresh engine must give the same state_hash. A mismatch reports the seed and the step.
+// broken_invariant() must be empty after every apply; no WAITING entry may ever miss an
+// AVAILABLE slot that has not started (checked with the model's plain scans); and replaying
+// the journal into a fresh engine must give the same state_hash. A mismatch reports the
+// seed and the step.
 #include "engine/engine.hpp"
 #include "engine/overloaded.hpp"
 #include "tests/test_support.hpp"
@@ -36,6 +40,9 @@ constexpr TimeMs kSecond = 1'000;
 constexpr TimeMs kMinute = 60 * kSecond;
 constexpr TimeMs kGrid = 15 * kMinute;  // slots start on a quarter-hour grid (mostly)
 constexpr int kGridCells = 96;          // one day per doctor: overlaps are frequent
+// The grid's day lies ahead of the clock for the whole run, so freed slots can go to the
+// waitlist; a few slots start around the clock instead (started ones are never offered).
+constexpr TimeMs kGridDay = kT0 + 7 * 24 * 60 * kMinute;
 constexpr int kStepsPerSeed = 20'000;
 constexpr int kFullCompareEvery = 500;
 constexpr int kHashEveryStepUntil = 2'000;
@@ -96,6 +103,27 @@ std::string describe(const Event& event) {
                    n(e.cancelled_at_ms) + "," + key_text(e.idempotency) + "}";
           },
           [](const SlotClosed& e) { return "SlotClosed{" + n(e.slot_id) + "}"; },
+          [](const BookingRescheduled& e) {
+            return "BookingRescheduled{" + n(e.booking_id) + "," + n(e.from_slot_id) + "->" +
+                   n(e.to_slot_id) + "," + std::string(to_string(e.status)) + "," +
+                   n(e.rescheduled_at_ms) + "," + key_text(e.idempotency) + "}";
+          },
+          [](const WaitlistJoined& e) {
+            std::string tokens;
+            for (std::uint8_t b : e.token) tokens += n(std::uint64_t{b}) + ".";
+            tokens += "/";
+            for (std::uint8_t b : e.offer_token) tokens += n(std::uint64_t{b}) + ".";
+            return "WaitlistJoined{" + n(e.entry_id) + "," + n(e.doctor_id) + "," + n(e.from_ms) +
+                   "," + n(e.to_ms) + "," + e.patient_name + "," + n(e.client) + "," + tokens + "," +
+                   n(e.created_at_ms) + "}";
+          },
+          [](const WaitlistLeft& e) {
+            return "WaitlistLeft{" + n(e.entry_id) + "," + n(e.left_at_ms) + "}";
+          },
+          [](const WaitlistOffered& e) {
+            return "WaitlistOffered{" + n(e.entry_id) + "," + n(e.booking_id) + "," +
+                   n(e.slot_id) + "}";
+          },
       },
       event);
 }
@@ -138,6 +166,16 @@ std::string describe(const Command& command) {
           },
           [](const CloseSlot& c) { return "CloseSlot{" + n(c.slot_id) + "}"; },
           [](const ExpireDue&) { return std::string("ExpireDue{}"); },
+          [](const RescheduleBooking& c) {
+            return "RescheduleBooking{" + n(c.booking_id) + "," + n(c.slot_id) + "," +
+                   key_text(c.idempotency) + "}";
+          },
+          [](const JoinWaitlist& c) {
+            return "JoinWaitlist{doctor=" + n(c.doctor_id) + ",[" + n(c.from_ms - kT0) + "," +
+                   n(c.to_ms - kT0) + ") after T0,patient.size=" +
+                   n(std::uint64_t{c.patient_name.size()}) + ",client=" + n(c.client) + "}";
+          },
+          [](const LeaveWaitlist& c) { return "LeaveWaitlist{" + n(c.entry_id) + "}"; },
       },
       command);
 }
@@ -162,6 +200,21 @@ struct ModelBooking {
   TimeMs expires_at_ms = 0;
   TimeMs confirmed_at_ms = 0;
   TimeMs ended_at_ms = 0;
+  std::uint32_t reschedules = 0;
+};
+
+// A patient waiting for a slot of one doctor starting in [from, to).
+struct ModelEntry {
+  Id doctor_id = 0;
+  TimeMs from_ms = 0;
+  TimeMs to_ms = 0;
+  std::string patient_name;
+  ClientId client = 0;
+  Token token{};
+  Token offer_token{};
+  TimeMs created_at_ms = 0;
+  WaitlistStatus status = WaitlistStatus::waiting;
+  Id booking_id = 0;
 };
 
 struct ModelClinic {
@@ -186,6 +239,7 @@ class Model {
   std::vector<Id> doctor_clinic;                   // index = doctor id - 1
   std::vector<ModelSlot> slots;                    // index = slot id - 1
   std::vector<ModelBooking> bookings;              // index = booking id - 1
+  std::vector<ModelEntry> waitlist;                // index = entry id - 1; join order
   std::vector<std::pair<KeyDigest, ModelRemembered>> remembered;  // linear: the spec, not fast
   std::uint64_t events_total = 0;                  // the seq of the last event
 
@@ -209,13 +263,16 @@ class Model {
     return std::visit(overloaded{
                           [&](const AddClinic& c) { return add_clinic(c, events); },
                           [&](const AddDoctor& c) { return add_doctor(c, events); },
-                          [&](const CreateSlots& c) { return create_slots(c, events); },
+                          [&](const CreateSlots& c) { return create_slots(c, now, events); },
                           [&](const BookSlot& c) { return book(c, now, events); },
                           [&](const ConfirmBooking& c) { return confirm(c, now, events); },
                           [&](const CancelBooking& c) { return cancel(c, now, events); },
                           [&](const CloseSlot& c) { return close(c, events); },
                           [&](const ExpireDue&) { return expire(now, events); },
                           [&](const UpdateClinic& c) { return update_clinic(c, events); },
+                          [&](const RescheduleBooking& c) { return reschedule(c, now, events); },
+                          [&](const JoinWaitlist& c) { return join(c, now, events); },
+                          [&](const LeaveWaitlist& c) { return leave(c, now, events); },
                       },
                       command);
   }
@@ -289,7 +346,7 @@ class Model {
     return Rejection::none;
   }
 
-  Rejection create_slots(const CreateSlots& c, std::vector<Event>& events) {
+  Rejection create_slots(const CreateSlots& c, TimeMs now, std::vector<Event>& events) {
     if (c.doctor_id < 1 || c.doctor_id > doctor_clinic.size()) return Rejection::doctor_not_found;
     if (c.spans.empty()) return Rejection::empty_request;
     if (c.spans.size() > config.max_slots_per_request) return Rejection::too_many_slots;
@@ -310,10 +367,12 @@ class Model {
           return Rejection::slot_overlap;
       }
     }
+    const std::size_t first_new = slots.size();
     for (const SlotSpan& s : c.spans) {
       slots.push_back(ModelSlot{c.doctor_id, s.start_ms, s.end_ms, SlotStatus::available, 0});
       events.push_back(SlotCreated{slots.size(), c.doctor_id, s.start_ms, s.end_ms});
     }
+    for (std::size_t i = first_new; i < slots.size(); ++i) became_available(i + 1, now, events);
     return Rejection::none;
   }
 
@@ -368,6 +427,7 @@ class Model {
     const std::size_t first = events.size();
     events.push_back(BookingCancelled{c.booking_id, b.slot_id, now, c.idempotency});
     remember(c.idempotency, c.booking_id, now, first, events, first);
+    became_available(b.slot_id, now, events);
     return Rejection::none;
   }
 
@@ -378,6 +438,93 @@ class Model {
     if (s.status != SlotStatus::available) return Rejection::slot_booked;
     s.status = SlotStatus::closed;
     events.push_back(SlotClosed{c.slot_id});
+    return Rejection::none;
+  }
+
+  // The spec of the waitlist: a slot that has just become AVAILABLE and starts after now
+  // goes to the oldest WAITING entry of its doctor whose range holds its start, as a new
+  // PENDING booking (the entry's name, client and offer token; the hold TTL; no key),
+  // and that entry is OFFERED for good.
+  void became_available(Id slot_id, TimeMs now, std::vector<Event>& events) {
+    ModelSlot& s = slots[slot_id - 1];
+    if (s.status != SlotStatus::available || s.start_ms <= now) return;
+    for (std::size_t i = 0; i < waitlist.size(); ++i) {
+      ModelEntry& w = waitlist[i];
+      if (w.status != WaitlistStatus::waiting || w.doctor_id != s.doctor_id ||
+          s.start_ms < w.from_ms || s.start_ms >= w.to_ms) {
+        continue;
+      }
+      bookings.push_back(ModelBooking{slot_id, w.patient_name, w.client, w.offer_token,
+                                      BookingStatus::pending, now, now + config.hold_ttl_ms, 0, 0});
+      s.status = SlotStatus::held;
+      s.booking_id = bookings.size();
+      w.status = WaitlistStatus::offered;
+      w.booking_id = bookings.size();
+      events.push_back(SlotHeld{bookings.size(), slot_id, w.patient_name, w.client, w.offer_token,
+                                now, now + config.hold_ttl_ms, IdempotencyKey{}});
+      events.push_back(WaitlistOffered{i + 1, bookings.size(), slot_id});
+      return;
+    }
+  }
+
+  Rejection reschedule(const RescheduleBooking& c, TimeMs now, std::vector<Event>& events) {
+    if (Rejection r = check_key(c.idempotency, now); r != Rejection::none) return r;
+    if (c.booking_id < 1 || c.booking_id > bookings.size()) return Rejection::booking_not_found;
+    ModelBooking& b = bookings[c.booking_id - 1];
+    if (b.status == BookingStatus::cancelled) return Rejection::booking_cancelled;
+    if (b.status == BookingStatus::failed) return Rejection::booking_failed;
+    if (b.status == BookingStatus::pending && now >= b.expires_at_ms) return Rejection::booking_expired;
+    if (c.slot_id < 1 || c.slot_id > slots.size()) return Rejection::slot_not_found;
+    if (c.slot_id == b.slot_id) return Rejection::none;
+    ModelSlot& to = slots[c.slot_id - 1];
+    if (to.status != SlotStatus::available) return Rejection::slot_unavailable;
+    const Id from = b.slot_id;
+    to.status = b.status == BookingStatus::confirmed ? SlotStatus::booked : SlotStatus::held;
+    to.booking_id = c.booking_id;
+    slots[from - 1].status = SlotStatus::available;
+    slots[from - 1].booking_id = 0;
+    b.slot_id = c.slot_id;
+    ++b.reschedules;
+    const std::size_t first = events.size();
+    events.push_back(BookingRescheduled{c.booking_id, from, c.slot_id, b.status, now, c.idempotency});
+    remember(c.idempotency, c.booking_id, now, first, events, first);
+    became_available(from, now, events);
+    return Rejection::none;
+  }
+
+  Rejection join(const JoinWaitlist& c, TimeMs now, std::vector<Event>& events) {
+    if (c.doctor_id < 1 || c.doctor_id > doctor_clinic.size()) return Rejection::doctor_not_found;
+    if (!valid_name(c.patient_name)) return Rejection::invalid_name;
+    if (c.to_ms <= c.from_ms || c.from_ms < kMinInstantMs || c.to_ms > kMaxInstantMs ||
+        c.to_ms <= now) {
+      return Rejection::invalid_time_range;
+    }
+    waitlist.push_back(ModelEntry{c.doctor_id, c.from_ms, c.to_ms, c.patient_name, c.client,
+                                  c.token, c.offer_token, now, WaitlistStatus::waiting, 0});
+    events.push_back(WaitlistJoined{waitlist.size(), c.doctor_id, c.from_ms, c.to_ms,
+                                    c.patient_name, c.client, c.token, c.offer_token, now});
+    // An AVAILABLE slot in the range that has not started is offered at once: the earliest
+    // (by start, then id), to whoever waits longest for it — which must be the newcomer.
+    Id earliest = 0;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      const ModelSlot& s = slots[i];
+      if (s.doctor_id != c.doctor_id || s.status != SlotStatus::available || s.start_ms <= now ||
+          s.start_ms < c.from_ms || s.start_ms >= c.to_ms) {
+        continue;
+      }
+      if (earliest == 0 || s.start_ms < slots[earliest - 1].start_ms) earliest = i + 1;
+    }
+    if (earliest) became_available(earliest, now, events);
+    return Rejection::none;
+  }
+
+  Rejection leave(const LeaveWaitlist& c, TimeMs now, std::vector<Event>& events) {
+    if (c.entry_id < 1 || c.entry_id > waitlist.size()) return Rejection::waitlist_entry_not_found;
+    ModelEntry& w = waitlist[c.entry_id - 1];
+    if (w.status == WaitlistStatus::cancelled) return Rejection::none;
+    if (w.status == WaitlistStatus::offered) return Rejection::waitlist_entry_served;
+    w.status = WaitlistStatus::cancelled;
+    events.push_back(WaitlistLeft{c.entry_id, now});
     return Rejection::none;
   }
 
@@ -397,6 +544,7 @@ class Model {
       slots[b.slot_id - 1].status = SlotStatus::available;
       slots[b.slot_id - 1].booking_id = 0;
       events.push_back(BookingExpired{id, b.slot_id, now});
+      became_available(b.slot_id, now, events);
     }
     // Keys older than the TTL are forgotten in one event, when there is one to forget.
     const TimeMs up_to = now - config.idempotency_ttl_ms;
@@ -440,9 +588,22 @@ std::string compare_states(const Engine& engine, const Model& model) {
     if (e.slot_id != m.slot_id || engine.patient_name(e) != m.patient_name ||
         e.client != m.client || e.token != m.token || e.status != m.status ||
         e.created_at_ms != m.created_at_ms || e.expires_at_ms != m.expires_at_ms ||
-        e.confirmed_at_ms != m.confirmed_at_ms || e.ended_at_ms != m.ended_at_ms) {
+        e.confirmed_at_ms != m.confirmed_at_ms || e.ended_at_ms != m.ended_at_ms ||
+        e.reschedules != m.reschedules) {
       return "booking " + n(std::uint64_t{i + 1}) + ": engine " + std::string(to_string(e.status)) +
              ", model " + std::string(to_string(m.status));
+    }
+  }
+  if (engine.waitlist().size() != model.waitlist.size()) return "waitlist size";
+  for (std::size_t i = 0; i < model.waitlist.size(); ++i) {
+    const WaitlistEntry& e = engine.waitlist()[i];
+    const ModelEntry& m = model.waitlist[i];
+    if (e.doctor_id != m.doctor_id || e.from_ms != m.from_ms || e.to_ms != m.to_ms ||
+        engine.patient_name(e) != m.patient_name || e.client != m.client || e.token != m.token ||
+        e.offer_token != m.offer_token || e.created_at_ms != m.created_at_ms ||
+        e.status != m.status || e.booking_id != m.booking_id) {
+      return "waitlist entry " + n(std::uint64_t{i + 1}) + ": engine " +
+             std::string(to_string(e.status)) + ", model " + std::string(to_string(m.status));
     }
   }
   // Per-doctor index: every slot of the doctor, ordered by (start, id).
@@ -471,6 +632,24 @@ std::string compare_states(const Engine& engine, const Model& model) {
     if (!e || e->request_hash != m.request_hash || e->booking_id != m.booking_id ||
         e->seq != m.seq || e->at_ms != m.at_ms) {
       return "remembered key " + n(key.hi % 1000);
+    }
+  }
+  return {};
+}
+
+// The waitlist's promise, checked by brute force: no WAITING entry has an AVAILABLE slot of
+// its doctor in its range that has not started. "" when it holds.
+std::string missed_offer(const Engine& engine, TimeMs now) {
+  for (std::size_t i = 0; i < engine.waitlist().size(); ++i) {
+    const WaitlistEntry& w = engine.waitlist()[i];
+    if (w.status != WaitlistStatus::waiting) continue;
+    for (std::size_t k = 0; k < engine.slots().size(); ++k) {
+      const Slot& s = engine.slots()[k];
+      if (s.doctor_id == w.doctor_id && s.status == SlotStatus::available && s.start_ms > now &&
+          s.start_ms >= w.from_ms && s.start_ms < w.to_ms) {
+        return "waitlist entry " + n(std::uint64_t{i + 1}) + " is WAITING while slot " +
+               n(std::uint64_t{k + 1}) + " in its range is AVAILABLE";
+      }
     }
   }
   return {};
@@ -546,6 +725,7 @@ class Workload {
                                        [](BookSlot& x) { return &x.idempotency; },
                                        [](ConfirmBooking& x) { return &x.idempotency; },
                                        [](CancelBooking& x) { return &x.idempotency; },
+                                       [](RescheduleBooking& x) { return &x.idempotency; },
                                        [](auto&) -> IdempotencyKey* { return nullptr; },
                                    },
                                    c);
@@ -578,14 +758,20 @@ class Workload {
       return AddDoctor{clinic_id, name(!bad_clinic), std::move(specialty)};
     }
     if (r < 100) return create_slots();
-    if (r < 500) {
+    if (r < 460) {
       return BookSlot{random_id(model_.slots.size()), name(true), client(), random_token()};
     }
-    if (r < 720) return ConfirmBooking{booking_id()};
-    if (r < 780) return CancelBooking{booking_id()};
-    if (r < 840) return CloseSlot{random_id(model_.slots.size())};
+    if (r < 680) return ConfirmBooking{booking_id()};
+    if (r < 740) return CancelBooking{booking_id()};
+    if (r < 790) return CloseSlot{random_id(model_.slots.size())};
+    if (r < 830) return reschedule();
+    if (r < 870) return join_waitlist();
+    if (r < 885) return LeaveWaitlist{entry_id()};
     return ExpireDue{};
   }
+
+  // Sets the time the workload's commands are decided at (join ranges follow the clock).
+  void set_now(TimeMs now) { now_ = now; }
 
  private:
   CreateSlots create_slots() {
@@ -602,8 +788,9 @@ class Workload {
       count = 2 + below(4);
     if (count > 20) count = 1;  // the default limit is far away: 10,001 spans is engine_test's job
     for (std::uint64_t i = 0; i < count; ++i) {
-      const TimeMs start = kT0 + static_cast<TimeMs>(below(kGridCells)) * kGrid +
-                           (chance(10) ? static_cast<TimeMs>(below(kGrid)) : 0);
+      TimeMs start = kGridDay + static_cast<TimeMs>(below(kGridCells)) * kGrid +
+                     (chance(10) ? static_cast<TimeMs>(below(kGrid)) : 0);
+      if (chance(5)) start = now_ - kHourMs + static_cast<TimeMs>(below(2 * kHourMs));
       TimeMs end = start + static_cast<TimeMs>(1 + below(3)) * kGrid +
                    (chance(10) ? static_cast<TimeMs>(below(kGrid)) : 0);
       if (chance(2)) end = start - static_cast<TimeMs>(below(2));  // empty or inverted
@@ -613,6 +800,49 @@ class Workload {
   }
 
   Id random_id(std::size_t count) { return below(count + 3); }  // 0 and a few unknown ids included
+
+  // Half the moves go to a slot that is AVAILABLE (else most would meet a taken one).
+  RescheduleBooking reschedule() {
+    const Id booking = booking_id();
+    Id slot = random_id(model_.slots.size());
+    if (chance(10) && booking >= 1 && booking <= model_.bookings.size()) {
+      slot = model_.bookings[booking - 1].slot_id;  // where it already is
+    } else if (chance(50) && !model_.slots.empty()) {
+      for (int tries = 0; tries < 8; ++tries) {
+        const Id candidate = 1 + below(model_.slots.size());
+        if (model_.slots[candidate - 1].status == SlotStatus::available) {
+          slot = candidate;
+          break;
+        }
+      }
+    }
+    return RescheduleBooking{booking, slot};
+  }
+
+  JoinWaitlist join_waitlist() {
+    const std::size_t doctors = model_.doctor_clinic.size();
+    const Id doctor = chance(4) ? (below(2) ? 0 : doctors + 1) : 1 + below(doctors);
+    TimeMs from = kGridDay + static_cast<TimeMs>(below(kGridCells)) * kGrid;
+    TimeMs to = from + static_cast<TimeMs>(1 + below(16)) * kGrid;
+    const std::uint64_t r = below(100);
+    if (r < 10) {
+      // Around the clock: some ranges are over already (refused), some hold started slots.
+      from = now_ - 2 * kHourMs + static_cast<TimeMs>(below(2 * kHourMs));
+      to = from + static_cast<TimeMs>(below(3 * kHourMs));
+    } else if (r < 13) {
+      to = from - static_cast<TimeMs>(below(2));  // empty or inverted
+    } else if (r < 30) {
+      from = kGridDay;
+      to = kGridDay + kGridCells * kGrid;  // the whole day
+    }
+    return JoinWaitlist{doctor, from, to, name(true), client(), random_token(), random_token()};
+  }
+
+  Id entry_id() {
+    const std::size_t count = model_.waitlist.size();
+    if (count > 0 && chance(75)) return count - below(std::min<std::size_t>(count, 20));
+    return random_id(count);
+  }
 
   Id booking_id() {
     const std::size_t count = model_.bookings.size();
@@ -632,9 +862,11 @@ class Workload {
     return t;
   }
 
+  static constexpr TimeMs kHourMs = 60 * kMinute;
   std::mt19937_64 rng_;
   const Model& model_;
   std::optional<Command> last_keyed_;
+  TimeMs now_ = kT0;
 };
 
 struct SimulationResult {
@@ -671,6 +903,7 @@ SimulationResult simulate(std::uint64_t seed, int steps) {
       engine.set_config(changed);
       model.config = changed;
     }
+    workload.set_now(now);
     const Command command = workload.next();
 
     actual.clear();
@@ -724,6 +957,11 @@ SimulationResult simulate(std::uint64_t seed, int steps) {
         fail(step, command, "state differs from the model: " + diff);
         return result;
       }
+      const std::string missed = missed_offer(engine, now);
+      if (!missed.empty()) {
+        fail(step, command, missed);
+        return result;
+      }
     }
   }
 
@@ -766,7 +1004,8 @@ void simulate_seeds(std::uint64_t first, std::uint64_t count) {
         Rejection::booking_cancelled, Rejection::slot_booked, Rejection::invalid_name,
         Rejection::invalid_time_range, Rejection::too_many_slots, Rejection::empty_request,
         Rejection::too_many_holds, Rejection::idempotency_key_reused,
-        Rejection::duplicate_request}) {
+        Rejection::duplicate_request, Rejection::waitlist_entry_not_found,
+        Rejection::waitlist_entry_served}) {
     CHECK_MESSAGE(rejections.count(want) == 1, "the workload never produced ", to_string(want));
   }
   CHECK(events.size() == std::variant_size_v<Event>);

@@ -70,6 +70,22 @@ std::string describe(const Event& event) {
           [&](const ClinicUpdated& e) {
             return "ClinicUpdated{" + n(e.clinic_id) + "," + e.name + "," + e.time_zone + "}";
           },
+          [&](const BookingRescheduled& e) {
+            return "BookingRescheduled{" + n(e.booking_id) + "," + n(e.from_slot_id) + "->" +
+                   n(e.to_slot_id) + "," + std::string(to_string(e.status)) + "," +
+                   n(e.rescheduled_at_ms) + "}";
+          },
+          [&](const WaitlistJoined& e) {
+            return "WaitlistJoined{" + n(e.entry_id) + "," + n(e.doctor_id) + "," + n(e.from_ms) +
+                   "," + n(e.to_ms) + "," + e.patient_name + "}";
+          },
+          [&](const WaitlistLeft& e) {
+            return "WaitlistLeft{" + n(e.entry_id) + "," + n(e.left_at_ms) + "}";
+          },
+          [&](const WaitlistOffered& e) {
+            return "WaitlistOffered{" + n(e.entry_id) + "," + n(e.booking_id) + "," +
+                   n(e.slot_id) + "}";
+          },
       },
       event);
 }
@@ -151,6 +167,17 @@ class Harness {
   Outcome cancel(Id booking_id) { return run(CancelBooking{booking_id}); }
   Outcome close(Id slot_id) { return run(CloseSlot{slot_id}); }
   Outcome expire() { return run(ExpireDue{}); }
+  Outcome reschedule(Id booking_id, Id slot_id) { return run(RescheduleBooking{booking_id, slot_id}); }
+  // Joins the waitlist for [from, to); the entry's offer token is token_of(100 + entry id).
+  Id join(Id doctor_id, TimeMs from, TimeMs to, std::string patient = "Wanda Wait",
+          std::string client_key = "") {
+    const Id next = engine.waitlist().size() + 1;
+    Outcome o = run(JoinWaitlist{doctor_id, from, to, std::move(patient),
+                                 testing::client(client_key), token_of(50),
+                                 token_of(static_cast<std::uint8_t>(100 + next))});
+    REQUIRE(o.rejection == Rejection::none);
+    return std::get<WaitlistJoined>(o.events.at(0)).entry_id;
+  }
   void tick(TimeMs ms) { now += ms; }
 
   Id last_booking() const { return engine.bookings().size(); }
@@ -161,6 +188,10 @@ class Harness {
   BookingStatus booking_status(Id id) const {
     REQUIRE(engine.booking(id) != nullptr);
     return engine.booking(id)->status;
+  }
+  WaitlistStatus entry_status(Id id) const {
+    REQUIRE(engine.waitlist_entry(id) != nullptr);
+    return engine.waitlist_entry(id)->status;
   }
 
   // Replaying the journal into a fresh engine with apply alone rebuilds an equal state.
@@ -212,6 +243,9 @@ TEST_CASE("statuses print as the API spells them") {
   CHECK(to_string(BookingStatus::confirmed) == "CONFIRMED");
   CHECK(to_string(BookingStatus::failed) == "FAILED");
   CHECK(to_string(BookingStatus::cancelled) == "CANCELLED");
+  CHECK(to_string(WaitlistStatus::waiting) == "WAITING");
+  CHECK(to_string(WaitlistStatus::offered) == "OFFERED");
+  CHECK(to_string(WaitlistStatus::cancelled) == "CANCELLED");
 }
 
 TEST_CASE("every rejection prints as its own error code, the enumerator's name") {
@@ -233,6 +267,10 @@ TEST_CASE("every rejection prints as its own error code, the enumerator's name")
       {Rejection::too_many_slots, "too_many_slots"},
       {Rejection::empty_request, "empty_request"},
       {Rejection::too_many_holds, "too_many_holds"},
+      {Rejection::idempotency_key_reused, "idempotency_key_reused"},
+      {Rejection::waitlist_entry_not_found, "waitlist_entry_not_found"},
+      {Rejection::waitlist_entry_served, "waitlist_entry_served"},
+      {Rejection::duplicate_request, "duplicate_request"},
   };
   std::set<std::string> seen;
   for (const auto& [r, code] : expected) {
@@ -871,6 +909,415 @@ TEST_CASE("expire after replay: a replayed engine expires the same holds as the 
   for (std::size_t i = 0; i < 3; ++i)
     CHECK(describe(original_events[i]) == describe(replayed_events[i]));
   CHECK(replayed.state_hash() == h.engine.state_hash());
+}
+
+// ---- RescheduleBooking ---------------------------------------------------------------------
+
+TEST_CASE("reschedule: a CONFIRMED booking moves in one event, stays CONFIRMED, the old slot is AVAILABLE") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 3 * kHour, kT0 + 4 * kHour);
+  const Id b = h.book_ok(s1);
+  REQUIRE(h.confirm(b).rejection == Rejection::none);
+  h.tick(kSecond);
+  Outcome o = h.reschedule(b, s2);
+  REQUIRE(o.rejection == Rejection::none);
+  REQUIRE(o.events.size() == 1);
+  const auto& e = std::get<BookingRescheduled>(o.events[0]);
+  CHECK(e.booking_id == b);
+  CHECK(e.from_slot_id == s1);
+  CHECK(e.to_slot_id == s2);
+  CHECK(e.status == BookingStatus::confirmed);
+  CHECK(e.rescheduled_at_ms == h.now);
+  CHECK(h.booking_status(b) == BookingStatus::confirmed);
+  CHECK(h.engine.booking(b)->slot_id == s2);
+  CHECK(h.engine.booking(b)->held_slot_id == s1);  // where it was made stays on record
+  CHECK(h.engine.booking(b)->reschedules == 1);
+  CHECK(h.slot_status(s1) == SlotStatus::available);
+  CHECK(h.engine.slot(s1)->booking_id == 0);
+  CHECK(h.slot_status(s2) == SlotStatus::booked);
+  CHECK(h.engine.slot(s2)->booking_id == b);
+  CHECK(h.engine.count(SlotStatus::booked) == 1);
+  CHECK(h.engine.count(SlotStatus::available) == 1);
+  // The old slot is free for anyone; the booking can move back, and be cancelled there.
+  CHECK(h.reschedule(b, s1).rejection == Rejection::none);
+  CHECK(h.engine.booking(b)->reschedules == 2);
+  REQUIRE(h.cancel(b).rejection == Rejection::none);
+  CHECK(h.slot_status(s1) == SlotStatus::available);
+  CHECK(h.slot_status(s2) == SlotStatus::available);
+  h.check_replay();
+}
+
+TEST_CASE("reschedule: a PENDING hold keeps its expires_at, so moving never extends it") {
+  Harness h(EngineConfig{.max_holds_per_client = 1});
+  const Id other = h.add_doctor("Dr. Other");
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const Id s2 = h.add_slot(other, kT0 + kHour, kT0 + 2 * kHour);  // another doctor's slot
+  const Id b = h.book_ok(s1, "c");
+  const TimeMs expires_at = h.engine.booking(b)->expires_at_ms;
+  h.tick(100 * kSecond);
+  REQUIRE(h.reschedule(b, s2).rejection == Rejection::none);
+  CHECK(h.booking_status(b) == BookingStatus::pending);
+  CHECK(h.slot_status(s2) == SlotStatus::held);
+  CHECK(h.engine.booking(b)->expires_at_ms == expires_at);
+  CHECK(h.engine.holds_of(testing::client("c")) == 1);  // still one hold
+  CHECK(h.engine.pending_count() == 1);
+  h.tick(expires_at - h.now - 1);
+  CHECK(h.expire().events.empty());
+  h.tick(1);
+  Outcome o = h.expire();
+  REQUIRE(o.events.size() == 1);
+  CHECK(std::get<BookingExpired>(o.events[0]).slot_id == s2);
+  CHECK(h.slot_status(s2) == SlotStatus::available);
+  CHECK(h.slot_status(s1) == SlotStatus::available);
+  h.check_replay();
+}
+
+TEST_CASE("reschedule refuses, in order: unknown booking, cancelled, failed, expired hold, unknown slot, taken slot") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id s3 = h.add_slot(d, kT0 + 3 * kHour, kT0 + 4 * kHour);
+  const Id s4 = h.add_slot(d, kT0 + 4 * kHour, kT0 + 5 * kHour);
+  const Id cancelled = h.book_ok(s1);
+  REQUIRE(h.cancel(cancelled).rejection == Rejection::none);
+  const Id mover = h.book_ok(s1);
+  REQUIRE(h.confirm(mover).rejection == Rejection::none);
+  const Id holder = h.book_ok(s2);
+  REQUIRE(h.close(s4).rejection == Rejection::none);
+
+  CHECK(h.run_refused_via_execute(RescheduleBooking{0, s3}) == Rejection::booking_not_found);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{99, s3}) == Rejection::booking_not_found);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{cancelled, 99}) == Rejection::booking_cancelled);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{mover, 99}) == Rejection::slot_not_found);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{mover, s2}) == Rejection::slot_unavailable);  // HELD
+  CHECK(h.run_refused_via_execute(RescheduleBooking{holder, s1}) == Rejection::slot_unavailable);  // BOOKED
+  CHECK(h.run_refused_via_execute(RescheduleBooking{mover, s4}) == Rejection::slot_unavailable);  // CLOSED
+  // A refused move leaves both slots as they were.
+  CHECK(h.slot_status(s1) == SlotStatus::booked);
+  CHECK(h.slot_status(s2) == SlotStatus::held);
+  // At expires_at the hold is dead for moving, as for confirming, before ExpireDue runs.
+  h.tick(120 * kSecond);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{holder, 99}) == Rejection::booking_expired);
+  REQUIRE(h.expire().events.size() == 1);
+  CHECK(h.run_refused_via_execute(RescheduleBooking{holder, s3}) == Rejection::booking_failed);
+  CHECK(h.slot_status(s3) == SlotStatus::available);
+  h.check_replay();
+}
+
+TEST_CASE("reschedule onto the booking's own slot is a success with no events") {
+  Harness h;
+  const Id s = h.add_slot(h.add_doctor(), kT0 + kHour, kT0 + 2 * kHour);
+  const Id b = h.book_ok(s);
+  const std::uint64_t hash = h.engine.state_hash();
+  Outcome o = h.reschedule(b, s);
+  CHECK(o.rejection == Rejection::none);
+  CHECK(o.events.empty());
+  CHECK(h.engine.state_hash() == hash);
+}
+
+TEST_CASE("reschedule remembers its Idempotency-Key: the same request is answered, another is refused") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id s3 = h.add_slot(d, kT0 + 3 * kHour, kT0 + 4 * kHour);
+  const Id b = h.book_ok(s1);
+  const IdempotencyKey key{testing::key("move-1"), 41};
+  REQUIRE(h.run(RescheduleBooking{b, s2, key}).rejection == Rejection::none);
+  const RememberedRequest* done = h.engine.remembered(key.key);
+  REQUIRE(done != nullptr);
+  CHECK(done->booking_id == b);
+  CHECK(done->seq == h.engine.applied_events());
+  CHECK(h.run(RescheduleBooking{b, s2, key}).rejection == Rejection::duplicate_request);
+  CHECK(h.run(RescheduleBooking{b, s3, IdempotencyKey{key.key, 42}}).rejection ==
+        Rejection::idempotency_key_reused);
+  CHECK(h.slot_status(s3) == SlotStatus::available);
+  h.check_replay();
+}
+
+// ---- Waitlist -----------------------------------------------------------------------------
+
+TEST_CASE("waitlist: a cancelled slot goes to the oldest matching entry as a hold in the same command") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id other = h.add_doctor("Dr. Other");
+  const Id s1 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id b = h.book_ok(s1);
+  REQUIRE(h.confirm(b).rejection == Rejection::none);
+  h.join(other, kT0, kT0 + 24 * kHour, "Other Doctor");            // wrong doctor
+  h.join(d, kT0 + 3 * kHour, kT0 + 24 * kHour, "Too Late");        // range after the slot
+  const Id oldest = h.join(d, kT0, kT0 + 24 * kHour, "Olga Oldest", "olga");
+  const Id younger = h.join(d, kT0 + 2 * kHour, kT0 + 2 * kHour + 1, "Yuri Younger");
+  CHECK(h.engine.waiting_for(d) == std::vector<std::uint32_t>{2, 3, 4});
+
+  h.tick(kMinute);
+  Outcome o = h.cancel(b);
+  REQUIRE(o.rejection == Rejection::none);
+  REQUIRE(o.events.size() == 3);
+  CHECK(std::holds_alternative<BookingCancelled>(o.events[0]));
+  const auto& held = std::get<SlotHeld>(o.events[1]);
+  const Id offer = b + 1;
+  CHECK(held.booking_id == offer);
+  CHECK(held.slot_id == s1);
+  CHECK(held.patient_name == "Olga Oldest");
+  CHECK(held.client == testing::client("olga"));
+  CHECK(held.token == token_of(100 + 3));  // the entry's offer token
+  CHECK(held.created_at_ms == h.now);
+  CHECK(held.expires_at_ms == h.now + h.engine.config().hold_ttl_ms);
+  CHECK(held.idempotency.key.empty());
+  const auto& offered = std::get<WaitlistOffered>(o.events[2]);
+  CHECK(offered.entry_id == oldest);
+  CHECK(offered.booking_id == offer);
+  CHECK(offered.slot_id == s1);
+  CHECK(h.slot_status(s1) == SlotStatus::held);
+  CHECK(h.entry_status(oldest) == WaitlistStatus::offered);
+  CHECK(h.engine.waitlist_entry(oldest)->booking_id == offer);
+  CHECK(h.entry_status(younger) == WaitlistStatus::waiting);
+  CHECK(h.engine.waiting_for(d) == std::vector<std::uint32_t>{2, 4});
+  // The offer is an ordinary booking: it confirms like any other.
+  CHECK(h.confirm(offer).rejection == Rejection::none);
+  CHECK(h.slot_status(s1) == SlotStatus::booked);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: an offer that expires goes to the next entry; an entry is served once") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s = h.add_slot(d, kT0 + 5 * kHour, kT0 + 6 * kHour);
+  const Id b = h.book_ok(s);
+  const Id first = h.join(d, kT0, kT0 + 24 * kHour, "First");
+  const Id second = h.join(d, kT0, kT0 + 24 * kHour, "Second");
+  h.tick(120 * kSecond);
+  Outcome o = h.expire();  // b expires: its slot goes to `first`
+  REQUIRE(o.events.size() == 3);
+  CHECK(std::get<BookingExpired>(o.events[0]).booking_id == b);
+  CHECK(std::get<WaitlistOffered>(o.events[2]).entry_id == first);
+  const Id first_offer = std::get<SlotHeld>(o.events[1]).booking_id;
+  h.tick(120 * kSecond);
+  o = h.expire();  // the offer expires unconfirmed: the slot goes to `second`, not back to `first`
+  REQUIRE(o.events.size() == 3);
+  CHECK(std::get<BookingExpired>(o.events[0]).booking_id == first_offer);
+  CHECK(std::get<WaitlistOffered>(o.events[2]).entry_id == second);
+  CHECK(h.entry_status(first) == WaitlistStatus::offered);
+  const Id second_offer = std::get<SlotHeld>(o.events[1]).booking_id;
+  h.tick(120 * kSecond);
+  o = h.expire();  // nobody is left waiting: the slot stays AVAILABLE
+  REQUIRE(o.events.size() == 1);
+  CHECK(std::get<BookingExpired>(o.events[0]).booking_id == second_offer);
+  CHECK(h.slot_status(s) == SlotStatus::available);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: one ExpireDue that frees several slots serves a different entry for each, oldest first") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 4 * kHour, kT0 + 5 * kHour);
+  const Id s3 = h.add_slot(d, kT0 + 6 * kHour, kT0 + 7 * kHour);
+  h.book_ok(s3);
+  h.book_ok(s1);
+  h.book_ok(s2);
+  const Id e1 = h.join(d, kT0, kT0 + 24 * kHour);
+  const Id e2 = h.join(d, kT0 + 4 * kHour, kT0 + 5 * kHour);  // only s2
+  const Id e3 = h.join(d, kT0, kT0 + 24 * kHour);
+  h.tick(3 * kMinute);
+  Outcome o = h.expire();
+  // Expiry order is (expires_at, id): s3's hold, then s1's, then s2's.
+  REQUIRE(o.events.size() == 9);
+  CHECK(std::get<WaitlistOffered>(o.events[2]) .entry_id == e1);
+  CHECK(std::get<WaitlistOffered>(o.events[2]).slot_id == s3);
+  CHECK(std::get<WaitlistOffered>(o.events[5]).entry_id == e3);
+  CHECK(std::get<WaitlistOffered>(o.events[5]).slot_id == s1);
+  CHECK(std::get<WaitlistOffered>(o.events[8]).entry_id == e2);
+  CHECK(std::get<WaitlistOffered>(o.events[8]).slot_id == s2);
+  // Offer booking ids continue in event order.
+  CHECK(std::get<SlotHeld>(o.events[1]).booking_id == 4);
+  CHECK(std::get<SlotHeld>(o.events[4]).booking_id == 5);
+  CHECK(std::get<SlotHeld>(o.events[7]).booking_id == 6);
+  CHECK(h.engine.count(SlotStatus::held) == 3);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: joining while a slot in the range is AVAILABLE offers the earliest one at once") {
+  Harness h;
+  const Id d = h.add_doctor();
+  h.tick(kHour);
+  const Id started = h.add_slot(d, kT0, kT0 + 2 * kHour);           // began an hour ago
+  const Id later = h.add_slot(d, kT0 + 5 * kHour, kT0 + 6 * kHour);
+  const Id earlier = h.add_slot(d, kT0 + 3 * kHour, kT0 + 4 * kHour);
+  Outcome o = h.run(JoinWaitlist{d, kT0, kT0 + 24 * kHour, "Ida", 0, token_of(1), token_of(2)});
+  REQUIRE(o.rejection == Rejection::none);
+  REQUIRE(o.events.size() == 3);
+  CHECK(std::get<WaitlistJoined>(o.events[0]).created_at_ms == h.now);
+  CHECK(std::get<SlotHeld>(o.events[1]).slot_id == earlier);
+  CHECK(std::get<SlotHeld>(o.events[1]).patient_name == "Ida");
+  CHECK(std::get<SlotHeld>(o.events[1]).token == token_of(2));
+  CHECK(std::get<WaitlistOffered>(o.events[2]).entry_id == 1);
+  CHECK(h.slot_status(later) == SlotStatus::available);
+  CHECK(h.slot_status(started) == SlotStatus::available);
+  // A range holding only a slot that has started waits.
+  o = h.run(JoinWaitlist{d, kT0, kT0 + 2 * kHour, "Jo", 0, token_of(3), token_of(4)});
+  REQUIRE(o.events.size() == 1);
+  CHECK(h.entry_status(2) == WaitlistStatus::waiting);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: new slots are offered in request order, each to the oldest entry that wants it") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id e1 = h.join(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id e2 = h.join(d, kT0 + 4 * kHour, kT0 + 5 * kHour);
+  const Id e3 = h.join(d, kT0, kT0 + 24 * kHour);
+  Outcome o = h.run(CreateSlots{d, {{kT0 + 4 * kHour, kT0 + 5 * kHour}, {kT0 + 2 * kHour, kT0 + 3 * kHour}}});
+  REQUIRE(o.rejection == Rejection::none);
+  REQUIRE(o.events.size() == 6);
+  CHECK(std::get<SlotCreated>(o.events[0]).slot_id == 1);
+  CHECK(std::get<SlotCreated>(o.events[1]).slot_id == 2);
+  CHECK(std::get<SlotHeld>(o.events[2]).slot_id == 1);
+  CHECK(std::get<WaitlistOffered>(o.events[3]).entry_id == e2);
+  CHECK(std::get<SlotHeld>(o.events[4]).slot_id == 2);
+  CHECK(std::get<WaitlistOffered>(o.events[5]).entry_id == e1);
+  CHECK(h.entry_status(e3) == WaitlistStatus::waiting);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: a moved booking's old slot is offered in the move's command") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 5 * kHour, kT0 + 6 * kHour);
+  const Id b = h.book_ok(s1);
+  REQUIRE(h.confirm(b).rejection == Rejection::none);
+  const Id e = h.join(d, kT0 + 2 * kHour, kT0 + 3 * kHour);  // s2 is outside its range
+  CHECK(h.entry_status(e) == WaitlistStatus::waiting);
+  Outcome o = h.reschedule(b, s2);
+  REQUIRE(o.events.size() == 3);
+  CHECK(std::get<BookingRescheduled>(o.events[0]).to_slot_id == s2);
+  CHECK(std::get<SlotHeld>(o.events[1]).slot_id == s1);
+  CHECK(std::get<WaitlistOffered>(o.events[2]).entry_id == e);
+  CHECK(h.slot_status(s1) == SlotStatus::held);
+  CHECK(h.slot_status(s2) == SlotStatus::booked);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: a slot that has started is never offered") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s = h.add_slot(d, kT0 + kHour, kT0 + 2 * kHour);
+  const Id b = h.book_ok(s);
+  const Id e = h.join(d, kT0, kT0 + 24 * kHour);
+  h.tick(kHour);  // now == the slot's start
+  Outcome o = h.cancel(b);
+  REQUIRE(o.events.size() == 1);
+  CHECK(h.slot_status(s) == SlotStatus::available);
+  CHECK(h.entry_status(e) == WaitlistStatus::waiting);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: leaving stops offers, again is a no-op, after the offer it is waitlist_entry_served") {
+  Harness h;
+  const Id d = h.add_doctor();
+  const Id s = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id b = h.book_ok(s);
+  const Id e1 = h.join(d, kT0, kT0 + 24 * kHour);
+  const Id e2 = h.join(d, kT0, kT0 + 24 * kHour);
+  CHECK(h.run_refused_via_execute(LeaveWaitlist{0}) == Rejection::waitlist_entry_not_found);
+  CHECK(h.run_refused_via_execute(LeaveWaitlist{3}) == Rejection::waitlist_entry_not_found);
+  h.tick(kSecond);
+  Outcome o = h.run(LeaveWaitlist{e1});
+  REQUIRE(o.rejection == Rejection::none);
+  REQUIRE(o.events.size() == 1);
+  CHECK(std::get<WaitlistLeft>(o.events[0]).left_at_ms == h.now);
+  CHECK(h.entry_status(e1) == WaitlistStatus::cancelled);
+  CHECK(h.engine.waiting_for(d) == std::vector<std::uint32_t>{2});
+  const std::uint64_t hash = h.engine.state_hash();
+  o = h.run(LeaveWaitlist{e1});
+  CHECK(o.rejection == Rejection::none);
+  CHECK(o.events.empty());
+  CHECK(h.engine.state_hash() == hash);
+  REQUIRE(h.cancel(b).rejection == Rejection::none);
+  CHECK(h.entry_status(e2) == WaitlistStatus::offered);
+  CHECK(h.run_refused_via_execute(LeaveWaitlist{e2}) == Rejection::waitlist_entry_served);
+  h.check_replay();
+}
+
+TEST_CASE("waitlist: join refuses an unknown doctor, a bad name, an empty range and one that has passed") {
+  Harness h(EngineConfig{.max_name_bytes = 20});
+  const Id d = h.add_doctor("Dr. Short");
+  h.tick(kHour);
+  auto join = [&](Id doctor, TimeMs from, TimeMs to, std::string name) {
+    return h.run_refused_via_execute(JoinWaitlist{doctor, from, to, std::move(name), 0, token_of(1), token_of(2)});
+  };
+  CHECK(join(0, kT0, kT0 + 24 * kHour, "Ann") == Rejection::doctor_not_found);
+  CHECK(join(d + 1, kT0, kT0 + 24 * kHour, "Ann") == Rejection::doctor_not_found);
+  CHECK(join(d, kT0, kT0 + 24 * kHour, "") == Rejection::invalid_name);
+  CHECK(join(d, kT0, kT0 + 24 * kHour, std::string(21, 'n')) == Rejection::invalid_name);
+  CHECK(join(d, kT0 + 2 * kHour, kT0 + 2 * kHour, "Ann") == Rejection::invalid_time_range);
+  CHECK(join(d, kT0 + 3 * kHour, kT0 + 2 * kHour, "Ann") == Rejection::invalid_time_range);
+  CHECK(join(d, kT0 - kHour, h.now, "Ann") == Rejection::invalid_time_range);  // over
+  CHECK(join(d, kMinInstantMs - 1, kT0 + 2 * kHour, "Ann") == Rejection::invalid_time_range);
+  CHECK(h.engine.waitlist().size() == 0);
+  // A range that began in the past but has not ended is fine.
+  CHECK(h.run(JoinWaitlist{d, kT0, h.now + 1, "Ann", 0, token_of(1), token_of(2)}).rejection ==
+        Rejection::none);
+}
+
+TEST_CASE("waitlist: an offer counts as a hold of the entry's client but is never refused for the cap") {
+  Harness h(EngineConfig{.max_holds_per_client = 1});
+  const Id d = h.add_doctor();
+  const Id s1 = h.add_slot(d, kT0 + 2 * kHour, kT0 + 3 * kHour);
+  const Id s2 = h.add_slot(d, kT0 + 4 * kHour, kT0 + 5 * kHour);
+  h.book_ok(s1, "c");
+  const Id other = h.book_ok(s2, "o");
+  h.join(d, kT0, kT0 + 24 * kHour, "Cy", "c");  // nothing free: it waits
+  REQUIRE(h.cancel(other).rejection == Rejection::none);
+  CHECK(h.slot_status(s2) == SlotStatus::held);
+  CHECK(h.engine.holds_of(testing::client("c")) == 2);
+  const Id s3 = h.add_slot(d, kT0 + 6 * kHour, kT0 + 7 * kHour);  // nobody waits for it
+  CHECK(h.book(s3, "Cy", "c") == Rejection::too_many_holds);
+  h.check_replay();
+}
+
+TEST_CASE("state_hash covers every field of a waitlist entry") {
+  struct Knobs {
+    Id doctor = 1;
+    TimeMs from = kT0;
+    TimeMs to = kT0 + kHour;
+    std::string name = "Ann";
+    std::string client = "c";
+    Token token = token_of(1);
+    Token offer_token = token_of(2);
+    TimeMs at = kT0;
+  };
+  auto hash_of = [](const Knobs& k) {
+    Engine e;
+    std::vector<Event> out;
+    REQUIRE(e.execute(AddDoctor{1, "Dr. A", "GP"}, kT0, out) == Rejection::none);
+    REQUIRE(e.execute(AddDoctor{1, "Dr. B", "GP"}, kT0, out) == Rejection::none);
+    REQUIRE(e.execute(JoinWaitlist{k.doctor, k.from, k.to, k.name, testing::client(k.client), k.token,
+                                   k.offer_token},
+                      k.at, out) == Rejection::none);
+    return e.state_hash();
+  };
+  const Knobs base;
+  const std::uint64_t h = hash_of(base);
+  auto differs = [&](auto change) {
+    Knobs k = base;
+    change(k);
+    return hash_of(k) != h;
+  };
+  CHECK(differs([](Knobs& k) { k.doctor = 2; }));
+  CHECK(differs([](Knobs& k) { k.from += 1; }));
+  CHECK(differs([](Knobs& k) { k.to += 1; }));
+  CHECK(differs([](Knobs& k) { k.name = "Anne"; }));
+  CHECK(differs([](Knobs& k) { k.client = "d"; }));
+  CHECK(differs([](Knobs& k) { k.token = token_of(3); }));
+  CHECK(differs([](Knobs& k) { k.offer_token = token_of(3); }));
+  CHECK(differs([](Knobs& k) { k.at += 1; }));
 }
 
 // ---- Hash, execute, affected_doctor ----------------------------------------------------------

@@ -143,6 +143,34 @@ void check_same_fields(const BookingCancelled& a, const BookingCancelled& b) {
 void check_same_fields(const SlotClosed& a, const SlotClosed& b) {
   CHECK(a.slot_id == b.slot_id);
 }
+void check_same_fields(const BookingRescheduled& a, const BookingRescheduled& b) {
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.from_slot_id == b.from_slot_id);
+  CHECK(a.to_slot_id == b.to_slot_id);
+  CHECK(a.status == b.status);
+  CHECK(a.rescheduled_at_ms == b.rescheduled_at_ms);
+  check_same_fields(a.idempotency, b.idempotency);
+}
+void check_same_fields(const WaitlistJoined& a, const WaitlistJoined& b) {
+  CHECK(a.entry_id == b.entry_id);
+  CHECK(a.doctor_id == b.doctor_id);
+  CHECK(a.from_ms == b.from_ms);
+  CHECK(a.to_ms == b.to_ms);
+  CHECK(a.patient_name == b.patient_name);
+  CHECK(a.client == b.client);
+  CHECK(a.token == b.token);
+  CHECK(a.offer_token == b.offer_token);
+  CHECK(a.created_at_ms == b.created_at_ms);
+}
+void check_same_fields(const WaitlistLeft& a, const WaitlistLeft& b) {
+  CHECK(a.entry_id == b.entry_id);
+  CHECK(a.left_at_ms == b.left_at_ms);
+}
+void check_same_fields(const WaitlistOffered& a, const WaitlistOffered& b) {
+  CHECK(a.entry_id == b.entry_id);
+  CHECK(a.booking_id == b.booking_id);
+  CHECK(a.slot_id == b.slot_id);
+}
 
 void check_same_record(const JournalRecord& expected, const JournalRecord& actual) {
   CHECK(actual.seq == expected.seq);
@@ -191,6 +219,17 @@ std::vector<JournalRecord> sample_records() {
       IdempotencyKeysForgotten{kMinTime},
       ClinicUpdated{1, "Renamed", "America/New_York"},
       ClinicUpdated{kMaxU64, "", long_text},
+      BookingRescheduled{9, 42, 43, BookingStatus::confirmed, kMonday2031Ms + 90'000},
+      BookingRescheduled{kMaxU64, kMaxU64, 0, BookingStatus::pending, kMinTime,
+                         IdempotencyKey{max_key, kMaxU64}},
+      WaitlistJoined{1, 7, kMonday2031Ms, kMonday2031Ms + 86'400'000, "Wanda", 0x77,
+                     token_of(1), token_of(2), kMonday2031Ms - 5'000},
+      WaitlistJoined{kMaxU64, kMaxU64, kMinTime, kMaxTime, long_text, kMaxU64, Token{},
+                     token_of(0xff), -1},
+      WaitlistLeft{1, kMonday2031Ms},
+      WaitlistLeft{kMaxU64, kMaxTime},
+      WaitlistOffered{1, 10, 42},
+      WaitlistOffered{kMaxU64, kMaxU64, kMaxU64},
   };
   const TimeMs times[] = {kMonday2031Ms, 0, -1, kMinTime, kMaxTime};
   const std::uint64_t request_ids[] = {0, 1, 300, kMaxU64};
@@ -244,7 +283,7 @@ class Workload {
  private:
   void step() {
     const auto roll = pick(100);
-    if (roll < 45) {
+    if (roll < 41) {
       BookSlot book;
       book.slot_id = 1 + pick(engine_.slots().size());
       book.patient_name = "Patient " + std::to_string(pick(100'000));
@@ -256,6 +295,24 @@ class Workload {
       }
       for (auto& b : book.token) b = static_cast<std::uint8_t>(rng_());
       run(book, Actor::patient);
+    } else if (roll < 43) {
+      if (!engine_.bookings().empty()) {
+        run(RescheduleBooking{1 + pick(engine_.bookings().size()), 1 + pick(engine_.slots().size())},
+            Actor::patient);
+      }
+    } else if (roll < 45) {
+      if (pick(4) == 0 && !engine_.waitlist().empty()) {
+        run(LeaveWaitlist{1 + pick(engine_.waitlist().size())}, Actor::patient);
+      } else {
+        JoinWaitlist join;
+        join.doctor_id = 1 + pick(doctor_count_);
+        join.from_ms = kMonday2031Ms + static_cast<TimeMs>(pick(40)) * 1'800'000;
+        join.to_ms = join.from_ms + 4 * 1'800'000;
+        join.patient_name = "Waiting " + std::to_string(pick(100'000));
+        for (auto& b : join.token) b = static_cast<std::uint8_t>(rng_());
+        for (auto& b : join.offer_token) b = static_cast<std::uint8_t>(rng_());
+        run(join, Actor::patient);
+      }
     } else if (roll < 65) {
       if (!engine_.bookings().empty()) {
         run(ConfirmBooking{1 + pick(engine_.bookings().size())}, Actor::patient);
@@ -482,6 +539,20 @@ TEST_CASE("decode rejects an unknown event type, naming the seq and the type") {
     CHECK(status.message == "journal record seq 43: unknown event type " + std::to_string(type) +
                                 " in format 2");
   }
+}
+
+TEST_CASE("decode rejects a moved booking whose status is neither PENDING nor CONFIRMED") {
+  JournalRecord record;
+  record.event = BookingRescheduled{1, 2, 3, BookingStatus::confirmed, 0};
+  std::string bytes = encoded(record);
+  // version, type, at_ms, request_id, actor, booking_id, from, to, then the status byte.
+  REQUIRE(bytes[8] == 1);
+  bytes[8] = 2;
+  JournalRecord decoded;
+  const JournalStatus status = decode_record(7, bytes, decoded);
+  REQUIRE_FALSE(status.ok);
+  CHECK(status.message.find("journal record seq 7: BookingRescheduled") == 0);
+  CHECK(status.message.find("status") != std::string::npos);
 }
 
 TEST_CASE("decode rejects an actor outside the Actor enum") {
