@@ -342,11 +342,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   }
 
   // Framing that two parsers could read differently is refused (request smuggling):
-  // anything but exactly "Transfer-Encoding: chunked", both Transfer-Encoding and
-  // Content-Length, repeated Content-Length, and HTTP/1.1 without exactly one Host.
+  // anything but exactly "Transfer-Encoding: chunked" (and that only in HTTP/1.1), both
+  // Transfer-Encoding and Content-Length, a Content-Length that is not one plain number
+  // (Beast takes "5, 5"), and HTTP/1.1 without exactly one Host.
   std::string_view framing_error(const http::request<http::string_body>& req) const {
     const auto te_count = req.count(http::field::transfer_encoding);
     if (te_count > 1) return "more than one Transfer-Encoding header";
+    if (te_count == 1 && req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
     if (te_count == 1) {
       std::string_view te = req[http::field::transfer_encoding];
       while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
@@ -357,6 +359,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
       }
     }
     if (req.count(http::field::content_length) > 1) return "more than one Content-Length header";
+    if (req.count(http::field::content_length) == 1) {
+      const std::string_view length = req[http::field::content_length];
+      if (length.empty() || length.find_first_not_of("0123456789") != std::string_view::npos) {
+        return "Content-Length must be one decimal number";
+      }
+    }
     if (req.version() >= 11 && req.count(http::field::host) != 1) {
       return "an HTTP/1.1 request needs exactly one Host header";
     }
