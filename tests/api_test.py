@@ -2169,6 +2169,28 @@ class IdempotencyScopeTest(ApiCase):
         # Alice's retry still gets her first answer.
         self.assertEqual(self.expect(self.post_as("alice", body, key), 201), first)
 
+    def test_client_keys_and_idempotency_keys_reach_the_disk_only_as_digests(self):
+        d = self.new_doctor("Dr. Digest")
+        s = self.new_slots(d["id"], 1, first=95)
+        marker = os.urandom(12).hex()
+        client_key, idem_key, patient = f"ck-{marker}", f"ik-{marker}", f"Pat {marker}"
+        r = self.api.req("POST", "/booking", {"slotId": s[0]["id"], "patientName": patient},
+                         headers={"X-Client-Key": client_key, "Idempotency-Key": idem_key})
+        b = self.expect(r, 201)
+        self.expect_seq(b, r)
+        found = {client_key: [], idem_key: [], patient: []}
+        for root, _dirs, files in os.walk(self.server.data_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                for text in found:
+                    if text.encode() in data:
+                        found[text].append(name)
+        # the patient's name is stored as given: the search sees what the journal holds
+        self.assertTrue(found[patient], "the scan of the data dir must find the journaled patient name")
+        self.assertEqual(found[client_key], [], "X-Client-Key must be stored as a digest only")
+        self.assertEqual(found[idem_key], [], "Idempotency-Key must be stored as a digest only")
+
     def test_a_key_is_forgotten_after_the_ttl_and_its_retry_is_decided_afresh(self):
         d = self.new_doctor("Dr. TTL")
         s = self.new_slots(d["id"], 1, first=90)

@@ -58,7 +58,7 @@ class Ws:
     HTTP status of the handshake answer (101 on success), .headers and .body its parts."""
 
     def __init__(self, port, path="/ws", origin=None, host=None, extra_headers=None,
-                 timeout=WAIT, rcvbuf=None):
+                 timeout=WAIT, rcvbuf=None, source=None):
         self.port = port
         self.buf = bytearray()
         self.transcript = []  # ("<" server / ">" client, description), for failure messages
@@ -70,6 +70,8 @@ class Ws:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:  # another loopback peer address: another client identity
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         self.key = base64.b64encode(os.urandom(16)).decode()
