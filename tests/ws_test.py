@@ -811,6 +811,53 @@ class AllowedOriginsTest(WsCase):
         self.assertEqual(self.ws().status, 101)
 
 
+class FeedConnectionCapTest(WsCase):
+    """--max-feed-connections-per-client 2: a client (peer address) may have 2 feeds open; a
+    third is 429 too_many_feed_connections without an upgrade; others are not affected; a
+    closed feed frees its place. /metrics shows the open feeds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(extra_args=["--max-feed-connections-per-client", "2"])
+
+    def metric(self, name):
+        r = self.api.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"no {name} in /metrics")
+
+    def test_a_third_feed_of_one_client_is_429_until_one_closes(self):
+        a = self.doctor("Dr. Capped")
+        first = self.open_ws(source="127.0.0.2")
+        second = self.open_ws(source="127.0.0.2")
+        self.assertEqual(self.metric("slotd_ws_connections"), 2)
+        third = self.ws(source="127.0.0.2", extra_headers={"X-Client-Key": "someone-else"})
+        self.assertEqual(third.status, 429, f"{third.head}\n{third.body!r}")
+        self.assertNotIn("sec-websocket-accept", third.headers, third.head)
+        self.assertEqual(json.loads(third.body)["error"]["code"], "too_many_feed_connections")
+        other = self.open_ws(source="127.0.0.3")  # another client
+        self.subscribe(other, doctorIds=[a["id"]])
+        self.expect_snapshot(other, [])
+        self.assertEqual(self.metric("slotd_ws_connections"), 3)
+        first.close()
+        deadline = time.monotonic() + 10
+        while True:
+            w = self.ws(source="127.0.0.2")
+            if w.status == 101:
+                break
+            self.assertEqual(w.status, 429, w.head)
+            self.assertLess(time.monotonic(), deadline, "a closed feed did not free its place within 10 s")
+            time.sleep(0.1)
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+        s = self.slot(a["id"], 0)
+        for ww in (w, other):
+            self.expect_events(ww, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+        second.close()
+
+
 class ExpiryTest(WsCase):
     """--hold-ttl 1: an unconfirmed hold expires and the feed says so."""
 
