@@ -273,7 +273,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address().to_string();
-    if (shared_.options.trusted_proxies.empty()) peer_identity_ = "ip:" + peer_;
+    if (shared_.options.trusted_proxies.empty()) peer_identity_ = address_identity(peer_);
     shared_.stats.connections_open.fetch_add(1);
     shared_.stats.connections_total.fetch_add(1);
   }
@@ -579,7 +579,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   Shared& shared_;
   IoThread& io_;
   std::string peer_;
-  std::string peer_identity_;     // "ip:<peer>" when no proxy is trusted (fixed per connection)
+  std::string peer_identity_;     // the peer's identity when no proxy is trusted (fixed per connection)
   std::string request_identity_;  // per request, from a trusted proxy's headers
   std::shared_ptr<HttpSession> self_;
   PendingCommand pending_;

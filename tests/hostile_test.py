@@ -783,7 +783,7 @@ class FileDescriptorTest(ServerCase):
             per_s, cpu = (e1 - e0) / (t1 - t0), (c1 - c0) / (t1 - t0)
             print(f"\n  out of descriptors: {per_s:.0f} failed accepts/s, {cpu:.2f} CPU s/s", flush=True)
             self.assertLess(per_s, 500, "accept is retried in a hot loop")
-            self.assertLess(cpu, 0.5, "slotd burns a core while out of descriptors")
+            self.assertLess(cpu, 0.25, "slotd spins while out of descriptors")
             # the open connections keep working: a booking, its answer and its feed event
             keep.request("POST", "/booking", body=json.dumps({"slotId": slots[0]["id"], "patientName": "Fd"}),
                          headers={"Content-Type": "application/json"})
