@@ -2588,6 +2588,22 @@ class OpsEndpointsTest(ApiCase):
                       "slotd_accept_errors_total", "slotd_pending_holds"):
             self.assertIn(gauge, after)
 
+    def test_an_admin_token_given_by_flag_or_environment_is_never_printed_or_served(self):
+        flagged = self.server.admin_token
+        secret = "env-admin-token-" + os.urandom(12).hex()
+        other = self.start_server(admin_token=None, env={"SLOTD_ADMIN_TOKEN": secret})
+        other.api.admin_token = secret
+        self.assertEqual(other.api.req("GET", "/admin/stats", admin=True).status, 200, "the token from the environment works")
+        def printed(server):  # what slotd wrote, without the harness's line with its command
+            return server.log_of_last_start().split("\n", 1)[1]
+
+        for server, token in ((self.server, flagged), (other, secret)):
+            for path in ("/metrics", "/openapi.json", "/healthz"):
+                self.assertNotIn(token.encode(), server.api.req("GET", path).body, path)
+            self.assertNotIn(token, printed(server), "the admin token must not be printed")
+        self.assertEqual(other.stop(), 0)
+        self.assertNotIn(secret, printed(other), "nor at shutdown")
+
     def test_openapi_json_serves_the_committed_document_and_it_matches_what_the_server_routes(self):
         r = self.api.req("GET", "/openapi.json")
         doc = self.expect(r, 200)
