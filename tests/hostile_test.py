@@ -64,7 +64,8 @@ def sanitizer_of(binary):
     return ""
 
 
-# RSS growth allowed over the RSS after setup, per build. Measured with this suite: +8 MiB
+# RSS growth allowed over the RSS after setup, per build. Measured by this suite (it prints
+# them: python3 tests/hostile_test.py --slotd build/PRESET/api/slotd): +8 MiB
 # (release) and +21 MiB (asan) now; +188 MiB with the release build from before issue 6's
 # fixes (commit 7767f7e), where the issue's 20 never-reading feed clients added ~660 MB.
 RSS_GROWTH_BOUND_MIB = {"": 80, "asan": 160, "tsan": 320}
