@@ -123,6 +123,20 @@ void append_clinic_json(std::string& out, const ClinicInfo& c) {
   out += '}';
 }
 
+void append_webhook_events_json(std::string& out, std::uint64_t events) {
+  out += '[';
+  bool first = true;
+  for (std::size_t i = 0; i < kWebhookEventTypes; ++i) {
+    if (!(events & (std::uint64_t{1} << i))) continue;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += to_string(static_cast<WebhookEventType>(i));
+    out += '"';
+  }
+  out += ']';
+}
+
 std::string_view to_string(Actor actor) {
   switch (actor) {
     case Actor::system: return "system";
@@ -192,6 +206,17 @@ void append_event_json(std::string& out, const JournalRecord& r) {
             append_iso8601(out, e.up_to_ms);
             out += '"';
           },
+          // Without the secret: it is shown once, to whoever registered the endpoint.
+          [&](const WebhookRegistered& e) {
+            fmt::format_to(it, R"("webhookId":{},"url":)", e.webhook_id);
+            append_json_string(out, e.url);
+            out += R"(,"events":)";
+            append_webhook_events_json(out, e.events);
+            fmt::format_to(it, R"(,"clinicId":{},"includePatient":{})", e.clinic_id,
+                           e.include_patient);
+            append_instant(out, "createdAt", e.created_at_ms);
+          },
+          [&](const WebhookDeleted& e) { fmt::format_to(it, R"("webhookId":{})", e.webhook_id); },
       },
       r.event);
   out += "}}";
