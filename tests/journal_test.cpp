@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -923,3 +924,69 @@ TEST_CASE("a key that is not 8 bytes is reported as a bad key") {
 }
 
 }  // namespace
+
+// ---- Consumer cursors ------------------------------------------------------------------
+
+TEST_CASE("a consumer cursor that was put survives close and reopen; an unknown consumer has none") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    std::optional<JournalCursor> none;
+    REQUIRE(journal->get_cursor(1, none).ok);
+    CHECK_FALSE(none.has_value());
+    REQUIRE(journal->append(closed_slot_records(1, 10)).ok);
+    REQUIRE(journal->put_cursor(1, JournalCursor{7, false}).ok);
+    REQUIRE(journal->put_cursor(kMaxU64, JournalCursor{kMaxU64, true}).ok);
+    REQUIRE(journal->put_cursor(1, JournalCursor{9, false}).ok);  // the newest wins
+  }
+  auto journal = open_journal(dir.str());
+  std::optional<JournalCursor> first, last, unknown;
+  REQUIRE(journal->get_cursor(1, first).ok);
+  REQUIRE(journal->get_cursor(kMaxU64, last).ok);
+  REQUIRE(journal->get_cursor(2, unknown).ok);
+  REQUIRE(first.has_value());
+  CHECK(first->next_seq == 9);
+  CHECK_FALSE(first->stopped);
+  REQUIRE(last.has_value());
+  CHECK(last->next_seq == kMaxU64);
+  CHECK(last->stopped);
+  CHECK_FALSE(unknown.has_value());
+  // The records are untouched: the cursors live in their own column family.
+  CHECK(journal->last_seq() == 10);
+  CHECK(read_all(*journal).size() == 10);
+  REQUIRE(journal->append(closed_slot_records(11, 5)).ok);
+  CHECK(read_all(*journal, 9).size() == 7);
+}
+
+TEST_CASE("a deleted consumer cursor is gone, also after reopening") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->put_cursor(3, JournalCursor{4, true}).ok);
+    REQUIRE(journal->delete_cursor(3).ok);
+    REQUIRE(journal->delete_cursor(99).ok);  // deleting what is not there is not an error
+  }
+  auto journal = open_journal(dir.str());
+  std::optional<JournalCursor> cursor;
+  REQUIRE(journal->get_cursor(3, cursor).ok);
+  CHECK_FALSE(cursor.has_value());
+}
+
+TEST_CASE("a journal that never had a consumer stays a one-column-family database") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(closed_slot_records(1, 3)).ok);
+    std::optional<JournalCursor> cursor;
+    REQUIRE(journal->get_cursor(1, cursor).ok);
+  }
+  std::vector<std::string> families;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
+  CHECK(families == std::vector<std::string>{"default"});
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->put_cursor(1, JournalCursor{2, false}).ok);
+  }
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
+  CHECK(families == std::vector<std::string>{"default", "cursors"});
+}
