@@ -86,13 +86,15 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_token_hex(std::string& out, const Token& token) {
+void append_hex(std::string& out, std::span<const std::uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (std::uint8_t b : token) {
+  for (std::uint8_t b : bytes) {
     out += kHex[b >> 4];
     out += kHex[b & 15];
   }
 }
+
+void append_token_hex(std::string& out, const Token& token) { append_hex(out, token); }
 
 void append_slot_json(std::string& out, const SlotView& s, std::uint64_t seq) {
   fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
@@ -212,8 +214,12 @@ void append_event_json(std::string& out, const JournalRecord& r) {
             append_json_string(out, e.url);
             out += R"(,"events":)";
             append_webhook_events_json(out, e.events);
-            fmt::format_to(it, R"(,"clinicId":{},"includePatient":{})", e.clinic_id,
-                           e.include_patient);
+            if (e.clinic_id) {
+              fmt::format_to(it, R"(,"clinicId":{})", e.clinic_id);
+            } else {
+              out += R"(,"clinicId":null)";
+            }
+            fmt::format_to(it, R"(,"includePatient":{})", e.include_patient);
             append_instant(out, "createdAt", e.created_at_ms);
           },
           [&](const WebhookDeleted& e) { fmt::format_to(it, R"("webhookId":{})", e.webhook_id); },

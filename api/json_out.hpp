@@ -3,6 +3,8 @@
 // secrets are never written here (not even for the admin: /events is an audit log).
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,5 +32,7 @@ void append_event_json(std::string& out, const JournalRecord& record);
 void append_webhook_events_json(std::string& out, std::uint64_t events);
 // 32 lowercase hex digits.
 void append_token_hex(std::string& out, const Token& token);
+// Two lowercase hex digits per byte.
+void append_hex(std::string& out, std::span<const std::uint8_t> bytes);
 
 }  // namespace slotd
