@@ -383,6 +383,16 @@ class DeliveryTest(WebhookCase):
             self.assertEqual(r.status, 400, r.describe())
         self.assertEqual(api.req("GET", "/admin/webhooks/999", admin=True).status, 404)
 
+    def test_the_openapi_document_describes_every_webhook_route(self):
+        doc = self.api().req("GET", "/openapi.json").json
+        paths = doc["paths"]
+        self.assertEqual(sorted(paths["/admin/webhooks"]), ["get", "post"])
+        self.assertEqual(sorted(paths["/admin/webhooks/{id}"]), ["delete", "get"])
+        self.assertEqual(sorted(paths["/admin/webhooks/{id}/redeliver"]), ["post"])
+        self.assertEqual(doc["components"]["schemas"]["WebhookEventType"]["enum"],
+                         ["booking.held", "booking.confirmed", "booking.failed", "booking.cancelled",
+                          "slot.created", "slot.closed"])
+
     def test_z_no_secret_or_token_appears_in_the_log(self):
         self.check_logs_hold_no_secret()
 
