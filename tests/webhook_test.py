@@ -44,16 +44,14 @@ def wait_until(predicate, what, timeout=WAIT_S):
 
 class Receiver:
     """An HTTP(S) receiver on 127.0.0.1 that records every POST and answers from a plan:
-    the statuses in `plan` first, then `status`; `hang` = read the request, never answer."""
+    the statuses in `plan` first, then `status`, each after `delay_s`."""
 
     def __init__(self, port=0, tls_files=None):
         self.cond = threading.Condition()
         self.posts = []  # dicts: path, headers (lower-case names), body (bytes), json
         self.plan = []
         self.status = 200
-        self.hang = False
         self.delay_s = 0.0
-        self.release = threading.Event()
         self.tls_files = tls_files
         self.server = None
         self.port = port
@@ -72,16 +70,9 @@ class Receiver:
                         "body": body, "json": json.loads(body)}
                 with receiver.cond:
                     status = receiver.plan.pop(0) if receiver.plan else receiver.status
-                    hang, delay = receiver.hang, receiver.delay_s
-                    if not hang:
-                        receiver.posts.append(post)
-                        receiver.cond.notify_all()
-                if hang:
-                    with receiver.cond:
-                        receiver.posts.append(post)
-                        receiver.cond.notify_all()
-                    receiver.release.wait(WAIT_S)
-                    return
+                    delay = receiver.delay_s
+                    receiver.posts.append(post)
+                    receiver.cond.notify_all()
                 if delay:
                     time.sleep(delay)
                 self.send_response(status)
@@ -107,7 +98,6 @@ class Receiver:
 
     def stop(self):
         """Stops listening (the port refuses connections until start())."""
-        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -523,7 +513,11 @@ class PrivateDestinationTest(WebhookCase):
             self.assertIn("destination refused", delivery["lastError"])
             self.assertIn("loopback", delivery["lastError"])
             self.assertEqual(receiver.seqs(), [])  # no connection was made
+            self.assertEqual(without.stop(), 0)
         finally:
+            for server in self.servers:
+                if server.data_dir == data_dir and server.running():
+                    server.kill()
             shutil.rmtree(data_dir, ignore_errors=True)
 
     def test_z_no_secret_or_token_appears_in_the_log(self):
