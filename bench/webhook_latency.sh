@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # POST /booking latency with and without a webhook endpoint that never answers, in one run
-# against one slotd (real RocksDB, fsync per batch, loopback):
+# against one slotd (real RocksDB, fsync per batch, loopback). ROUNDS times (3) in turn:
 #   A  no webhook
 #   B  one endpoint subscribed to every event type whose receiver accepts connections,
-#      reads the request and never answers (each attempt waits out --webhook-timeout,
-#      then backs off)
-#   C  the endpoint deleted again (shows the drift between A and B that is not webhooks)
-# The same wrk load each time (bench/book_unique.lua: every request holds a fresh slot);
-# between phases the holds expire (--hold-ttl) so the same slots are free again. Prints
-# p50/p99 (wrk --latency) per phase and writes them to --out. Bounded: every server it
-# starts is stopped at exit.
+#      reads the request and never answers (an attempt waits out --webhook-timeout, 10 s,
+#      longer than a phase), deleted again after the phase
+# The same wrk load in every phase (bench/book_unique.lua: every request holds a fresh
+# slot); between phases the holds expire (--hold-ttl) so the same slots are free again.
+# Alternating and taking medians keeps a busy machine's drift out of the comparison.
+# Prints p50/p99 (wrk --latency) per phase, the medians and their ratio, and writes them
+# to --out. Bounded: every server it starts is stopped at exit.
 # Usage: bench/webhook_latency.sh [BUILD_DIR] [--quick] [--out FILE]
-#   env CONNECTIONS (16), THREADS (1): the wrk load.
+#   env CONNECTIONS (16), THREADS (1): the wrk load; ROUNDS (3).
 set -euo pipefail
 build=${1:-build/release}
 shift || true
-duration=10
+duration=5
 out=webhook_latency.results.txt
 while (($#)); do
   case $1 in
-    --quick) duration=3 ;;
+    --quick) duration=2 ;;
     --out) out=$2; shift ;;
   esac
   shift
@@ -33,6 +33,7 @@ sink_port=$(free_port)
 token=bench-token
 threads=${THREADS:-1}
 connections=${CONNECTIONS:-16}
+rounds=${ROUNDS:-3}
 slots_per_thread=150000
 ttl=$((duration + 3))
 pids=()
@@ -116,25 +117,42 @@ phase() {
   booked[$name]=$((after - before))
 }
 
-phase A
-sleep "$ttl"; wait_for_free_slots
-hook=$(curl -s -XPOST "$base/admin/webhooks" -H "Authorization: Bearer $token" \
-  -d "{\"url\":\"http://127.0.0.1:$sink_port/hook\",\"events\":[\"booking.held\",\"booking.confirmed\",\"booking.failed\",\"booking.cancelled\",\"slot.created\",\"slot.closed\"]}" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-phase B
-delivery=$(curl -s "$base/admin/webhooks/$hook" -H "Authorization: Bearer $token" |
-  python3 -c 'import json,sys; d=json.load(sys.stdin)["delivery"]; print("state=%s delivered=%d failures=%d lag=%d lastError=%r" % (d["state"], d["delivered"], d["failures"], d["lag"], d["lastError"]))')
-curl -sf -XDELETE "$base/admin/webhooks/$hook" -H "Authorization: Bearer $token" >/dev/null
-sleep "$ttl"; wait_for_free_slots
-phase C
+register() {
+  curl -s -XPOST "$base/admin/webhooks" -H "Authorization: Bearer $token" \
+    -d "{\"url\":\"http://127.0.0.1:$sink_port/hook\",\"events\":[\"booking.held\",\"booking.confirmed\",\"booking.failed\",\"booking.cancelled\",\"slot.created\",\"slot.closed\"]}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
+median() { printf "%s\n" "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+order=()
+deliveries=()
+for r in $(seq "$rounds"); do
+  phase "A$r"
+  order+=("A$r")
+  sleep "$ttl"; wait_for_free_slots
+  hook=$(register)
+  phase "B$r"
+  order+=("B$r")
+  deliveries+=("$(curl -s "$base/admin/webhooks/$hook" -H "Authorization: Bearer $token" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin)["delivery"]; print("state=%s delivered=%d failures=%d lag=%d lastError=%r" % (d["state"], d["delivered"], d["failures"], d["lag"], d["lastError"]))')")
+  curl -sf -XDELETE "$base/admin/webhooks/$hook" -H "Authorization: Bearer $token" >/dev/null
+  sleep "$ttl"; wait_for_free_slots
+done
+
+a99=(); b99=(); a50=(); b50=()
+for name in "${order[@]}"; do
+  if [[ $name == A* ]]; then a99+=("${p99[$name]}"); a50+=("${p50[$name]}"); else b99+=("${p99[$name]}"); b50+=("${p50[$name]}"); fi
+done
 {
-  echo "# webhook_latency $(date -u +%FT%TZ) POST /booking, wrk -t$threads -c$connections -d${duration}s, loopback, fsync per batch"
-  printf "%-44s %10s %10s %12s\n" phase p50_us p99_us bookings
-  printf "%-44s %10s %10s %12s\n" "A: no webhook" "${p50[A]}" "${p99[A]}" "${booked[A]}"
-  printf "%-44s %10s %10s %12s\n" "B: endpoint that never answers" "${p50[B]}" "${p99[B]}" "${booked[B]}"
-  printf "%-44s %10s %10s %12s\n" "C: endpoint deleted again" "${p50[C]}" "${p99[C]}" "${booked[C]}"
-  awk -v b="${p99[B]}" -v a="${p99[A]}" -v c="${p99[C]}" \
-    'BEGIN { printf "p99 ratio B/A %.2f, B/C %.2f\n", b / a, b / c }'
-  echo "endpoint during B: $delivery"
+  echo "# webhook_latency $(date -u +%FT%TZ) POST /booking, wrk -t$threads -c$connections -d${duration}s per phase, $rounds rounds, loopback, fsync per batch"
+  printf "%-8s %-34s %10s %10s %10s\n" phase webhooks p50_us p99_us bookings
+  for name in "${order[@]}"; do
+    what="none"; [[ $name == B* ]] && what="one endpoint that never answers"
+    printf "%-8s %-34s %10s %10s %10s\n" "$name" "$what" "${p50[$name]}" "${p99[$name]}" "${booked[$name]}"
+  done
+  ma50=$(median "${a50[@]}"); mb50=$(median "${b50[@]}"); ma99=$(median "${a99[@]}"); mb99=$(median "${b99[@]}")
+  echo "median p50_us: none $ma50, never-answering endpoint $mb50"
+  echo "median p99_us: none $ma99, never-answering endpoint $mb99"
+  awk -v a="$ma99" -v b="$mb99" 'BEGIN { printf "p99 ratio (with / without): %.2f\n", b / a }'
+  for d in "${deliveries[@]}"; do echo "endpoint at the end of its B phase: $d"; done
 } | tee "$out"
