@@ -20,8 +20,12 @@ build: deps
 	cmake --preset $(PRESET) >/dev/null
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
-# Installs what is missing, builds release, runs slotd with demo data on http://$(HOST):$(PORT).
-run: build
+# Installs what is missing, builds slotd alone (no test binaries) and runs it with demo data.
+# slotd prints the patient page's URL (http://$(HOST):$(PORT)/), the admin page's, and the
+# file that holds the admin token (the token itself is never printed).
+run: deps
+	cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET) -j $(JOBS) --target slotd
 	$(BUILD_DIR)/api/slotd --demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Installs, builds and runs every test: release first, then all of them again under
@@ -44,9 +48,12 @@ test-tsan: deps
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
 	  ctest --preset tsan -j $(JOBS)
 
+# Engine, journal and HTTP micro-benches, then bench/run (slotd vs hello_server, the
+# contention check, the Node/PostgreSQL baseline, the live feed); BENCH_ARGS=--quick etc.
 bench: build
 	@./scripts/install-deps.sh wrk curl
 	./bench/run.sh $(BUILD_DIR)
+	./bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf build

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <string_view>
 
@@ -86,7 +87,7 @@ const std::vector<Option>& options() {
       {"default-time-zone", "IANA time zone of new clinics that name none (UTC)", true,
        [](Config& c, std::string_view v) { c.default_time_zone = v; return !v.empty(); }},
       {"web-dir", "serve the web UI from this folder instead of the copy built into the binary", true,
-       [](Config& c, std::string_view v) { c.web_dir = v; return !v.empty(); }},
+       [](Config& c, std::string_view v) { c.web_dir = v; return std::filesystem::is_directory(c.web_dir); }},
       {"idempotency-ttl", "seconds an Idempotency-Key is remembered (86400)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.idempotency_ttl_s); }},
       {"shutdown-grace", "seconds answers may take to go out after SIGTERM (10)", true,

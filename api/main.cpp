@@ -21,6 +21,7 @@
 #include "api/config.hpp"
 #include "api/server.hpp"
 #include "api/time_zones.hpp"
+#include "api/web_assets.hpp"
 #include "sequencer/sequencer.hpp"
 #include "webhooks/delivery.hpp"
 
@@ -206,6 +207,12 @@ int main(int argc, char** argv) {
   api_options.booking_burst = config.booking_burst;
   api_options.default_time_zone = config.default_time_zone;
   api_options.webhooks = &webhooks;
+  // The web UI: GET/HEAD paths no route claims (pages and assets, web_assets.hpp).
+  const WebAssets web(config.web_dir);
+  api_options.web = [&web](const HttpRequest& request) {
+    std::string_view path = request.target.substr(0, request.target.find_first_of("?#"));
+    return web.lookup(path, request.if_none_match);
+  };
   Api api(*sequencer, api_options, server_stats);
 
   ServerOptions server_options;
@@ -249,6 +256,8 @@ int main(int argc, char** argv) {
   }
   std::string host = config.host.find(':') != std::string::npos ? "[" + config.host + "]" : config.host;
   std::printf("slotd listening on http://%s:%u\n", host.c_str(), server.bound_port());
+  std::printf("patient page: http://%s:%u/\n", host.c_str(), server.bound_port());
+  std::printf("admin page:   http://%s:%u/admin\n", host.c_str(), server.bound_port());
   if (token_from_file) {
     std::printf("admin token: in %s\n", (fs::path(config.data_dir) / "admin-token").c_str());
   } else {

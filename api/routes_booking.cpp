@@ -58,6 +58,20 @@ void get_booking(Call& call) {
   append_iso8601(body, b->expires_at_ms);
   body += R"(","confirmedAt":)";
   append_optional_instant(body, b->confirmed_at_ms);
+  // ?include=slot adds where and when (enough for a booking page opened on another
+  // device); without it the answer keeps the contract's exact shape.
+  const std::string* include = call.target.param("include");
+  if (include && *include != "slot") return call.fail(bad_query("include may only be slot"));
+  if (auto slot = include ? call.reads().slot(b->slot_id) : std::nullopt) {
+    auto catalog = call.reads().catalog();
+    const DoctorInfo* doctor = catalog->doctor(slot->doctor_id);
+    fmt::format_to(std::back_inserter(body), R"(,"doctorId":{},"clinicId":{},"start":")",
+                   slot->doctor_id, doctor ? doctor->clinic_id : 0);
+    append_iso8601(body, slot->start_ms);
+    body += R"(","end":")";
+    append_iso8601(body, slot->end_ms);
+    body += '"';
+  }
   if (call.admin || token_matches(presented_token(call), b->token)) {
     body += R"(,"patientName":)";
     append_json_string(body, b->patient_name);

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -700,6 +701,9 @@ struct Server::Impl {
   }
   Shared shared;
   std::shared_ptr<Listener> listener;
+  // Made when listening starts, before anyone is told the address: a SIGTERM from then on
+  // is queued for run() instead of killing the process.
+  std::optional<net::signal_set> signals;
 };
 
 Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
@@ -715,7 +719,9 @@ bool Server::listen(std::string& error) {
     return false;
   }
   impl_->listener = std::make_shared<Listener>(impl_->shared);
-  return impl_->listener->open(tcp::endpoint(address, impl_->shared.options.port), error);
+  if (!impl_->listener->open(tcp::endpoint(address, impl_->shared.options.port), error)) return false;
+  impl_->signals.emplace(impl_->shared.io[0]->ioc, SIGINT, SIGTERM);
+  return true;
 }
 
 std::uint16_t Server::bound_port() const { return impl_->listener->port(); }
@@ -750,8 +756,7 @@ void Server::run(const std::function<void()>& drain) {
   for (auto& io : shared.io) work.push_back(net::make_work_guard(io->ioc));
   impl_->listener->accept();
   std::thread drainer;
-  net::signal_set signals(shared.io[0]->ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code ec, int) {
+  impl_->signals->async_wait([&](beast::error_code ec, int) {
     if (ec) return;
     impl_->listener->stop();
     shared.shutting_down.store(true);

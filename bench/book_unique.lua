@@ -1,5 +1,11 @@
--- wrk script: every request books a different slot (slot ids 1..N split across threads),
--- so each 201 is a real, durable hold. Used by bench/http_bench.sh.
+-- wrk script: every request books a different slot, so each 201 is a real, durable hold.
+-- args: slots_per_thread [first_slot_id (1)]. Thread t books first_slot_id + t *
+-- slots_per_thread + 0, 1, 2, ...; after slots_per_thread requests it starts over on the
+-- same slots, which then answer 409: a run that used up its slots shows it.
+-- done() prints the replies by status over all threads, e.g.
+--   wrk-status: total=1000 s2xx=990 s201=990 s409=10 other=0 p50_us=812 p99_us=2310
+-- Used by bench/run (slotd and hello_server alike, so both pay the same Lua cost),
+-- bench/http_bench.sh and bench/compare_baseline.sh.
 local threads = {}
 local next_thread_id = 0
 
@@ -11,23 +17,38 @@ end
 
 function init(args)
   slots_per_thread = tonumber(args[1])
+  first_slot_id = tonumber(args[2] or "1")
   counter = 0
+  n2xx, n201, n409, nother = 0, 0, 0, 0
 end
 
 function request()
   counter = counter + 1
   if counter > slots_per_thread then counter = 1 end
-  local slot = thread_id * slots_per_thread + counter
+  local slot = first_slot_id + thread_id * slots_per_thread + counter - 1
   return wrk.format("POST", "/booking", {["Content-Type"] = "application/json"},
     '{"slotId":' .. slot .. ',"patientName":"Load Test"}')
 end
 
-local created, refused = 0, 0
 function response(status, headers, body)
-  if status == 201 then created = created + 1 else refused = refused + 1 end
+  if status >= 200 and status < 300 then n2xx = n2xx + 1 end
+  if status == 201 then
+    n201 = n201 + 1
+  elseif status == 409 then
+    n409 = n409 + 1
+  elseif status < 200 or status >= 300 then
+    nother = nother + 1
+  end
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("wrk: requests=%d p50_us=%d p99_us=%d\n", summary.requests,
-    latency:percentile(50), latency:percentile(99)))
+  local s2xx, s201, s409, other = 0, 0, 0, 0
+  for _, thread in ipairs(threads) do
+    s2xx = s2xx + thread:get("n2xx")
+    s201 = s201 + thread:get("n201")
+    s409 = s409 + thread:get("n409")
+    other = other + thread:get("nother")
+  end
+  io.write(string.format("wrk-status: total=%d s2xx=%d s201=%d s409=%d other=%d p50_us=%d p99_us=%d\n",
+    summary.requests, s2xx, s201, s409, other, latency:percentile(50), latency:percentile(99)))
 end

@@ -251,4 +251,32 @@ slotd_secs=$(wrk_secs slotd_book); base_secs=$(wrk_secs base_book)
       printf fmt, "double bookings", sd, bd, ""
     }'
 } | tee "$out"
+
+# One machine-readable line per run (bench/run reads them): replies/s, successful replies/s
+# (200 for reads, 201 for bookings), p50/p99 in ms; bookings also durable (counted in the
+# store) and durable/s.
+wrk_ms() { # the wrk --latency percentile $2 ("50%") of run $1, in ms
+  awk -v p="$2" '$1 == p { v = $2; f = 1
+      if (v ~ /us$/) { sub(/us$/, "", v); f = 0.001 } else if (v ~ /ms$/) sub(/ms$/, "", v)
+      else if (v ~ /m$/) { sub(/m$/, "", v); f = 60000 } else if (v ~ /s$/) { sub(/s$/, "", v); f = 1000 }
+      printf "%.3f", v * f }' "$work/$1.wrk"
+}
+wrk_s201() { awk '/^wrk-status:/ { for (i = 2; i <= NF; i++) if ($i ~ /^s201=/) { sub(/^s201=/, "", $i); print $i } }' "$work/$1.wrk"; }
+result_line() { # run system durable
+  local run=$1 secs rps ok
+  secs=$(wrk_secs "$run"); rps=$(wrk_rps "$run")
+  if [[ $run == *_book ]]; then ok=$(wrk_s201 "$run"); else
+    ok=$(awk -v r="$(awk '/ requests in / {print $1}' "$work/$run.wrk")" -v n="$(wrk_non2xx "$run")" 'BEGIN {print r - n}'); fi
+  awk -v name="$run" -v sys="$2" -v rps="$rps" -v ok="$ok" -v secs="$secs" -v d="${3:-}" \
+      -v p50="$(wrk_ms "$run" 50%)" -v p99="$(wrk_ms "$run" 99%)" -v n="$(wrk_non2xx "$run")" -v e="$(wrk_errors "$run")" \
+      'BEGIN { printf "RESULT name=compare.%s system=%s rps=%.0f ok_rps=%.0f p50_ms=%s p99_ms=%s non2xx=%d errors=%d", name, sys, rps, ok / secs, p50, p99, n, e
+               if (d != "") printf " durable=%d durable_per_s=%.0f", d, d / secs
+               printf "\n" }'
+}
+{
+  result_line slotd_read slotd
+  result_line base_read baseline
+  result_line slotd_book slotd "$slotd_bookings"
+  result_line base_book baseline "$base_bookings"
+} | tee -a "$out"
 if ((slotd_double != 0 || base_double != 0)); then log "DOUBLE BOOKINGS: slotd $slotd_double, baseline $base_double"; exit 1; fi

@@ -51,7 +51,7 @@ book_out=$(wrk -t$threads -c$connections -d${duration}s -s bench/book_unique.lua
 after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_bookings / {print $2}')
 batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_batches_total / {print $2}')
 book_rps=$(echo "$book_out" | awk '/Requests\/sec/ {print $2}')
-lat=$(echo "$book_out" | grep '^wrk:')
+lat=$(echo "$book_out" | grep '^wrk-status:')
 durable=$(( after - before ))
 {
   echo "# http_bench $(date -u +%FT%TZ) wrk -t$threads -c$connections -d${duration}s, loopback, fsync per batch"

@@ -585,6 +585,17 @@ class ContractTest(ApiCase):
         r, v = self.get_booking(f"{b['id']}?token={'f' * 32}")
         self.assertEqual(v, full, r.describe())
 
+    def test_get_booking_with_include_slot_adds_doctor_clinic_start_and_end(self):
+        d = self.new_doctor()
+        s = self.new_slot(d["id"], 3)
+        b = self.book(s["id"])
+        r = self.api.req("GET", f"/booking/{b['id']}?include=slot")
+        v = self.expect(r, 200)
+        self.assertEqual(set(v), BOOKING_VIEW_KEYS | {"doctorId", "clinicId", "start", "end"}, r.describe())
+        self.assertEqual((v["doctorId"], v["clinicId"], v["start"], v["end"]),
+                         (d["id"], d["clinicId"], s["start"], s["end"]))
+        self.expect_error(self.api.req("GET", f"/booking/{b['id']}?include=everything"), 400, "invalid_query")
+
     def test_get_booking_of_an_unknown_id_is_404_booking_not_found(self):
         self.expect_error(self.api.req("GET", "/booking/987654"), 404, "booking_not_found")
 
