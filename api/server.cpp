@@ -293,6 +293,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     return reinterpret_cast<std::uint64_t>(this);
   }
 
+  std::function<void(HttpResponse&&)> defer() override {
+    return [self = shared_from_this(), &ioc = io_.ioc](HttpResponse&& response) {
+      net::post(ioc, [self, response = std::move(response)]() mutable {
+        self->respond(std::move(response));
+      });
+    };
+  }
+
   void command_done(const BatchResults& batch, std::uint32_t index) {
     auto keep = std::move(self_);
     write(shared_.api.answer_command(pending_, batch, index), false);
