@@ -28,7 +28,8 @@ unsigned status_of(Rejection r) {
     case Rejection::doctor_not_found:
     case Rejection::slot_not_found:
     case Rejection::booking_not_found:
-    case Rejection::waitlist_entry_not_found: return 404;
+    case Rejection::waitlist_entry_not_found:
+    case Rejection::webhook_not_found: return 404;
     case Rejection::slot_unavailable:
     case Rejection::slot_overlap:
     case Rejection::booking_expired:
@@ -40,7 +41,8 @@ unsigned status_of(Rejection r) {
     case Rejection::waitlist_entry_served: return 409;
     case Rejection::invalid_name:
     case Rejection::invalid_time_range:
-    case Rejection::empty_request: return 400;
+    case Rejection::empty_request:
+    case Rejection::invalid_webhook: return 400;
     case Rejection::too_many_slots: return 413;
     case Rejection::too_many_holds: return 429;
     case Rejection::duplicate_request: return 200;  // answered by the route's replay
@@ -79,6 +81,9 @@ std::string_view message_of(Rejection r) {
     case Rejection::waitlist_entry_not_found: return "no waitlist entry has this id";
     case Rejection::waitlist_entry_served:
       return "the entry was already offered a slot; cancel that booking instead";
+    case Rejection::webhook_not_found: return "no webhook has this id (or it was deleted)";
+    case Rejection::invalid_webhook:
+      return "a webhook needs a URL of at most 2048 bytes and at least one known event type";
   }
   return "refused";
 }

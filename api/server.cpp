@@ -274,7 +274,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address().to_string();
-    if (shared_.options.trusted_proxies.empty()) peer_identity_ = "ip:" + peer_;
+    if (shared_.options.trusted_proxies.empty()) peer_identity_ = address_identity(peer_);
     shared_.stats.connections_open.fetch_add(1);
     shared_.stats.connections_total.fetch_add(1);
   }
@@ -291,6 +291,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   std::uint64_t completion_tag() override {
     self_ = shared_from_this();  // alive until the sequencer answers
     return reinterpret_cast<std::uint64_t>(this);
+  }
+
+  std::function<void(HttpResponse&&)> defer() override {
+    return [self = shared_from_this(), &ioc = io_.ioc](HttpResponse&& response) {
+      net::post(ioc, [self, response = std::move(response)]() mutable {
+        self->respond(std::move(response));
+      });
+    };
   }
 
   void command_done(const BatchResults& batch, std::uint32_t index) {
@@ -343,11 +351,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   }
 
   // Framing that two parsers could read differently is refused (request smuggling):
-  // anything but exactly "Transfer-Encoding: chunked", both Transfer-Encoding and
-  // Content-Length, repeated Content-Length, and HTTP/1.1 without exactly one Host.
+  // anything but exactly "Transfer-Encoding: chunked" (and that only in HTTP/1.1), both
+  // Transfer-Encoding and Content-Length, a Content-Length that is not one plain number
+  // (Beast takes "5, 5"), and HTTP/1.1 without exactly one Host.
   std::string_view framing_error(const http::request<http::string_body>& req) const {
     const auto te_count = req.count(http::field::transfer_encoding);
     if (te_count > 1) return "more than one Transfer-Encoding header";
+    if (te_count == 1 && req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
     if (te_count == 1) {
       std::string_view te = req[http::field::transfer_encoding];
       while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
@@ -358,6 +368,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
       }
     }
     if (req.count(http::field::content_length) > 1) return "more than one Content-Length header";
+    if (req.count(http::field::content_length) == 1) {
+      const std::string_view length = req[http::field::content_length];
+      if (length.empty() || length.find_first_not_of("0123456789") != std::string_view::npos) {
+        return "Content-Length must be one decimal number";
+      }
+    }
     if (req.version() >= 11 && req.count(http::field::host) != 1) {
       return "an HTTP/1.1 request needs exactly one Host header";
     }
@@ -573,7 +589,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   Shared& shared_;
   IoThread& io_;
   std::string peer_;
-  std::string peer_identity_;     // "ip:<peer>" when no proxy is trusted (fixed per connection)
+  std::string peer_identity_;     // the peer's identity when no proxy is trusted (fixed per connection)
   std::string request_identity_;  // per request, from a trusted proxy's headers
   std::shared_ptr<HttpSession> self_;
   PendingCommand pending_;

@@ -39,11 +39,11 @@ struct JournalStatus {
 inline constexpr std::uint8_t kJournalFormatVersion = 2;
 
 // Event names (as in C++ and JSON), indexed by the Event alternative (= the type byte).
-inline constexpr std::array<std::string_view, 14> kEventNames = {
+inline constexpr std::array<std::string_view, 16> kEventNames = {
     "ClinicAdded",    "DoctorAdded", "SlotCreated",  "SlotHeld",
     "BookingConfirmed", "BookingExpired", "BookingCancelled", "SlotClosed",
-    "IdempotencyKeysForgotten", "ClinicUpdated", "BookingRescheduled", "WaitlistJoined",
-    "WaitlistLeft", "WaitlistOffered"};
+    "IdempotencyKeysForgotten", "ClinicUpdated", "WebhookRegistered", "WebhookDeleted",
+    "BookingRescheduled", "WaitlistJoined", "WaitlistLeft", "WaitlistOffered"};
 
 inline std::string_view event_name(const Event& event) { return kEventNames[event.index()]; }
 

@@ -6,12 +6,13 @@
 // this header do not see it.
 //
 // Threading: append() is for the one writer (the sequencer). read() and last_seq() may
-// be called from any thread at the same time as append().
+// be called from any thread at the same time as append(); so may the cursor calls.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -22,6 +23,12 @@ class Env;  // only for fault-injection tests; the header stays free of RocksDB
 }
 
 namespace slotd {
+
+// A consumer's durable position in the journal (a webhook endpoint's delivery cursor).
+struct JournalCursor {
+  std::uint64_t next_seq = 1;  // the first seq the consumer has not finished with
+  bool stopped = false;        // the consumer gave up at next_seq until told to go on
+};
 
 class Journal {
  public:
@@ -51,6 +58,17 @@ class Journal {
 
   // The seq of the last durable record; 0 when the journal is empty.
   std::uint64_t last_seq() const;
+
+  // Cursors of journal consumers, by consumer id, in the column family "cursors" of the
+  // same database (created by the first put_cursor, so a journal without consumers is
+  // the one-column-family database it always was). They are not events: nothing here
+  // checks them against the records. put/delete write with sync = true, so a cursor that
+  // was stored survives kill -9 and power loss.
+  [[nodiscard]] JournalStatus put_cursor(std::uint64_t consumer_id, const JournalCursor& cursor);
+  // `out` is empty when the consumer has no cursor.
+  [[nodiscard]] JournalStatus get_cursor(std::uint64_t consumer_id,
+                                         std::optional<JournalCursor>& out) const;
+  [[nodiscard]] JournalStatus delete_cursor(std::uint64_t consumer_id);
 
  private:
   struct Impl;
