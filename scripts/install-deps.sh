@@ -10,6 +10,7 @@ packages=(build-essential g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev librocksdb-dev libsimdjson-dev libfmt-dev doctest-dev
   libhowardhinnant-date-dev tzdata libssl-dev openssl
   python3 ca-certificates
+  python3-icalendar  # parses the served .ics in tests/booking_changes_test.py
   libjs-chart.js  # Chart.js, compiled into slotd for the dashboard
   chromium        # the browser of the UI tests
   "$@")  # extra packages may be named on the command line (bench: wrk curl)
