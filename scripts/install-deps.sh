@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(build-essential g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev librocksdb-dev libsimdjson-dev libfmt-dev doctest-dev
-  libhowardhinnant-date-dev tzdata
+  libhowardhinnant-date-dev libxxhash-dev tzdata
   python3 ca-certificates "$@")  # extra packages may be named on the command line (bench: wrk curl)
 missing=()
 for p in "${packages[@]}"; do
