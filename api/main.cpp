@@ -20,6 +20,7 @@
 #include "api/config.hpp"
 #include "api/server.hpp"
 #include "api/time_zones.hpp"
+#include "audit/audit.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace fs = std::filesystem;
@@ -118,9 +119,12 @@ void seed_demo(Sequencer& sequencer) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // slotd replay | verify | export: read-only tools on a data dir (audit/).
+  if (argc > 1 && is_audit_command(argv[1])) return run_audit_command(argc, argv);
   ConfigResult parsed = parse_config(argc, argv);
   if (parsed.help) {
     std::fputs(config_usage().c_str(), stdout);
+    std::fputs(audit_usage(), stdout);
     return 0;
   }
   if (!parsed.config) {
