@@ -167,6 +167,13 @@ class Sequencer {
       const std::function<bool(const JournalRecord&)>& visit) const {
     return journal_->read(from_seq, limit, visit);
   }
+  // The published records naming one booking or slot (the journal's entity index), from
+  // from_seq on, in seq order, at most `limit` (0 = all); any thread.
+  [[nodiscard]] JournalStatus read_history(
+      EntityKind kind, Id id, std::uint64_t from_seq, std::uint64_t limit,
+      const std::function<bool(const JournalRecord&)>& visit) const {
+    return journal_->history(kind, id, from_seq, reads_->as_of_seq(), limit, visit);
+  }
   const SequencerStats& stats() const { return stats_; }
   const SnapshotterStats& snapshot_stats() const { return snapshotter_->stats(); }
   const RecoveryInfo& recovery() const { return recovery_; }
