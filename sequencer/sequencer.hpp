@@ -176,6 +176,7 @@ class Sequencer {
   }
   const SequencerStats& stats() const { return stats_; }
   const SnapshotterStats& snapshot_stats() const { return snapshotter_->stats(); }
+  bool snapshot_in_flight() const { return snapshotter_->busy(); }
   const RecoveryInfo& recovery() const { return recovery_; }
   // The last seq synced to disk and published to readers.
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }

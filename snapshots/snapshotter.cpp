@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -53,6 +55,18 @@ class PipeSink : public StateSink {
   ::_exit(write_snapshot(engine, seq, time_floor_ms, sink) ? 0 : 1);
 }
 
+std::uint64_t thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+void store_max(std::atomic<std::uint64_t>& max, std::uint64_t v) {
+  std::uint64_t seen = max.load(std::memory_order_relaxed);
+  while (v > seen && !max.compare_exchange_weak(seen, v)) {
+  }
+}
+
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return fmt::format("exit code {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return fmt::format("signal {}", WTERMSIG(status));
@@ -71,9 +85,7 @@ Snapshotter::~Snapshotter() { cancel(); }
 void Snapshotter::record_fork(std::chrono::nanoseconds pause) {
   const auto ns = static_cast<std::uint64_t>(pause.count());
   stats_.last_fork_ns.store(ns, std::memory_order_relaxed);
-  std::uint64_t max = stats_.max_fork_ns.load(std::memory_order_relaxed);
-  while (ns > max && !stats_.max_fork_ns.compare_exchange_weak(max, ns)) {
-  }
+  store_max(stats_.max_fork_ns, ns);
 }
 
 std::optional<std::chrono::nanoseconds> Snapshotter::start(const Engine& engine,
@@ -89,10 +101,12 @@ std::optional<std::chrono::nanoseconds> Snapshotter::start(const Engine& engine,
   // Larger pipe buffer: fewer wake-ups while copying (best effort).
   (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kPipeChunk));
   cancelled_.store(false);
+  const std::uint64_t cpu_before = thread_cpu_ns();
   const auto started = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid == 0) run_child(fds[1], engine, seq, time_floor_ms);
   const auto pause = std::chrono::steady_clock::now() - started;
+  store_max(stats_.max_fork_cpu_ns, thread_cpu_ns() - cpu_before);
   ::close(fds[1]);
   if (pid < 0) {
     ::close(fds[0]);

@@ -32,6 +32,9 @@ struct SnapshotterStats {
   std::atomic<std::uint64_t> last_bytes{0};
   std::atomic<std::uint64_t> last_fork_ns{0};  // the writer's pause for the last snapshot
   std::atomic<std::uint64_t> max_fork_ns{0};
+  // CPU time the writer thread spent in fork() (the pause without time lost to other
+  // processes on a busy machine).
+  std::atomic<std::uint64_t> max_fork_cpu_ns{0};
   std::atomic<std::uint64_t> last_write_ms{0};  // fork to published
 };
 
