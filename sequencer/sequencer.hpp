@@ -6,7 +6,8 @@
 // publishes the durable state to readers and completes the callers. Stage 1 decides batch
 // N+1 while stage 2 syncs batch N; completions and publication happen strictly in seq
 // order, each only after its own batch (and so every earlier one) is durable. Stage 1 also
-// issues ExpireDue from its own clock. May include engine/ and journal/; no Beast, no
+// issues ExpireDue from its own clock, and starts snapshots (snapshots/) at batch
+// boundaries. May include engine/, journal/ and snapshots/; no Beast, no
 // sockets: completions must not block.
 #pragma once
 
