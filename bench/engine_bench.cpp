@@ -161,6 +161,8 @@ struct Result {
   double worst_batch_us = 0;  // the slowest kBatch consecutive commands
   double hash_seconds = 0;    // one state_hash() of the final state
   std::uint64_t hash = 0;
+  std::uint64_t state_bytes_before = 0;  // Engine::memory_bytes() of the starting state
+  std::uint64_t state_bytes_after = 0;
 };
 
 // A fresh engine with doctors × slots_per_doctor quarter-hour slots.
@@ -222,6 +224,7 @@ template <class Body>
 void timed(std::vector<Result>& results, const std::string& mix, const Options& o, Body body) {
   if (o.mixes.find(mix[0]) == std::string::npos) return;
   Engine engine = make_state(o);
+  const std::uint64_t bytes_before = engine.memory_bytes();
   Runner runner(engine);
   const auto start = Clock::now();
   const Clock::duration worst_batch = drive(runner, engine, body, o, start);
@@ -236,7 +239,7 @@ void timed(std::vector<Result>& results, const std::string& mix, const Options& 
   results.push_back(Result{mix, runner.commands, runner.events, runner.rejections, seconds,
                            engine.slots().size(), engine.bookings().size(), rss_bytes(),
                            std::chrono::duration<double, std::micro>(worst_batch).count(),
-                           hash_seconds, hash});
+                           hash_seconds, hash, bytes_before, engine.memory_bytes()});
 }
 
 std::string row(const Result& r) {
@@ -376,6 +379,11 @@ int main(int argc, char** argv) {
     say(fmt::format("{:<37} after: {} slots, {} bookings, RSS {:.1f} MiB; state_hash() {:.1f} ms",
                     r.mix, with_commas(r.slots), with_commas(r.bookings), r.rss_after / 1048576.0,
                     1e3 * r.hash_seconds));
+    say(fmt::format("{:<37} engine state: {:.1f} B per slot (empty bookings), +{:.1f} B per booking",
+                    "", static_cast<double>(r.state_bytes_before) / static_cast<double>(r.slots),
+                    r.bookings ? static_cast<double>(r.state_bytes_after - r.state_bytes_before) /
+                                     static_cast<double>(r.bookings)
+                               : 0.0));
   }
   say(fmt::format("worst4k_us: the slowest run of {} consecutive commands, in microseconds.",
                   kBatch));

@@ -11,6 +11,9 @@
 #include <cassert>
 #include <cstddef>
 #include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace slotd {
@@ -24,8 +27,17 @@ class ChunkedVector {
   static constexpr std::size_t kMaxSize = kChunkSize * kMaxChunks;
 
   ChunkedVector() { chunks_.reserve(kMaxChunks); }
-  ChunkedVector(ChunkedVector&&) noexcept = default;
-  ChunkedVector& operator=(ChunkedVector&&) noexcept = default;
+  ~ChunkedVector() { destroy(); }
+  ChunkedVector(ChunkedVector&& other) noexcept
+      : chunks_(std::move(other.chunks_)), size_(std::exchange(other.size_, 0)) {}
+  ChunkedVector& operator=(ChunkedVector&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      chunks_ = std::move(other.chunks_);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
   ChunkedVector(const ChunkedVector& other) : ChunkedVector() {
     for (std::size_t i = 0; i < other.size(); ++i) push_back(other[i]);
   }
@@ -40,17 +52,23 @@ class ChunkedVector {
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
-  T& operator[](std::size_t i) { return chunks_[i >> kChunkBits][i & (kChunkSize - 1)]; }
+  T& operator[](std::size_t i) { return chunks_[i >> kChunkBits].get()[i & (kChunkSize - 1)]; }
   const T& operator[](std::size_t i) const {
-    return chunks_[i >> kChunkBits][i & (kChunkSize - 1)];
+    return chunks_[i >> kChunkBits].get()[i & (kChunkSize - 1)];
   }
   T& back() { return (*this)[size_ - 1]; }
 
-  // Default-constructs the next element in place and returns it.
+  // Default-constructs the next element in place and returns it. A chunk's memory is
+  // raw until its elements are constructed, one by one: nothing is written twice.
   T& emplace_back() {
     assert(size_ < kMaxSize);
-    if ((size_ & (kChunkSize - 1)) == 0) chunks_.push_back(std::make_unique<T[]>(kChunkSize));
-    return (*this)[size_++];
+    if ((size_ & (kChunkSize - 1)) == 0) {
+      chunks_.emplace_back(static_cast<T*>(::operator new(kChunkSize * sizeof(T), std::align_val_t{alignof(T)})));
+    }
+    T* slot = &chunks_[size_ >> kChunkBits].get()[size_ & (kChunkSize - 1)];
+    ::new (static_cast<void*>(slot)) T();
+    ++size_;
+    return *slot;
   }
   void push_back(const T& value) { emplace_back() = value; }
 
@@ -78,7 +96,18 @@ class ChunkedVector {
   auto end() const { return Iterator<const ChunkedVector, const T&>(this, size_); }
 
  private:
-  std::vector<std::unique_ptr<T[]>> chunks_;
+  struct FreeChunk {
+    void operator()(T* p) const { ::operator delete(p, std::align_val_t{alignof(T)}); }
+  };
+  void destroy() {
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      for (std::size_t i = 0; i < size_; ++i) (*this)[i].~T();
+    }
+    size_ = 0;
+    chunks_.clear();
+  }
+
+  std::vector<std::unique_ptr<T, FreeChunk>> chunks_;
   std::size_t size_ = 0;
 };
 

@@ -167,7 +167,6 @@ Rejection Engine::check_idempotency(const IdempotencyKey& idempotency, TimeMs no
 }
 
 void Engine::remember(const IdempotencyKey& idempotency, Id booking_id, TimeMs at_ms) {
-  if (idempotency.key.empty()) return;
   remembered_[idempotency.key] =
       RememberedRequest{idempotency.request_hash, booking_id, applied_events_, at_ms};
   // In time order; times only go back when a journal of an older release recorded a
@@ -306,8 +305,16 @@ Rejection Engine::decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Even
     return Rejection::too_many_holds;
   }
   if (bookings_.size() + 1 >= ChunkedVector<Booking>::kMaxSize) return Rejection::too_many_holds;
-  out.push_back(SlotHeld{bookings_.size() + 1, c.slot_id, c.patient_name, c.client, c.token,
-                         now_ms, now_ms + config_.hold_ttl_ms, c.idempotency});
+  // Built in place: a SlotHeld is the largest event, and this is the hottest command.
+  SlotHeld& e = std::get<SlotHeld>(out.emplace_back(std::in_place_type<SlotHeld>));
+  e.booking_id = bookings_.size() + 1;
+  e.slot_id = c.slot_id;
+  e.patient_name = c.patient_name;
+  e.client = c.client;
+  e.token = c.token;
+  e.created_at_ms = now_ms;
+  e.expires_at_ms = now_ms + config_.hold_ttl_ms;
+  e.idempotency = c.idempotency;
   return Rejection::none;
 }
 
@@ -324,7 +331,8 @@ Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
   }
   // Past expires_at a hold is dead even if ExpireDue has not written it yet.
   if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
-  out.push_back(BookingConfirmed{c.booking_id, b->slot_id, now_ms, c.idempotency});
+  out.emplace_back(std::in_place_type<BookingConfirmed>, c.booking_id, b->slot_id, now_ms,
+                   c.idempotency);
   return Rejection::none;
 }
 
@@ -510,7 +518,7 @@ void Engine::apply(const Event& event) {
             b.patient_name = names_.add(e.patient_name);
             b.slot_id = b.held_slot_id = static_cast<std::uint32_t>(e.slot_id);
             b.status = BookingStatus::pending;
-            remember(e.idempotency, e.booking_id, e.created_at_ms);
+            if (!e.idempotency.key.empty()) remember(e.idempotency, e.booking_id, e.created_at_ms);
             ++pending_count_;
             ++booking_counts_[static_cast<std::size_t>(BookingStatus::pending)];
             count_hold(e.client, +1);
@@ -533,7 +541,7 @@ void Engine::apply(const Event& event) {
             end_pending(b);
             set_status(b, BookingStatus::confirmed);
             b.confirmed_at_ms = e.confirmed_at_ms;
-            remember(e.idempotency, e.booking_id, e.confirmed_at_ms);
+            if (!e.idempotency.key.empty()) remember(e.idempotency, e.booking_id, e.confirmed_at_ms);
             set_status(s, SlotStatus::booked);
             trim_expiry_queue();
           },
@@ -552,7 +560,7 @@ void Engine::apply(const Event& event) {
             release_hold(e.booking_id, b);
             set_status(b, BookingStatus::cancelled);
             b.ended_at_ms = e.cancelled_at_ms;
-            remember(e.idempotency, e.booking_id, e.cancelled_at_ms);
+            if (!e.idempotency.key.empty()) remember(e.idempotency, e.booking_id, e.cancelled_at_ms);
             trim_expiry_queue();
           },
           [&](const SlotClosed& e) {
