@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -15,10 +16,42 @@ constexpr std::size_t kSlotBytes = 8 + 8 + 4 + 4 + 1;
 constexpr std::size_t kBookingBytes = 8 * 6 + 16 + 4 + 4 + 1 + 4;
 constexpr std::size_t kRememberedBytes = 8 * 6;
 
+// Little-endian fixed-width numbers at a raw position (one store on little-endian hosts).
+template <class T>
+void store_le(char* p, T v) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+    auto u = static_cast<std::uint64_t>(v);
+    for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<char>(u >> (8 * i));
+  }
+}
+template <class T>
+T load_le(const char* p) {
+  if constexpr (std::endian::native == std::endian::little) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+    std::uint64_t u = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) u |= std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+    return static_cast<T>(u);
+  }
+}
+
 // Buffers small writes so the sink sees large pieces; sticky on failure.
 class Writer {
  public:
   explicit Writer(StateSink& sink) : sink_(sink) {}
+  // Room for one fixed-size record written in place (the hot path for slots and
+  // bookings); nullptr after a failure.
+  char* room(std::size_t n) {
+    if (buffer_.size() - used_ < n) flush();
+    if (!ok_) return nullptr;
+    char* p = buffer_.data() + used_;
+    used_ += n;
+    return p;
+  }
   void bytes(const void* data, std::size_t n) {
     const char* p = static_cast<const char*>(data);
     while (n > 0 && ok_) {
@@ -81,6 +114,14 @@ class Reader {
     left_ -= n;
     return s;
   }
+  // The next n bytes in place, or nullptr (and failed) if fewer are left.
+  const char* take(std::size_t n) {
+    if (left_ < n) return fail<const char*>();
+    const char* p = p_;
+    p_ += n;
+    left_ -= n;
+    return p;
+  }
   void bytes(void* out, std::size_t n) {
     if (left_ < n) {
       failed_ = true;
@@ -141,24 +182,28 @@ bool StateCodec::encode(const Engine& e, StateSink& sink) {
   }
   w.num(static_cast<std::uint64_t>(e.slots_.size()));
   for (const Slot& s : e.slots_) {
-    w.num(s.start_ms);
-    w.num(s.end_ms);
-    w.num(s.doctor_id);
-    w.num(s.booking_id);
-    w.num(static_cast<std::uint8_t>(s.status));
+    char* p = w.room(kSlotBytes);
+    if (!p) return false;
+    store_le(p, s.start_ms);
+    store_le(p + 8, s.end_ms);
+    store_le(p + 16, s.doctor_id);
+    store_le(p + 20, s.booking_id);
+    p[24] = static_cast<char>(s.status);
   }
   w.num(static_cast<std::uint64_t>(e.bookings_.size()));
   for (const Booking& b : e.bookings_) {
-    w.num(b.created_at_ms);
-    w.num(b.expires_at_ms);
-    w.num(b.confirmed_at_ms);
-    w.num(b.ended_at_ms);
-    w.num(b.held_seq);
-    w.num(b.client);
-    w.bytes(b.token.data(), b.token.size());
-    w.num(b.slot_id);
-    w.num(b.held_slot_id);
-    w.num(static_cast<std::uint8_t>(b.status));
+    char* p = w.room(kBookingBytes - 4);
+    if (!p) return false;
+    store_le(p, b.created_at_ms);
+    store_le(p + 8, b.expires_at_ms);
+    store_le(p + 16, b.confirmed_at_ms);
+    store_le(p + 24, b.ended_at_ms);
+    store_le(p + 32, b.held_seq);
+    store_le(p + 40, b.client);
+    std::memcpy(p + 48, b.token.data(), b.token.size());
+    store_le(p + 64, b.slot_id);
+    store_le(p + 68, b.held_slot_id);
+    p[72] = static_cast<char>(b.status);
     w.str(e.names_.view(b.patient_name));
   }
   // In key order, so equal states encode to equal bytes (the map's order is not stable).
@@ -219,13 +264,14 @@ std::optional<std::string> StateCodec::decode(std::string_view bytes, Engine& e)
   e.slot_counts_ = {};
   bool sorted = true;
   for (std::uint64_t i = 0; i < slots; ++i) {
+    const char* p = r.take(kSlotBytes);
+    if (!p) return bad("truncated in the slots");
     Slot& s = e.slots_.emplace_back();
-    s.start_ms = r.num<TimeMs>();
-    s.end_ms = r.num<TimeMs>();
-    s.doctor_id = r.num<std::uint32_t>();
-    s.booking_id = r.num<std::uint32_t>();
-    const auto status = r.num<std::uint8_t>();
-    if (r.failed()) return bad("truncated in the slots");
+    s.start_ms = load_le<TimeMs>(p);
+    s.end_ms = load_le<TimeMs>(p + 8);
+    s.doctor_id = load_le<std::uint32_t>(p + 16);
+    s.booking_id = load_le<std::uint32_t>(p + 20);
+    const auto status = static_cast<std::uint8_t>(p[24]);
     if (status > 3) return bad("slot " + std::to_string(i + 1) + " has an unknown status");
     if (s.doctor_id == 0 || s.doctor_id > doctors) {
       return bad("slot " + std::to_string(i + 1) + " of an unknown doctor");
@@ -256,17 +302,19 @@ std::optional<std::string> StateCodec::decode(std::string_view bytes, Engine& e)
   e.expiry_queue_.clear();
   std::vector<std::pair<TimeMs, std::uint32_t>> expiries;
   for (std::uint64_t i = 0; i < bookings; ++i) {
+    const char* p = r.take(kBookingBytes - 4);
+    if (!p) return bad("truncated in the bookings");
     Booking& b = e.bookings_.emplace_back();
-    b.created_at_ms = r.num<TimeMs>();
-    b.expires_at_ms = r.num<TimeMs>();
-    b.confirmed_at_ms = r.num<TimeMs>();
-    b.ended_at_ms = r.num<TimeMs>();
-    b.held_seq = r.num<std::uint64_t>();
-    b.client = r.num<ClientId>();
-    r.bytes(b.token.data(), b.token.size());
-    b.slot_id = r.num<std::uint32_t>();
-    b.held_slot_id = r.num<std::uint32_t>();
-    const auto status = r.num<std::uint8_t>();
+    b.created_at_ms = load_le<TimeMs>(p);
+    b.expires_at_ms = load_le<TimeMs>(p + 8);
+    b.confirmed_at_ms = load_le<TimeMs>(p + 16);
+    b.ended_at_ms = load_le<TimeMs>(p + 24);
+    b.held_seq = load_le<std::uint64_t>(p + 32);
+    b.client = load_le<ClientId>(p + 40);
+    std::memcpy(b.token.data(), p + 48, b.token.size());
+    b.slot_id = load_le<std::uint32_t>(p + 64);
+    b.held_slot_id = load_le<std::uint32_t>(p + 68);
+    const auto status = static_cast<std::uint8_t>(p[72]);
     const std::string_view name = r.str();
     if (r.failed()) return bad("truncated in the bookings");
     if (status > 3) return bad("booking " + std::to_string(i + 1) + " has an unknown status");
