@@ -182,6 +182,12 @@ void Snapshotter::finish_in_background(pid_t child, int read_fd, std::uint64_t s
   }
   if (!error.empty()) {
     store_.discard(seq);
+    if (cancelled_.load()) {
+      // Not a failure: stop() gave it up for the final snapshot.
+      log_(fmt::format("snapshot at seq {} given up (stopping)", seq));
+      busy_.store(false, std::memory_order_release);
+      return;
+    }
     stats_.failed.fetch_add(1, std::memory_order_relaxed);
     log_(fmt::format("snapshot at seq {} failed: {}", seq, error));
     busy_.store(false, std::memory_order_release);
