@@ -87,6 +87,8 @@ void delete_waitlist_entry(Call&);
 void get_admin_stats(Call&);  // routes_admin.cpp
 void get_admin_bookings(Call&);
 void get_events(Call&);
+void get_booking_history(Call&);  // routes_history.cpp
+void get_slot_history(Call&);
 void get_healthz(Call&);      // routes_ops.cpp
 void get_metrics(Call&);
 void get_openapi(Call&);

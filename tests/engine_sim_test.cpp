@@ -16,6 +16,7 @@
 // seed and the step.
 #include "engine/engine.hpp"
 #include "engine/overloaded.hpp"
+#include "engine/state_codec.hpp"
 #include "tests/test_support.hpp"
 
 #include <doctest/doctest.h>
@@ -1086,7 +1087,187 @@ void simulate_seeds(std::uint64_t first, std::uint64_t count) {
   CHECK(events.size() == std::variant_size_v<Event>);
 }
 
+// Collects encoded state in memory.
+class StringSink : public StateSink {
+ public:
+  bool write(const char* data, std::size_t size) override {
+    bytes.append(data, size);
+    return true;
+  }
+  std::string bytes;
+};
+
+std::string encode(const Engine& engine) {
+  StringSink sink;
+  REQUIRE(StateCodec::encode(engine, sink));
+  REQUIRE(sink.bytes.size() == StateCodec::encoded_size(engine));
+  return sink.bytes;
+}
+
+// The same random workload, with the state written and restored every `every` steps.
+// From each restore point a second engine (the restored one) is driven by the same
+// commands as the live one and must decide exactly the same (so the rebuilt expiry queue,
+// key order and hold counts behave like the live ones); at the end every snapshot plus
+// the journal tail after it, and a replay of the whole journal, hash equal to the live state.
+std::string simulate_snapshots(std::uint64_t seed, int steps, int every) {
+  const EngineConfig config = config_for(seed);
+  Engine engine(config);
+  Model model(config);
+  Workload workload(seed, model);
+  std::vector<Event> journal;
+  std::vector<std::pair<std::size_t, std::string>> snapshots;  // (events applied, bytes)
+  std::optional<Engine> restored;
+  TimeMs now = kT0;
+  std::vector<Event> live_events, restored_events, model_events;
+  std::uint64_t forgotten = 0;
+  auto where = [&](int step) { return "seed " + n(seed) + " step " + n(std::int64_t{step}) + ": "; };
+  for (int step = 1; step <= steps; ++step) {
+    now = workload.advance(now);
+    if (workload.below(1000) == 0) {
+      EngineConfig changed = engine.config();
+      changed.hold_ttl_ms = static_cast<TimeMs>(1 + workload.below(3)) * (config.hold_ttl_ms / 2 + 1);
+      engine.set_config(changed);
+      if (restored) restored->set_config(changed);
+      model.config = changed;
+    }
+    const Command command = workload.next();
+    live_events.clear();
+    restored_events.clear();
+    model_events.clear();
+    const Rejection got = engine.decide(command, now, live_events);
+    (void)model.step(command, now, model_events);
+    if (restored) {
+      const Rejection again = restored->decide(command, now, restored_events);
+      if (again != got || restored_events.size() != live_events.size()) {
+        return where(step) + "the restored engine decided " + std::string(to_string(again)) +
+               " with " + n(std::uint64_t{restored_events.size()}) + " events, the live one " +
+               std::string(to_string(got)) + " with " + n(std::uint64_t{live_events.size()});
+      }
+      for (std::size_t i = 0; i < live_events.size(); ++i) {
+        if (describe(live_events[i]) != describe(restored_events[i])) {
+          return where(step) + "the restored engine decided " + describe(restored_events[i]) +
+                 ", the live one " + describe(live_events[i]);
+        }
+      }
+    }
+    for (const Event& e : live_events) {
+      engine.apply(e);
+      if (restored) restored->apply(e);
+      forgotten += std::holds_alternative<IdempotencyKeysForgotten>(e);
+      journal.push_back(e);
+    }
+    if (step % every == 0) {
+      std::string bytes = encode(engine);
+      Engine copy(engine.config());
+      if (auto error = StateCodec::decode(bytes, copy)) return where(step) + *error;
+      if (copy.state_hash() != engine.state_hash()) return where(step) + "restored hash differs";
+      if (encode(copy) != bytes) return where(step) + "the restored state encodes to other bytes";
+      restored.emplace(std::move(copy));
+      snapshots.emplace_back(journal.size(), std::move(bytes));
+    }
+  }
+  if (forgotten == 0 && config.idempotency_ttl_ms < 10 * kMinute) {
+    return "seed " + n(seed) + ": no Idempotency-Key expired: the test lost its point";
+  }
+  const std::uint64_t live_hash = engine.state_hash();
+  if (restored && restored->state_hash() != live_hash) return "the restored engine ended elsewhere";
+  for (const auto& [at, bytes] : snapshots) {
+    Engine tail(engine.config());
+    if (auto error = StateCodec::decode(bytes, tail)) return *error;
+    for (std::size_t i = at; i < journal.size(); ++i) tail.apply(journal[i]);
+    if (tail.state_hash() != live_hash) {
+      return "seed " + n(seed) + ": snapshot at event " + n(std::uint64_t{at}) +
+             " + the journal tail hashes differently from the live state";
+    }
+  }
+  Engine replayed(engine.config());
+  for (const Event& e : journal) replayed.apply(e);
+  if (replayed.state_hash() != live_hash) return "seed " + n(seed) + ": replay hashes differently";
+  return {};
+}
+
 }  // namespace
+
+TEST_CASE("snapshots: live hash == replay hash == snapshot + tail hash at every 250th step, and a restored engine decides like the live one (seeds 1-10, across key expiry)") {
+  for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+    const std::string failure = simulate_snapshots(seed, 8'000, 250);
+    CHECK_MESSAGE(failure.empty(), failure);
+  }
+}
+
+TEST_CASE("a corrupt engine state is refused with a reason, never half-restored into use") {
+  Engine engine;
+  std::vector<Event> out;
+  REQUIRE(engine.execute(AddDoctor{1, "Dr. A", "GP"}, kT0, out) == Rejection::none);
+  REQUIRE(engine.execute(CreateSlots{1, {{kT0, kT0 + kMinute}, {kT0 + kMinute, kT0 + 2 * kMinute}}}, kT0, out) == Rejection::none);
+  REQUIRE(engine.execute(BookSlot{1, "Ann", 0, {}, {slotd::testing::key("k1"), 7}}, kT0, out) == Rejection::none);
+  const std::string bytes = encode(engine);
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    Engine copy;
+    INFO("truncated to " << cut);
+    CHECK(StateCodec::decode(std::string_view(bytes).substr(0, cut), copy).has_value());
+  }
+  Engine padded;
+  CHECK(StateCodec::decode(bytes + "x", padded).has_value());
+  // Slot 1 says it belongs to doctor 2, which does not exist.
+  std::string wrong = bytes;
+  const std::size_t doctor_field = wrong.find(std::string("Dr. A")) + 5 + 4 + 2 + 8 + 16;
+  wrong[doctor_field] = 2;
+  Engine copy;
+  auto error = StateCodec::decode(wrong, copy);
+  REQUIRE(error.has_value());
+  CHECK(error->find("unknown doctor") != std::string::npos);
+}
+
+TEST_CASE("a snapshot keeps moves and the waitlist: the restored engine hashes equal and offers the next freed slot to the same entry") {
+  Engine engine;
+  std::vector<Event> out;
+  auto run = [&](const Command& c) {
+    out.clear();
+    REQUIRE(engine.execute(c, kT0, out) == Rejection::none);
+  };
+  const TimeMs day = kT0 + 24 * 60 * kMinute;
+  auto span = [&](int i) { return SlotSpan{day + i * 30 * kMinute, day + (i + 1) * 30 * kMinute}; };
+  auto join = [&](std::uint8_t who) {
+    Token token{}, offer{};
+    token[0] = who;
+    offer[0] = static_cast<std::uint8_t>(who + 100);
+    run(JoinWaitlist{1, day, day + 24 * 60 * kMinute, "Waiter " + n(std::uint64_t{who}), who, token, offer});
+  };
+  run(AddDoctor{1, "Dr. A", "GP"});
+  run(CreateSlots{1, {span(0), span(1), span(2), span(4)}});
+  run(BookSlot{1, "Ann", 0, {}, {}});
+  run(BookSlot{2, "Bob", 0, {}, {}});
+  run(BookSlot{3, "Cy", 0, {}, {}});
+  run(RescheduleBooking{1, 4});  // Ann moves; slot 1 is free and nobody waits yet
+  run(BookSlot{1, "Dee", 0, {}, {}});
+  join(1);
+  join(2);
+  join(3);
+  run(LeaveWaitlist{3});
+  run(CancelBooking{3});  // slot 3 goes to entry 1
+  join(4);
+  REQUIRE(engine.booking(1)->reschedules == 1);
+  REQUIRE(engine.waitlist_entry(1)->status == WaitlistStatus::offered);
+  REQUIRE(engine.waiting_for(1) == std::vector<std::uint32_t>{2, 4});
+
+  const std::string bytes = encode(engine);
+  Engine copy;
+  const auto error = StateCodec::decode(bytes, copy);
+  REQUIRE_MESSAGE(!error, *error);
+  CHECK(copy.state_hash() == engine.state_hash());
+  CHECK(copy.booking(1)->reschedules == 1);
+  CHECK(copy.waiting_for(1) == engine.waiting_for(1));
+  // Bob cancels: both engines offer slot 2 to entry 2 (the oldest still waiting), alike.
+  std::vector<Event> live, restored;
+  REQUIRE(engine.execute(CancelBooking{2}, kT0 + kMinute, live) == Rejection::none);
+  REQUIRE(copy.execute(CancelBooking{2}, kT0 + kMinute, restored) == Rejection::none);
+  REQUIRE(live.size() == 3);
+  CHECK(describe(live.back()) == describe(WaitlistOffered{2, 6, 2}));
+  REQUIRE(restored.size() == live.size());
+  for (std::size_t i = 0; i < live.size(); ++i) CHECK(describe(restored[i]) == describe(live[i]));
+  CHECK(copy.state_hash() == engine.state_hash());
+}
 
 TEST_CASE("simulation: seeds 1-5 agree with the naive model for 20,000 random commands each") {
   simulate_seeds(1, 5);

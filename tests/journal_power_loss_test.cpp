@@ -13,99 +13,14 @@
 #include <random>
 
 #include "journal/journal.hpp"
+#include "tests/power_loss_fs.hpp"
 #include "tests/test_support.hpp"
 
 namespace {
 
 using namespace slotd;
-
-struct PowerState {
-  std::mutex mutex;
-  bool frozen = false;
-  bool syncs_lie = false;  // a disk that acknowledges syncs of the write-ahead log it never did
-  std::map<std::string, std::uint64_t> written, synced;  // by file name
-};
-
-class PowerLossFile : public rocksdb::FSWritableFileOwnerWrapper {
- public:
-  PowerLossFile(std::unique_ptr<rocksdb::FSWritableFile> file, std::string name,
-                std::shared_ptr<PowerState> state)
-      : FSWritableFileOwnerWrapper(std::move(file)), name_(std::move(name)), state_(std::move(state)) {}
-
-  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
-                           rocksdb::IODebugContext* d) override {
-    std::lock_guard lock(state_->mutex);
-    if (state_->frozen) return rocksdb::IOStatus::OK();  // the power is already off
-    state_->written[name_] += data.size();
-    return target()->Append(data, o, d);
-  }
-  rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
-                           const rocksdb::DataVerificationInfo&, rocksdb::IODebugContext* d) override {
-    return Append(data, o, d);
-  }
-  rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    return synced(target()->Sync(o, d));
-  }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    return synced(target()->Fsync(o, d));
-  }
-
- private:
-  rocksdb::IOStatus synced(rocksdb::IOStatus s) {
-    std::lock_guard lock(state_->mutex);
-    const bool wal = name_.ends_with(".log");
-    if (s.ok() && !state_->frozen && !(state_->syncs_lie && wal)) {
-      state_->synced[name_] = state_->written[name_];
-    }
-    return s;
-  }
-  std::string name_;
-  std::shared_ptr<PowerState> state_;
-};
-
-class PowerLossFileSystem : public rocksdb::FileSystemWrapper {
- public:
-  explicit PowerLossFileSystem(std::shared_ptr<PowerState> state)
-      : FileSystemWrapper(rocksdb::FileSystem::Default()), state_(std::move(state)) {}
-  const char* Name() const override { return "PowerLossFileSystem"; }
-
-  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                    rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = target()->NewWritableFile(name, options, result, dbg);
-    if (!s.ok()) return s;
-    std::lock_guard lock(state_->mutex);
-    state_->written[name] = 0;
-    state_->synced[name] = 0;
-    *result = std::make_unique<PowerLossFile>(std::move(*result), name, state_);
-    return s;
-  }
-  rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to,
-                               const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    std::lock_guard lock(state_->mutex);
-    if (state_->frozen) return rocksdb::IOStatus::OK();
-    auto move_entry = [&](std::map<std::string, std::uint64_t>& m) {
-      if (auto it = m.find(from); it != m.end()) {
-        m[to] = it->second;
-        m.erase(it);
-      }
-    };
-    move_entry(state_->written);
-    move_entry(state_->synced);
-    return target()->RenameFile(from, to, o, d);
-  }
-  rocksdb::IOStatus DeleteFile(const std::string& name, const rocksdb::IOOptions& o,
-                               rocksdb::IODebugContext* d) override {
-    std::lock_guard lock(state_->mutex);
-    if (state_->frozen) return rocksdb::IOStatus::OK();
-    state_->written.erase(name);
-    state_->synced.erase(name);
-    return target()->DeleteFile(name, o, d);
-  }
-
- private:
-  std::shared_ptr<PowerState> state_;
-};
+using testing::PowerLossFileSystem;
+using testing::PowerState;
 
 // Writes batches, cuts the power after a random acknowledged batch, brings the journal
 // back and returns {last acknowledged seq, last recovered seq}.
@@ -136,10 +51,7 @@ std::pair<std::uint64_t, std::uint64_t> write_then_cut_power(const std::string& 
       state->frozen = true;  // the power cut: nothing after this reaches the disk
     }
   }  // closing writes (memtable flush, manifest) go nowhere
-  for (const auto& [name, synced] : state->synced) {
-    std::error_code ec;
-    if (std::filesystem::exists(name, ec)) std::filesystem::resize_file(name, synced, ec);
-  }
+  testing::cut(*state, testing::CutOutcome::synced_only, rng);
   std::unique_ptr<Journal> recovered;
   JournalStatus reopened = Journal::open(dir, recovered);
   REQUIRE_MESSAGE(reopened.ok, reopened.message);
