@@ -307,6 +307,41 @@ class DeliveryTest(WebhookCase):
             "status": "CLOSED", "start": iso(BASE_MS + 30 * MINUTE_MS), "end": iso(BASE_MS + 60 * MINUTE_MS)})
         self.assertNotIn("patientName", posts[2]["json"]["data"])
 
+    def test_a_move_is_one_booking_rescheduled_post_and_the_waitlist_offer_of_its_old_slot_a_booking_held(self):
+        receiver = Receiver()
+        hook = self.register(receiver, ["booking.rescheduled", "booking.held"], includePatient=True)
+        s0, s1, s2 = self.doctor_with_slots(3)
+        ann = self.book(s0, "Ann Mover")
+        bob = self.book(s1, "Bob Stays")
+        doctor_id = self.api().req("GET", f"/booking/{ann['id']}?include=slot", admin=True).json["doctorId"]
+        # Waits for s0 or s1, both held: s2 (outside the range) stays free for the move.
+        join = self.api().req("POST", "/waitlist", {"doctorId": doctor_id, "from": iso(BASE_MS),
+                                                    "to": iso(BASE_MS + 60 * MINUTE_MS),
+                                                    "patientName": "Wes Waiting"})
+        self.assertEqual(join.status, 201, join.describe())
+        self.assertEqual(join.json["status"], "WAITING")
+        self.remember_secret(join.json["token"])
+        move = self.api().req("POST", f"/booking/{ann['id']}/reschedule", {"slotId": s2},
+                              headers={"X-Booking-Token": ann["token"]})
+        self.assertEqual(move.status, 200, move.describe())
+        receiver.wait_for_seq(move.json["seq"] + 1)
+        posts = [p["json"] for p in receiver.posts]
+        self.assertEqual([(p["type"], p["seq"]) for p in posts],
+                         [("booking.held", ann["seq"]), ("booking.held", bob["seq"]),
+                          ("booking.rescheduled", move.json["seq"]), ("booking.held", move.json["seq"] + 1)])
+        for post in receiver.posts:
+            self.assertTrue(signature_ok(hook["secret"], post))
+        moved = posts[2]["data"]
+        self.assertEqual((moved["bookingId"], moved["slotId"], moved["status"], moved["patientName"]),
+                         (ann["id"], s2, "PENDING", "Ann Mover"))
+        self.assertEqual(moved["start"], iso(BASE_MS + 60 * MINUTE_MS))
+        self.assertEqual(moved["from"], {"slotId": s0, "doctorId": moved["doctorId"], "clinicId": 1,
+                                         "start": iso(BASE_MS), "end": iso(BASE_MS + 30 * MINUTE_MS)})
+        offer = posts[3]["data"]
+        entry = self.api().req("GET", f"/waitlist/{join.json['id']}", headers={"X-Waitlist-Token": join.json["token"]})
+        self.assertEqual(entry.json["offer"]["bookingId"], offer["bookingId"])
+        self.assertEqual((offer["slotId"], offer["status"], offer["patientName"]), (s0, "PENDING", "Wes Waiting"))
+
     def test_the_secret_is_shown_once_never_by_get_or_in_the_events_audit(self):
         receiver = Receiver()
         hook = self.register(receiver, ["slot.created"])
@@ -381,7 +416,7 @@ class DeliveryTest(WebhookCase):
         self.assertEqual(sorted(paths["/admin/webhooks/{id}/redeliver"]), ["post"])
         self.assertEqual(doc["components"]["schemas"]["WebhookEventType"]["enum"],
                          ["booking.held", "booking.confirmed", "booking.failed", "booking.cancelled",
-                          "slot.created", "slot.closed"])
+                          "slot.created", "slot.closed", "booking.rescheduled"])
 
     def test_z_no_secret_or_token_appears_in_the_log(self):
         self.check_logs_hold_no_secret()

@@ -222,3 +222,62 @@ TEST_CASE("booking and slot records become webhook events with slot, doctor, cli
   only_confirmed.clinic_id = 2;
   CHECK(webhook_wants(only_confirmed, *confirmed));
 }
+
+TEST_CASE("a move is booking.rescheduled about its new slot with the old one under 'from'; a waitlist offer is booking.held") {
+  Engine engine;
+  std::vector<JournalRecord> records;
+  auto run = [&](const Command& command, TimeMs now) {
+    std::vector<Event> events;
+    REQUIRE(engine.execute(command, now, events) == Rejection::none);
+    for (Event& e : events) {
+      records.push_back(JournalRecord{records.size() + 1, now, 0, Actor::patient, std::move(e)});
+    }
+  };
+  const TimeMs t0 = 1'924'992'000'000;  // 2031-01-01T00:00:00Z
+  run(AddClinic{"Harbor", "UTC"}, t0);                                  // seq 1: clinic 2
+  run(AddDoctor{1, "Dr. Ada", "GP"}, t0);                               // seq 2
+  run(AddDoctor{2, "Dr. Bo", "GP"}, t0);                                // seq 3
+  run(CreateSlots{1, {{t0 + 3'600'000, t0 + 5'400'000}}}, t0);          // seq 4: slot 1, clinic 1
+  run(CreateSlots{2, {{t0 + 7'200'000, t0 + 9'000'000}}}, t0);          // seq 5: slot 2, clinic 2
+  run(BookSlot{1, "Ann", 0, Token{}}, t0 + 1);                          // seq 6
+  run(JoinWaitlist{1, t0, t0 + 86'400'000, "Wes", 0, Token{}, Token{}}, t0 + 2);  // seq 7
+  run(RescheduleBooking{1, 2}, t0 + 3);  // seq 8; slot 1 offered to Wes: SlotHeld 9, WaitlistOffered 10
+  REQUIRE(records.size() == 10);
+  ReadStore reads(engine);
+  reads.load(engine, records.size());
+
+  std::vector<std::string> types;
+  for (std::size_t i = 5; i < records.size(); ++i) {
+    auto event = webhook_event_of(records[i], reads);
+    types.push_back(event ? std::string(to_string(event->type)) : "-");
+  }
+  CHECK(types == std::vector<std::string>{"booking.held", "-", "booking.rescheduled", "booking.held", "-"});
+
+  auto moved = webhook_event_of(records[7], reads);
+  REQUIRE(moved);
+  REQUIRE(moved->moved_from);
+  CHECK(webhook_body(records[7], *moved, reads, true) ==
+        R"({"id":"evt_8","type":"booking.rescheduled","seq":8,"occurredAt":"2031-01-01T00:00:00.003Z",)"
+        R"("data":{"bookingId":1,"slotId":2,"doctorId":2,"clinicId":2,"status":"PENDING",)"
+        R"("start":"2031-01-01T02:00:00.000Z","end":"2031-01-01T02:30:00.000Z",)"
+        R"("from":{"slotId":1,"doctorId":1,"clinicId":1,"start":"2031-01-01T01:00:00.000Z","end":"2031-01-01T01:30:00.000Z"},)"
+        R"("patientName":"Ann"}})");
+  auto offer = webhook_event_of(records[8], reads);
+  REQUIRE(offer);
+  CHECK(webhook_body(records[8], *offer, reads, true).find(R"("bookingId":2,"slotId":1,)") != std::string::npos);
+  CHECK(webhook_body(records[8], *offer, reads, true).find(R"("patientName":"Wes")") != std::string::npos);
+
+  // A move between clinics concerns an endpoint of either clinic, and only if it asked.
+  WebhookInfo hook;
+  hook.events = webhook_event_bit(WebhookEventType::booking_rescheduled);
+  hook.clinic_id = 1;
+  CHECK(webhook_wants(hook, *moved));
+  hook.clinic_id = 2;
+  CHECK(webhook_wants(hook, *moved));
+  hook.clinic_id = 3;
+  CHECK_FALSE(webhook_wants(hook, *moved));
+  hook.clinic_id = 0;
+  hook.events = webhook_event_bit(WebhookEventType::booking_held);
+  CHECK_FALSE(webhook_wants(hook, *moved));
+  CHECK(webhook_wants(hook, *offer));
+}
