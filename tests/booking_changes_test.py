@@ -447,6 +447,35 @@ class WaitlistTest(ChangesCase):
             self.server = saved
 
 
+    def test_a_restart_from_the_shutdown_snapshot_keeps_moves_and_the_waiting_order(self):
+        server = self.start_server(hold_ttl=600)
+        saved, self.server = self.server, server
+        try:
+            d, s, b = self.full_day("Dr. Snapshot", 0)
+            s2 = self.new_slots(d["id"], 1, first=2)[0]
+            b2 = self.book(s2["id"], "Second Bird")
+            tomorrow = self.new_slots(d["id"], 1, first=48)[0]
+            self.expect(self.reschedule(b, tomorrow["id"]), 200)  # today's slot goes to nobody yet
+            self.book(s["id"], "Third Bird")
+            e1 = self.join(d["id"], *day_range(), "Sid Snapshot")
+            e2 = self.join(d["id"], *day_range(), "Sue Snapshot")
+            ics_before = self.api.req("GET", f"/booking/{b['id']}/calendar.ics", token=b["token"])
+            self.assertEqual(server.stop(), 0)
+            server.start()
+            # Recovered from the snapshot written at shutdown, with no journal event after it.
+            self.assertRegex(server.log_of_last_start(), r"from .*\(snapshot at seq \d+, then 0 journal events\)")
+            self.assertEqual(self.get_booking(b["id"], admin=True)[1]["slotId"], tomorrow["id"])
+            ics_after = self.api.req("GET", f"/booking/{b['id']}/calendar.ics", token=b["token"])
+            self.assertIn(b"SEQUENCE:1\r\n", ics_after.body)
+            self.assertEqual(ics_before.body.split(b"DTSTAMP")[0], ics_after.body.split(b"DTSTAMP")[0])
+            self.assertEqual((self.entry(e1)["status"], self.entry(e2)["status"]), ("WAITING", "WAITING"))
+            self.cancel(b2)  # the oldest entry still comes first
+            self.assertEqual(self.entry(e1)["offer"]["slotId"], s2["id"])
+            self.assertEqual(self.entry(e2)["status"], "WAITING")
+        finally:
+            self.server = saved
+
+
 # =============================================================================
 class WaitlistExpiryTest(ChangesCase):
     """Offers that run out pass to the next entry (hold TTL 2 s)."""
