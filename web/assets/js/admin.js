@@ -447,16 +447,17 @@ function bookingsView(params) {
     const d = doctorById(b.doctorId);
     const tz = d?.clinic.timeZone ?? 'UTC';
     const statusCell = h('td', { class: 'status' });
+    const whenCell = h('td', { class: 'nowrap when' }, b.start ? `${t.formatDateTime(Date.parse(b.start), tz)}` : `slot #${b.slotId}`);
     const actions = h('td', {});
     const row = h('tr', { 'data-booking-id': b.id },
       h('td', { class: 'num' }, `#${b.id}`),
       h('td', {}, b.patientName),
       h('td', {}, d ? d.name : `Doctor ${b.doctorId}`),
-      h('td', { class: 'nowrap' }, b.start ? `${t.formatDateTime(Date.parse(b.start), tz)}` : `slot #${b.slotId}`),
+      whenCell,
       statusCell,
       h('td', { class: 'nowrap muted' }, b.createdAt ? t.formatDateTime(Date.parse(b.createdAt), tz) : ''),
       actions);
-    const entry = { row, booking: b, statusCell, actions };
+    const entry = { row, booking: b, statusCell, whenCell, tz, actions };
     rows.set(b.id, entry);
     body.append(row);
     fill(entry);
@@ -489,6 +490,11 @@ function bookingsView(params) {
     if (m.type !== 'booking') return;
     const entry = rows.get(m.booking.id);
     if (entry) {
+      // A move: the message about the new slot carries its time.
+      if (m.event === 'BookingRescheduled' && m.slot?.id === m.booking.slotId && entry.booking.slotId !== m.booking.slotId) {
+        entry.booking = { ...entry.booking, slotId: m.booking.slotId, start: m.slot.start };
+        replaceChildren(entry.whenCell, t.formatDateTime(Date.parse(m.slot.start), entry.tz));
+      }
       if (entry.booking.status !== m.booking.status) {
         entry.booking = { ...entry.booking, status: m.booking.status };
         fill(entry);

@@ -1,7 +1,9 @@
 // The booking page (/b/:id): the booking's status, live from the feed. PENDING shows a
 // countdown to expiresAt with Confirm and Cancel; then CONFIRMED, CANCELLED or FAILED
-// (the hold ran out). The booking token comes from the link (#token=… or ?token=…) or
-// from this device's localStorage, and is sent as X-Booking-Token.
+// (the hold ran out). A live booking can move to another free time of its doctor; a
+// confirmed (or then cancelled) one downloads as an .ics for a calendar. The booking token
+// comes from the link (#token=… or ?token=…) or from this device's localStorage, and is
+// sent as X-Booking-Token.
 import { api, ApiError, describeError, newIdempotencyKey } from './http.js';
 import { LiveFeed, slotFromFeed } from './feed.js';
 import * as t from './time.js';
@@ -138,7 +140,7 @@ function renderState(panel, hasToken) {
       h('div', { class: 'countdown', role: 'timer', 'aria-live': 'off', 'aria-labelledby': 'countdown-note' },
         h('div', { class: 'row', style: 'justify-content:space-between' }, note, time),
         h('div', { class: 'progress', 'aria-hidden': 'true' }, bar)),
-      h('div', { class: 'row' }, confirm, cancel));
+      h('div', { class: 'row' }, confirm, moveButton(hasToken), cancel));
     const expires = Date.parse(booking.expiresAt);
     const total = Math.max(1, expires - Date.parse(booking.createdAt));
     const offset = record.clockOffsetMs ?? 0;
@@ -166,16 +168,32 @@ function renderState(panel, hasToken) {
   } else if (status === 'CONFIRMED') {
     const cancel = h('button', { class: 'btn btn-secondary', type: 'button', id: 'cancel', disabled: !hasToken, onclick: () => askCancel(cancel) }, 'Cancel booking');
     replaceChildren(panel, outcome('CONFIRMED', '✓', 'Your appointment is confirmed.',
-      'Please arrive a few minutes early. If you cannot come, cancel here so someone else can have the time.'),
-    h('div', { class: 'row' }, cancel));
+      'Please arrive a few minutes early. If you cannot come, move it to another time or cancel here so someone else can have the time.'),
+    h('div', { class: 'row' }, calendarLink(hasToken, 'Add to calendar (.ics)'), moveButton(hasToken), cancel));
   } else if (status === 'CANCELLED') {
     replaceChildren(panel, outcome('CANCELLED', '✕', 'This booking was cancelled.', 'The time is free again for other patients.'),
-      h('a', { class: 'btn', href: record.doctorId ? `/?doctor=${record.doctorId}` : '/' }, 'Book another time'));
+      h('div', { class: 'row' },
+        h('a', { class: 'btn', href: record.doctorId ? `/?doctor=${record.doctorId}` : '/' }, 'Book another time'),
+        // A calendar that has the appointment takes it out when it opens this file (STATUS:CANCELLED).
+        booking.confirmedAt ? calendarLink(hasToken, 'Remove from your calendar (.ics)') : null));
   } else if (status === 'FAILED') {
     replaceChildren(panel, outcome('FAILED', '!', 'The hold ran out before it was confirmed.',
       'The time was released for other patients. You can pick a time again — maybe the same one.'),
     h('a', { class: 'btn', href: record.doctorId ? `/?doctor=${record.doctorId}` : '/' }, 'Choose a time'));
   }
+}
+
+// The .ics of this booking: a plain link (calendar apps open links, not scripts), with the
+// token in the query since the page sends no Referer and the answer is never cached.
+function calendarLink(hasToken, text) {
+  if (!hasToken) return null;
+  return h('a', { class: 'btn btn-secondary', id: 'calendar-link', download: `appointment-${id}.ics`,
+    href: `/booking/${id}/calendar.ics?token=${record.token}` }, text);
+}
+
+function moveButton(hasToken) {
+  if (!hasToken || !record.doctorId) return null;
+  return h('button', { class: 'btn btn-secondary', type: 'button', id: 'move', onclick: () => openMove() }, 'Change time');
 }
 
 function outcome(status, icon, title, text) {
@@ -209,6 +227,8 @@ function copyLinkCard() {
 function setStatus(status, { announceIt = true } = {}) {
   if (!booking || booking.status === status) return;
   booking = { ...booking, status };
+  // Only whether it ever was confirmed matters here (a cancelled one then has a calendar file).
+  if (status === 'CONFIRMED' && !booking.confirmedAt) booking.confirmedAt = new Date().toISOString();
   record = { ...record, status };
   if (record.token) store.saveBooking(record);
   render();
@@ -252,6 +272,78 @@ async function change(action, button) {
   }
 }
 
+// ---- moving to another time: one request, the old time is freed in the same step -----------
+
+function openMove() {
+  const dialog = document.getElementById('move-dialog');
+  const select = document.getElementById('move-slot');
+  const error = document.getElementById('move-error');
+  const submit = document.getElementById('move-submit');
+  const tz = record.timeZone ?? 'UTC';
+  let key = newIdempotencyKey();
+  replaceChildren(error);
+
+  const load = async () => {
+    replaceChildren(select, h('option', { value: '' }, 'Loading free times…'));
+    select.disabled = true;
+    submit.disabled = true;
+    try {
+      const free = (await api(`/slots/${record.doctorId}?status=AVAILABLE&from=${new Date().toISOString()}`))
+        .map(slotFromFeed).filter((s) => s.id !== record.slotId);
+      const byDay = new Map();
+      for (const s of free) {
+        const day = t.dayKeyOf(s.start, tz);
+        if (!byDay.has(day)) byDay.set(day, []);
+        byDay.get(day).push(s);
+      }
+      if (!free.length) {
+        replaceChildren(select, h('option', { value: '' }, 'No other free time right now'));
+        return;
+      }
+      replaceChildren(select, [...byDay].slice(0, 28).map(([day, list]) => h('optgroup', { label: t.dayChip(day).long },
+        list.map((s) => h('option', { value: s.id, 'data-start': s.start, 'data-end': s.end },
+          `${t.formatDay(s.start, tz)}, ${t.formatTime(s.start, tz)}–${t.formatTime(s.end, tz)}`)))));
+      select.disabled = false;
+      submit.disabled = false;
+    } catch (err) {
+      replaceChildren(error, describeError(err));
+    }
+  };
+
+  document.getElementById('move-keep').onclick = () => dialog.close();
+  document.getElementById('move-form').onsubmit = async (e) => {
+    e.preventDefault();
+    const option = select.selectedOptions[0];
+    if (!option?.value) return;
+    replaceChildren(error);
+    try {
+      const moved = await whileBusy(submit, 'Moving…', () => api(`/booking/${id}/reschedule`, {
+        method: 'POST', body: { slotId: Number(option.value) }, bookingToken: record.token, idempotencyKey: key,
+      }));
+      record = { ...record, slotId: moved.slotId, start: Number(option.dataset.start), end: Number(option.dataset.end) };
+      booking = { ...booking, slotId: moved.slotId, status: moved.status };
+      store.saveBooking(record);
+      dialog.close();
+      render();
+      announce(`Your booking moved to ${t.formatDateTime(record.start, tz)}.`);
+    } catch (err) {
+      key = newIdempotencyKey();  // the next try is a new request
+      if (err instanceof ApiError && err.code === 'slot_unavailable') {
+        replaceChildren(error, h('strong', {}, 'That time was just taken. '), 'Nothing changed: your booking keeps its time. Please pick another one.');
+        load();
+      } else if (err instanceof ApiError && (err.code === 'booking_expired' || err.code === 'booking_failed')) {
+        dialog.close();
+        setStatus('FAILED');
+        showMessage('The hold ran out before the move: the booking cannot change any more.');
+      } else {
+        replaceChildren(error, describeError(err));
+      }
+    }
+  };
+  dialog.showModal();
+  load().then(() => select.focus());
+}
+
 function askCancel(button) {
   const dialog = document.getElementById('cancel-dialog');
   const keep = document.getElementById('cancel-keep');
@@ -279,8 +371,11 @@ function follow() {
       refetch();
     },
     onEvent(message) {
-      if (message.type === 'booking' && message.booking.id === id) setStatus(message.booking.status);
-      else if (message.slot?.id === record.slotId && booking.status === 'PENDING') {
+      if (message.type === 'booking' && message.booking.id === id) {
+        // Moved elsewhere (another device, or the clinic): fetch where to.
+        if (message.booking.slotId !== record.slotId) refetch();
+        else setStatus(message.booking.status);
+      } else if (message.slot?.id === record.slotId && booking.status === 'PENDING') {
         const slot = slotFromFeed(message.slot);
         if (slot.status === 'AVAILABLE') refetch();
       }
@@ -293,6 +388,13 @@ function follow() {
 async function refetch() {
   try {
     const fresh = await api(`/booking/${id}?include=slot`, { bookingToken: record.token });
+    if (fresh.slotId !== record.slotId && fresh.start) {
+      record = { ...record, slotId: fresh.slotId, start: Date.parse(fresh.start), end: Date.parse(fresh.end) };
+      booking = { ...booking, slotId: fresh.slotId, status: fresh.status };
+      if (record.token) store.saveBooking(record);
+      render();
+      announce(`Your booking moved to ${t.formatDateTime(record.start, record.timeZone ?? 'UTC')}.`);
+    }
     setStatus(fresh.status);
   } catch {
     // The feed brings the next change; the live indicator shows whether it is connected.

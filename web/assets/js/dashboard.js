@@ -178,7 +178,13 @@ function subscribe() {
       BookingConfirmed: `Booking #${m.booking?.id} confirmed with ${who}`,
       BookingExpired: `Booking #${m.booking?.id} expired (hold ran out)`,
       BookingCancelled: `Booking #${m.booking?.id} cancelled`,
+      BookingRescheduled: `Booking #${m.booking?.id} moved to slot #${m.booking?.slotId} (${who})`,
     };
+    // A move comes as two messages (the freed slot, then the new one): one line for it.
+    if (m.event === 'BookingRescheduled' && m.slot?.id !== m.booking?.slotId) {
+      scheduleRefresh();
+      return;
+    }
     // A bulk creation is one line, not hundreds.
     if (m.event === 'SlotCreated' && activity[0]?.bulk === m.slot.doctorId && Date.now() - activity[0].at < 3000) {
       activity[0].count += 1;

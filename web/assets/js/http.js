@@ -31,11 +31,12 @@ export function newIdempotencyKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export async function api(path, { method = 'GET', body, admin = false, bookingToken, idempotencyKey, timeoutMs = 15000 } = {}) {
+export async function api(path, { method = 'GET', body, admin = false, bookingToken, waitlistToken, idempotencyKey, timeoutMs = 15000 } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (admin) headers.Authorization = `Bearer ${adminToken()}`;
   if (bookingToken) headers['X-Booking-Token'] = bookingToken;
+  if (waitlistToken) headers['X-Waitlist-Token'] = waitlistToken;
   if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);

@@ -1,6 +1,8 @@
 // The patient page (/): doctors of every clinic (filter by clinic, specialty, name), then
 // one doctor's days and slots, live from the feed; booking asks for a name and opens the
-// booking page. URL: /?clinic=&specialty=&q= for the list, /?doctor=ID&day=YYYY-MM-DD.
+// booking page. A day without a free time offers the waitlist; the hold it brings shows
+// here as soon as the feed says the day changed. URL: /?clinic=&specialty=&q= for the
+// list, /?doctor=ID&day=YYYY-MM-DD.
 import { api, ApiError, describeError, newIdempotencyKey } from './http.js';
 import { LiveFeed, slotFromFeed } from './feed.js';
 import * as t from './time.js';
@@ -175,13 +177,18 @@ function myBookings() {
   const now = Date.now();
   const mine = store.allBookings().filter((b) =>
     (b.status === 'PENDING' && Date.parse(b.expiresAt) > now) || (b.status === 'CONFIRMED' && (b.end ?? 0) > now));
-  if (!mine.length) return null;
+  const waiting = store.allEntries().filter((e) => e.status === 'WAITING');
+  if (!mine.length && !waiting.length) return null;
   return h('section', { class: 'card my-bookings', 'aria-labelledby': 'mine-title' },
     h('h2', { id: 'mine-title' }, 'Your bookings on this device'),
     h('ul', {}, mine.slice(0, 5).map((b) => h('li', {},
       badge(b.status),
       h('span', {}, b.start ? `${t.formatDateTime(b.start, b.timeZone ?? 'UTC')} · ${b.doctorName ?? ''}` : `Booking #${b.id}`),
-      h('a', { href: `/b/${b.id}` }, b.status === 'PENDING' ? 'Confirm it' : 'View')))));
+      h('a', { href: `/b/${b.id}` }, b.status === 'PENDING' ? 'Confirm it' : 'View'))),
+    waiting.slice(0, 5).map((e) => h('li', { 'data-entry-id': e.id },
+      badge('WAITING'),
+      h('span', {}, `Waiting for a time on ${t.dayChip(e.day).long}${e.doctorName ? ` · ${e.doctorName}` : ''}`),
+      h('a', { href: `/?doctor=${e.doctorId}&day=${e.day}` }, 'See the day')))));
 }
 
 // ---- one doctor: days and slots, live ---------------------------------------------------
@@ -197,6 +204,7 @@ function doctorView(doctor, params) {
   const slotList = h('ul', { class: 'slot-grid', id: 'slots', 'aria-labelledby': 'day-title' });
   const slotArea = h('section', { class: 'slot-area', 'aria-live': 'off' },
     h('p', { class: 'muted', id: 'slots-status' }, 'Loading open times…'));
+  const waitlistArea = h('section', { class: 'waitlist', id: 'waitlist', 'aria-live': 'polite' });
   const browser = t.browserZone();
 
   replaceChildren(main,
@@ -206,9 +214,10 @@ function doctorView(doctor, params) {
     h('p', { class: 'zone-note', id: 'zone-note' }, clockIcon(),
       h('span', {}, 'Times are in ', h('strong', {}, t.zoneLabel(tz)), ', the clinic’s local time.',
         browser !== tz ? ` Your device is set to ${browser}.` : '')),
-    dayList, slotArea);
+    dayList, slotArea, waitlistArea);
 
   const booking = bookingDialog(doctor, slots, () => refreshFromHttp());
+  const waitlist = waitlistPanel(doctor, slots, waitlistArea, () => selectedDay, () => render());
 
   const render = () => {
     const now = Date.now();
@@ -224,6 +233,7 @@ function doctorView(doctor, params) {
       replaceChildren(dayList);
       replaceChildren(slotArea, h('div', { class: 'empty', id: 'slots-status' },
         loaded ? 'No open times right now. New times appear here as soon as the clinic adds them.' : 'Loading open times…'));
+      waitlist.render(null);
       return;
     }
     if (!selectedDay || !byDay.has(selectedDay)) {
@@ -261,6 +271,7 @@ function doctorView(doctor, params) {
       button.lastChild.textContent = note;
       button.setAttribute('aria-label', `${t.formatTime(s.start, tz)} to ${t.formatTime(s.end, tz)}, ${free ? 'available' : note.toLowerCase()}`);
     });
+    waitlist.render(byDay.get(selectedDay).some((s) => s.status === 'AVAILABLE') ? 'open' : 'full');
   };
 
   const selectDay = (key) => {
@@ -307,10 +318,13 @@ function doctorView(doctor, params) {
       for (const s of list) setSlot(slotFromFeed(s));
       loaded = true;
       render();
+      waitlist.check();
     },
     onEvent(message) {
       setSlot(slotFromFeed(message.slot));
       render();
+      // An offer is a hold of one of this doctor's slots: the entry says whether it is ours.
+      if (message.slot?.status === 'HELD') waitlist.check();
     },
     onState: showFeedState,
   }).start();
@@ -325,6 +339,7 @@ function doctorView(doctor, params) {
       clearTimeout(fallback);
       clearInterval(tick);
       booking.close();
+      waitlist.close();
     },
   };
 }
@@ -456,6 +471,168 @@ function bookingDialog(doctor, slots, refresh) {
         conflict('Someone else booked it while you were typing. Please pick another time.');
       }
     },
+    close() {
+      if (dialog.open) dialog.close();
+    },
+  };
+}
+
+// ---- the waitlist: join a full day, see the offer when a time frees up --------------------
+
+function waitlistPanel(doctor, slots, area, selectedDay, rerender) {
+  const tz = doctor.clinic.timeZone;
+  const dialog = document.getElementById('waitlist-dialog');
+  const form = document.getElementById('waitlist-form');
+  const summary = document.getElementById('waitlist-summary');
+  const nameInput = document.getElementById('waitlist-name');
+  const error = document.getElementById('waitlist-error');
+  const submit = document.getElementById('waitlist-submit');
+  let day = null;
+  let submitting = false;
+  let checking = null;
+
+  // This device's entry for the doctor's day that still matters: waiting, or offered a
+  // hold that has not ended.
+  const entryOf = (key) => store.allEntries().reverse().find((e) => e.doctorId === doctor.id && e.day === key &&
+    (e.status === 'WAITING' || (e.status === 'OFFERED' && ['PENDING', 'CONFIRMED'].includes(e.offer?.status))));
+
+  // A new offer becomes this device's booking, so the booking page opens it with its token.
+  const adopt = (entry) => {
+    const o = entry.offer;
+    if (!o) return;
+    const slot = slots.get(o.slotId);
+    store.saveBooking({
+      id: o.bookingId, token: o.token, slotId: o.slotId, status: o.status, expiresAt: o.expiresAt,
+      patientName: entry.patientName, doctorId: doctor.id, doctorName: doctor.name, specialty: doctor.specialty,
+      clinicId: doctor.clinicId, clinicName: doctor.clinic.name, timeZone: tz,
+      ...(slot ? { start: slot.start, end: slot.end } : {}),
+    });
+  };
+
+  const remember = (fresh, before) => {
+    const entry = { ...before, status: fresh.status, offer: fresh.offer };
+    store.saveEntry(entry);
+    if (entry.offer) adopt(entry);
+    if (before.status === 'WAITING' && fresh.status === 'OFFERED') {
+      const slot = slots.get(fresh.offer.slotId);
+      announce(slot ? `A time came free for you: ${t.formatTime(slot.start, tz)}. Confirm it before the hold runs out.`
+        : 'A time came free for you. Confirm it before the hold runs out.');
+    }
+    return entry;
+  };
+
+  // Asks the server about this doctor's entries that may have changed (one round at a time).
+  const check = () => {
+    if (checking) return checking;
+    const open = store.allEntries().filter((e) => e.doctorId === doctor.id &&
+      (e.status === 'WAITING' || (e.status === 'OFFERED' && e.offer?.status === 'PENDING')));
+    if (!open.length) return Promise.resolve();
+    checking = Promise.all(open.map(async (e) => {
+      try {
+        remember(await api(`/waitlist/${e.id}`, { waitlistToken: e.token }), e);
+      } catch {
+        // The next feed event asks again.
+      }
+    })).finally(() => {
+      checking = null;
+      rerender();
+    });
+    return checking;
+  };
+
+  const render = (dayState) => {
+    const key = selectedDay();
+    const entry = key ? entryOf(key) : null;
+    if (!entry && dayState !== 'full') {
+      replaceChildren(area);
+      return;
+    }
+    if (!entry) {
+      replaceChildren(area, h('div', { class: 'card', id: 'waitlist-join' },
+        h('h2', {}, 'This day is full'),
+        h('p', {}, 'Join the waitlist: when a time on this day frees up, it is held for you at once — first come, first served.'),
+        h('button', { class: 'btn', type: 'button', id: 'waitlist-open', onclick: () => open(key) }, 'Join the waitlist')));
+      return;
+    }
+    if (entry.status === 'WAITING') {
+      replaceChildren(area, h('div', { class: 'alert alert-info', id: 'waitlist-status', 'data-status': 'WAITING' },
+        h('p', {}, h('strong', {}, 'You’re on the waitlist for this day. '),
+          'When a time frees up it is held for you, and it shows here — keep this page open or come back later.'),
+        h('button', { class: 'btn btn-secondary', type: 'button', id: 'waitlist-leave', onclick: (e) => leave(entry, e.currentTarget) },
+          'Leave the waitlist')));
+      return;
+    }
+    const o = entry.offer;
+    const slot = slots.get(o.slotId);
+    const when = slot ? `${t.formatLongDay(slot.start, tz)}, ${t.formatTime(slot.start, tz)}–${t.formatTime(slot.end, tz)}` : `booking #${o.bookingId}`;
+    replaceChildren(area, h('div', { class: 'alert alert-ok', id: 'waitlist-offer', 'data-status': o.status },
+      o.status === 'PENDING'
+        ? h('p', {}, h('strong', {}, 'A time came free for you: '), `${when}. It is held for you until ${t.formatTime(Date.parse(o.expiresAt), tz)}.`)
+        : h('p', {}, h('strong', {}, 'You got a time from the waitlist: '), `${when}.`),
+      h('a', { class: 'btn', id: 'waitlist-offer-link', href: `/b/${o.bookingId}` }, o.status === 'PENDING' ? 'Confirm it' : 'View booking')));
+  };
+
+  const open = (key) => {
+    day = key;
+    submitting = false;
+    replaceChildren(error);
+    nameInput.removeAttribute('aria-invalid');
+    if (!nameInput.value) nameInput.value = localStorage.getItem('slotd.patientName') ?? '';
+    replaceChildren(summary, h('strong', {}, t.dayChip(key).long),
+      h('span', { class: 'muted small' }, `${doctor.name} · ${doctor.clinic.name} · ${t.zoneLabel(tz, t.startOfDay(key, tz))}`));
+    dialog.showModal();
+    nameInput.focus();
+  };
+
+  const leave = async (entry, button) => {
+    try {
+      await whileBusy(button, 'Leaving…', () => api(`/waitlist/${entry.id}`, { method: 'DELETE', waitlistToken: entry.token }));
+      store.saveEntry({ ...entry, status: 'CANCELLED' });
+      announce('You left the waitlist.');
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'waitlist_entry_served') await check();
+      else replaceChildren(area, h('div', { class: 'alert alert-error', role: 'alert' }, describeError(err)));
+      return;
+    }
+    rerender();
+  };
+
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    if (submitting) return;
+    const name = nameInput.value.trim();
+    if (!name) {
+      nameInput.setAttribute('aria-invalid', 'true');
+      replaceChildren(error, 'Please enter your name, so the clinic knows who is waiting.');
+      nameInput.focus();
+      return;
+    }
+    submitting = true;
+    const key = day;
+    try {
+      const from = t.startOfDay(key, tz);
+      const to = t.startOfDay(t.addDays(key, 1), tz);
+      const entry = await whileBusy(submit, 'Joining…', () => api('/waitlist', {
+        method: 'POST',
+        body: { doctorId: doctor.id, from: new Date(from).toISOString(), to: new Date(to).toISOString(), patientName: name },
+      }));
+      localStorage.setItem('slotd.patientName', name);
+      remember(entry, { id: entry.id, token: entry.token, doctorId: doctor.id, doctorName: doctor.name, day: key,
+        patientName: name, status: 'WAITING' });
+      dialog.close();
+      if (entry.status !== 'OFFERED') announce('You are on the waitlist.');  // an offer announced itself
+      rerender();
+    } catch (err) {
+      replaceChildren(error, describeError(err));
+    } finally {
+      submitting = false;
+    }
+  };
+  document.getElementById('waitlist-cancel').onclick = () => dialog.close();
+
+  return {
+    render,
+    check,
     close() {
       if (dialog.open) dialog.close();
     },
