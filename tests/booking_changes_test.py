@@ -364,6 +364,11 @@ class WaitlistTest(ChangesCase):
         self.assertEqual(events[2]["data"], {"entryId": oldest["id"], "bookingId": offer["bookingId"],
                                              "slotId": s["id"]})
         self.assertEqual(len({e["at"] for e in events}), 1, "one batch, one decision time")
+        # The audit shows neither the entry's token nor the offer's.
+        audit = self.api.req("GET", "/events?fromSeq=1&limit=10000", admin=True)
+        self.assertIn(b"WaitlistJoined", audit.body)
+        for secret in (oldest["token"], offer["token"]):
+            self.assertNotIn(secret.encode(), audit.body)
         # The feed: the hold arrives right after the cancel.
         m1, m2 = w.recv_json(what="the cancel"), w.recv_json(what="the offer's hold")
         self.assertEqual((m1["seq"], m1["event"], m1["slot"]["status"]), (cancelled["seq"], "BookingCancelled", "AVAILABLE"))

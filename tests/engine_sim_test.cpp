@@ -1081,7 +1081,7 @@ void simulate_seeds(std::uint64_t first, std::uint64_t count) {
         Rejection::invalid_time_range, Rejection::too_many_slots, Rejection::empty_request,
         Rejection::too_many_holds, Rejection::idempotency_key_reused,
         Rejection::duplicate_request, Rejection::waitlist_entry_not_found,
-        Rejection::waitlist_entry_served}) {
+        Rejection::waitlist_entry_served, Rejection::webhook_not_found, Rejection::invalid_webhook}) {
     CHECK_MESSAGE(rejections.count(want) == 1, "the workload never produced ", to_string(want));
   }
   CHECK(events.size() == std::variant_size_v<Event>);
