@@ -11,21 +11,12 @@ namespace slotd {
 namespace {
 
 constexpr std::uint64_t kDefaultLimit = 1'000;
-constexpr std::uint64_t kMaxLimit = 10'000;
 
 // {"<idName>":id,"events":[…],"nextSeq":N|null}; nextSeq is where the next page starts.
 void answer_history(Call& call, EntityKind kind, std::string_view id_name) {
-  std::uint64_t from_seq = 1, limit = kDefaultLimit;
-  if (const std::string* p = call.target.param("fromSeq")) {
-    auto v = id_from_text(*p);
-    if (!v || *v == 0) return call.fail(bad_query("fromSeq must be a positive integer"));
-    from_seq = *v;
-  }
-  if (const std::string* p = call.target.param("limit")) {
-    auto v = id_from_text(*p);
-    if (!v || *v == 0 || *v > kMaxLimit) return call.fail(bad_query("limit must be an integer from 1 to 10000"));
-    limit = *v;
-  }
+  const std::optional<JournalPage> page = journal_page(call, kDefaultLimit);
+  if (!page) return;
+  const std::uint64_t from_seq = page->from_seq, limit = page->limit;
   std::string body = fmt::format(R"({{"{}":{},"events":[)", id_name, call.id);
   std::uint64_t returned = 0, last = 0;
   JournalStatus st = call.api.sequencer().read_history(kind, call.id, from_seq, limit,
@@ -40,12 +31,6 @@ void answer_history(Call& call, EntityKind kind, std::string_view id_name) {
   body += returned == limit ? std::to_string(last + 1) : "null";
   body += '}';
   call.respond(json_reply(200, std::move(body)));
-}
-
-std::optional<Token> presented_token(const Call& call) {
-  if (!call.request.booking_token.empty()) return token_from_hex(call.request.booking_token);
-  if (const std::string* p = call.target.param("token")) return token_from_hex(*p);
-  return std::nullopt;
 }
 
 }  // namespace

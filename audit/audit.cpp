@@ -115,16 +115,6 @@ void append_counts(std::string& out, const Engine& e) {
                  e.count(BookingStatus::failed), e.count(BookingStatus::cancelled), e.remembered_count());
 }
 
-void append_instant_or_null(std::string& out, TimeMs ms) {
-  if (ms == 0) {
-    out += "null";
-    return;
-  }
-  out += '"';
-  append_iso8601(out, ms);
-  out += '"';
-}
-
 // The state as of the replay's seq: everything but tokens and client digests.
 void append_state(Out& o, const Engine& e) {
   std::string* out = &o.buffer();
@@ -169,13 +159,13 @@ void append_state(Out& o, const Engine& e) {
                    i + 1, b.slot_id, b.held_slot_id, to_string(b.status));
     append_json_string(*out, e.patient_name(b));
     *out += R"(,"createdAt":)";
-    append_instant_or_null(*out, b.created_at_ms);
+    append_iso8601_or_null(*out, b.created_at_ms);
     *out += R"(,"expiresAt":)";
-    append_instant_or_null(*out, b.expires_at_ms);
+    append_iso8601_or_null(*out, b.expires_at_ms);
     *out += R"(,"confirmedAt":)";
-    append_instant_or_null(*out, b.confirmed_at_ms);
+    append_iso8601_or_null(*out, b.confirmed_at_ms);
     *out += R"(,"endedAt":)";
-    append_instant_or_null(*out, b.ended_at_ms);
+    append_iso8601_or_null(*out, b.ended_at_ms);
     fmt::format_to(std::back_inserter(*out), R"(,"heldSeq":{}}})", b.held_seq);
   }
   o.buffer() += "]}";
