@@ -38,13 +38,8 @@ std::string rescheduled_json(const BookingView& b, Id slot_id, BookingStatus sta
   body += R"(","expiresAt":")";
   append_iso8601(body, b.expires_at_ms);
   body += R"(","confirmedAt":)";
-  if (status == BookingStatus::confirmed && b.confirmed_at_ms != 0) {
-    body += '"';
-    append_iso8601(body, b.confirmed_at_ms);
-    body += '"';
-  } else {
-    body += "null";
-  }
+  // The read store may already show a later confirm; the answer is the move's state.
+  append_iso8601_or_null(body, status == BookingStatus::confirmed ? b.confirmed_at_ms : 0);
   fmt::format_to(std::back_inserter(body), R"(,"seq":{}}})", seq);
   return body;
 }
