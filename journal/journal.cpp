@@ -4,11 +4,12 @@
 #include <atomic>
 #include <filesystem>
 #include <limits>
-#include <system_error>
 #include <utility>
+#include <vector>
 
 #include <fmt/core.h>
 #include <rocksdb/db.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -25,19 +26,46 @@ void put_key(char (&key)[8], std::uint64_t seq) {
   for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(seq >> (56 - 8 * i));
 }
 
-rocksdb::Options journal_options() {
+rocksdb::Options journal_options(const JournalOptions& tuning) {
   rocksdb::Options options;
   options.create_if_missing = true;
   // Stop on any sign of corruption instead of serving a damaged log.
   options.paranoid_checks = true;
   // Records are small and written in order; a large memtable means fewer flushes.
-  options.write_buffer_size = 64 << 20;
+  options.write_buffer_size = tuning.write_buffer_bytes;
   options.max_write_buffer_number = 3;
   // With sync on every write the WAL is written and fsynced on the caller's thread; the
   // default kPointInTimeRecovery drops only a torn tail that was never acknowledged.
   options.manual_wal_flush = false;
   options.keep_log_file_num = 4;
   return options;
+}
+
+// Creates `dir` and its missing parents through the journal's file system, fsyncing the
+// parent after each creation: a new directory entry is durable only once its parent is.
+JournalStatus create_directories_durably(rocksdb::FileSystem& fs, const std::string& dir) {
+  namespace stdfs = std::filesystem;
+  stdfs::path path = stdfs::path(dir).lexically_normal();
+  if (!path.empty() && !path.has_filename()) path = path.parent_path();  // "a/b/" → "a/b"
+  const rocksdb::IOOptions io;
+  std::vector<stdfs::path> missing;
+  for (stdfs::path p = path; !p.empty(); p = p.parent_path()) {
+    if (fs.FileExists(p.string(), io, nullptr).ok()) break;
+    missing.push_back(p);
+    if (p == p.parent_path()) break;  // the root
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    rocksdb::IOStatus s = fs.CreateDirIfMissing(it->string(), io, nullptr);
+    std::unique_ptr<rocksdb::FSDirectory> parent;
+    const stdfs::path parent_path = it->has_parent_path() ? it->parent_path() : stdfs::path(".");
+    if (s.ok()) s = fs.NewDirectory(parent_path.string(), io, &parent, nullptr);
+    if (s.ok()) s = parent->Fsync(io, nullptr);
+    if (!s.ok()) {
+      return JournalStatus::error(
+          fmt::format("cannot create journal directory {}: {}", it->string(), s.ToString()));
+    }
+  }
+  return {};
 }
 
 rocksdb::ReadOptions journal_read_options(bool bulk) {
@@ -76,17 +104,15 @@ Journal::~Journal() {
 }
 
 JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& out,
-                            rocksdb::Env* env) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return JournalStatus::error(
-        fmt::format("cannot create journal directory {}: {}", dir, ec.message()));
+                            const JournalOptions& tuning) {
+  rocksdb::Options options = journal_options(tuning);
+  if (tuning.env) options.env = tuning.env;
+  if (JournalStatus created = create_directories_durably(*options.env->GetFileSystem(), dir);
+      !created) {
+    return created;
   }
 
   rocksdb::DB* raw_db = nullptr;
-  rocksdb::Options options = journal_options();
-  if (env) options.env = env;
   const rocksdb::Status opened = rocksdb::DB::Open(options, dir, &raw_db);
   if (!opened.ok()) {
     return JournalStatus::error(
