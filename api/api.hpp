@@ -18,6 +18,7 @@
 #include "api/http.hpp"
 #include "api/metrics.hpp"
 #include "api/rate_limit.hpp"
+#include "api/webhook_control.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace slotd {
@@ -30,6 +31,8 @@ struct ApiOptions {
   std::string default_time_zone = "UTC";
   // Serves the web UI for GET/HEAD paths no route claims; nullopt = not a UI path.
   std::function<std::optional<HttpResponse>(const HttpRequest&)> web;
+  // Webhook delivery (webhooks/); nullptr = the webhook routes answer 503.
+  WebhookControl* webhooks = nullptr;
 };
 
 // How to answer a command once it is durable.
@@ -43,6 +46,8 @@ enum class ReplyKind : std::uint8_t {
   booking_created,
   booking_confirmed,
   booking_cancelled,
+  webhook_registered,
+  webhook_deleted,
 };
 
 // What a connection keeps about the command it is waiting for (it waits for one at a

@@ -65,6 +65,12 @@ Token random_token() {
   return token;
 }
 
+WebhookSecret random_webhook_secret() {
+  WebhookSecret secret{};
+  fill_random(secret.data(), secret.size());
+  return secret;
+}
+
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   fill_random(raw.data(), raw.size());

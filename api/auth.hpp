@@ -18,6 +18,7 @@ bool is_admin(std::string_view authorization, std::string_view admin_token);
 std::optional<Token> token_from_hex(std::string_view hex);
 bool token_matches(const std::optional<Token>& presented, const Token& actual);
 Token random_token();
+WebhookSecret random_webhook_secret();
 std::string random_hex(std::size_t bytes);
 
 // Compares secrets in time independent of where they differ.

@@ -48,6 +48,11 @@ struct Call {
   // Hands the command to the sequencer; the answer comes when its batch is durable
   // (Api::answer_command). A full queue is answered at once with 503.
   void submit(Command command, Actor actor, ReplyKind kind);
+  // The same submission, prepared here (on the connection's thread) to be submitted later
+  // from another thread; the connection waits for its answer.
+  Submission prepare(Command command, Actor actor, ReplyKind kind);
+  // An answer from another thread (Responder::defer), counted in the route's metrics.
+  std::function<void(HttpResponse&&)> defer();
 };
 
 struct Route {
@@ -80,6 +85,11 @@ void get_events(Call&);
 void get_healthz(Call&);      // routes_ops.cpp
 void get_metrics(Call&);
 void get_openapi(Call&);
+void post_webhooks(Call&);    // routes_webhooks.cpp
+void get_webhooks(Call&);
+void get_webhook(Call&);
+void delete_webhook(Call&);
+void redeliver_webhook(Call&);
 
 // A 200 JSON answer, with an ETag when the body shows a versioned view; If-None-Match
 // with the same ETag gets 304 without a body.

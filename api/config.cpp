@@ -112,6 +112,16 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.ws_queue_bytes) && c.ws_queue_bytes > 0; }},
       {"max-feed-connections-per-client", "open WebSockets per client (64; 0 = no cap) → 429", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.max_feed_connections_per_client); }},
+      {"allow-private-webhooks", "let webhooks go to private, loopback and link-local addresses (local setups, tests)", false,
+       [](Config& c, std::string_view) { c.allow_private_webhooks = true; return true; }},
+      {"webhook-attempts", "delivery attempts per event before an endpoint is marked failing (12)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.webhook_attempts) && c.webhook_attempts > 0; }},
+      {"webhook-timeout", "seconds one delivery attempt may take: DNS, connect, TLS, send, answer (10)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_timeout_s); }},
+      {"webhook-backoff-base", "seconds before the first retry; doubles per failed attempt, with jitter (2)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_base_s); }},
+      {"webhook-backoff-max", "the longest wait between two attempts, in seconds (1800)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_max_s); }},
   };
   return all;
 }

@@ -36,6 +36,12 @@ struct Config {
   std::size_t max_batch = 4'096;
   std::size_t ws_queue_bytes = 4 << 20;
   std::size_t max_feed_connections_per_client = 64;
+  // Webhook delivery.
+  bool allow_private_webhooks = false;
+  std::uint32_t webhook_attempts = 12;
+  double webhook_timeout_s = 10;
+  double webhook_backoff_base_s = 2;
+  double webhook_backoff_max_s = 1800;
 };
 
 struct ConfigResult {

@@ -27,7 +27,8 @@ unsigned status_of(Rejection r) {
     case Rejection::clinic_not_found:
     case Rejection::doctor_not_found:
     case Rejection::slot_not_found:
-    case Rejection::booking_not_found: return 404;
+    case Rejection::booking_not_found:
+    case Rejection::webhook_not_found: return 404;
     case Rejection::slot_unavailable:
     case Rejection::slot_overlap:
     case Rejection::booking_expired:
@@ -38,7 +39,8 @@ unsigned status_of(Rejection r) {
     case Rejection::idempotency_key_reused: return 409;
     case Rejection::invalid_name:
     case Rejection::invalid_time_range:
-    case Rejection::empty_request: return 400;
+    case Rejection::empty_request:
+    case Rejection::invalid_webhook: return 400;
     case Rejection::too_many_slots: return 413;
     case Rejection::too_many_holds: return 429;
     case Rejection::duplicate_request: return 200;  // answered by the route's replay
@@ -73,6 +75,9 @@ std::string_view message_of(Rejection r) {
     case Rejection::idempotency_key_reused:
       return "this Idempotency-Key was already used for a different request";
     case Rejection::duplicate_request: return "already done";
+    case Rejection::webhook_not_found: return "no webhook has this id (or it was deleted)";
+    case Rejection::invalid_webhook:
+      return "a webhook needs a URL of at most 2048 bytes and at least one known event type";
   }
   return "refused";
 }

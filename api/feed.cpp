@@ -180,13 +180,38 @@ void FeedSession::on_batch(std::shared_ptr<const RenderedBatch> batch) {
 
 void FeedSession::queue_live(const std::shared_ptr<const RenderedBatch>& batch,
                              std::uint64_t after_seq) {
+  std::vector<std::uint32_t> wanted;
+  std::size_t wanted_bytes = 0;
   for (std::uint32_t i = 0; i < batch->messages.size(); ++i) {
     const auto& m = batch->messages[i];
     if (m.seq <= after_seq) continue;  // already in the snapshot or the catch-up
     last_sent_seq_ = std::max(last_sent_seq_, m.seq);
     if (!subscription_.matches(m.doctor_id, m.clinic_id)) continue;
-    live_.push_back(Queued{batch, i});
-    queued_bytes_ += m.length;
+    wanted.push_back(i);
+    wanted_bytes += m.length;
+  }
+  if (wanted.empty()) return;
+  // A queued message keeps its whole batch alive. When this subscription wants little of a
+  // batch, it keeps a copy of its part instead: a client that stops reading then holds what
+  // queued_bytes_ counts, not every batch that had one of its events.
+  std::shared_ptr<const RenderedBatch> keep = batch;
+  if (wanted_bytes * 2 < batch->bytes.size()) {
+    auto own = std::make_shared<RenderedBatch>();
+    own->bytes.reserve(wanted_bytes);
+    own->messages.reserve(wanted.size());
+    for (std::uint32_t& i : wanted) {
+      RenderedBatch::Message m = batch->messages[i];
+      const auto offset = static_cast<std::uint32_t>(own->bytes.size());
+      own->bytes.append(batch->text(m));
+      m.offset = offset;
+      i = static_cast<std::uint32_t>(own->messages.size());
+      own->messages.push_back(m);
+    }
+    keep = std::move(own);
+  }
+  for (std::uint32_t i : wanted) {
+    live_.push_back(Queued{keep, i});
+    queued_bytes_ += keep->messages[i].length;
   }
   if (queued_bytes_ > limits_.max_queue_bytes) slow_ = true;
 }

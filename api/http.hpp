@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ class Responder {
   // nullptr = no target (the Api then completes through a function, e.g. in tests).
   virtual CompletionTarget* completion_target() = 0;
   virtual std::uint64_t completion_tag() = 0;
+  // For an answer decided on another thread (e.g. after a DNS lookup): a function to call
+  // once, from any thread, that answers on the connection's thread. The connection waits
+  // for it like for a command's answer.
+  virtual std::function<void(HttpResponse&&)> defer() = 0;
 };
 
 // Connection-level counters the server keeps, shown by /metrics.

@@ -19,12 +19,14 @@ struct RequestFraming {
   std::size_t transfer_encoding_fields = 0;
   std::string_view transfer_encoding;  // the value when there is one field
   std::size_t content_length_fields = 0;
+  std::string_view content_length;  // the value when there is one field
   std::size_t host_fields = 0;
 };
 
 // Framing that two parsers could read differently is refused (request smuggling):
-// anything but exactly "Transfer-Encoding: chunked", both Transfer-Encoding and
-// Content-Length, repeated Content-Length, and HTTP/1.1 without exactly one Host.
+// anything but exactly "Transfer-Encoding: chunked" (and that only in HTTP/1.1), both
+// Transfer-Encoding and Content-Length, a Content-Length that is not one plain number
+// (Beast takes "5, 5"), and HTTP/1.1 without exactly one Host.
 // Returns why (for a 400), or an empty view when the framing is fine.
 std::string_view framing_error(const RequestFraming& framing);
 
@@ -35,6 +37,7 @@ RequestFraming framing_of(const Request& req) {
   f.transfer_encoding_fields = req.count("Transfer-Encoding");
   f.transfer_encoding = req["Transfer-Encoding"];
   f.content_length_fields = req.count("Content-Length");
+  f.content_length = req["Content-Length"];
   f.host_fields = req.count("Host");
   return f;
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -41,6 +42,21 @@ bool is_v4_mapped(const std::array<std::uint8_t, 16>& a) {
 }
 
 }  // namespace
+
+// One host of IPv6 usually has a whole /64 to pick addresses from: counting each address
+// as a client would let it rotate past every per-client cap, so its /64 is the client.
+std::string address_identity(std::string_view address) {
+  auto a = parse_address(address);
+  if (!a) return "ip:" + std::string(address.substr(0, kMaxForwardedIdentity));
+  char text[INET6_ADDRSTRLEN] = {};
+  if (is_v4_mapped(*a)) {
+    inet_ntop(AF_INET, a->data() + 12, text, sizeof text);
+    return "ip:" + std::string(text);
+  }
+  std::fill(a->begin() + 8, a->end(), std::uint8_t{0});
+  inet_ntop(AF_INET6, a->data(), text, sizeof text);
+  return "ip:" + std::string(text) + "/64";
+}
 
 std::optional<TrustedProxies> TrustedProxies::parse(std::string_view csv, std::string& error) {
   TrustedProxies proxies;
@@ -95,7 +111,7 @@ bool TrustedProxies::contains(std::string_view address) const {
 
 std::string client_identity(std::string_view peer, std::string_view forwarded_for,
                             std::string_view client_key, const TrustedProxies& proxies) {
-  if (!proxies.contains(peer)) return "ip:" + std::string(peer);
+  if (!proxies.contains(peer)) return address_identity(peer);
   client_key = trim(client_key);
   if (!client_key.empty()) {
     return "key:" + std::string(client_key.substr(0, kMaxForwardedIdentity));
@@ -111,8 +127,8 @@ std::string client_identity(std::string_view peer, std::string_view forwarded_fo
     candidate = entry;
     if (!proxies.contains(entry)) break;
   }
-  if (candidate.empty()) return "ip:" + std::string(peer);
-  return "ip:" + std::string(candidate.substr(0, kMaxForwardedIdentity));
+  if (candidate.empty()) return address_identity(peer);
+  return address_identity(candidate);
 }
 
 }  // namespace slotd

@@ -1,7 +1,8 @@
 // api/identity — who a request comes from, for hold caps, rate limits, feed connection
 // caps and the scope of Idempotency-Keys.
 //
-// The identity is the peer's address. Only when the peer is a trusted proxy (a CIDR in
+// The identity is the peer's address (for IPv6: its /64, which one host can fill with
+// addresses of its own). Only when the peer is a trusted proxy (a CIDR in
 // --trusted-proxies; none by default) does slotd believe what it forwards: X-Client-Key
 // if set, else the rightmost X-Forwarded-For address that is not itself a trusted proxy.
 // A client cannot pick its own identity by sending those headers directly.
@@ -36,7 +37,12 @@ class TrustedProxies {
   std::vector<Range> ranges_;
 };
 
-// "ip:<peer>" or, from a trusted proxy, "key:<X-Client-Key>" / "ip:<forwarded address>".
+// "ip:<IPv4 address>" or "ip:<IPv6 /64 prefix>/64" for an address (anything else that a
+// proxy forwards: "ip:<text>", cut to kMaxForwardedIdentity).
+std::string address_identity(std::string_view address);
+
+// The peer's address identity or, from a trusted proxy, "key:<X-Client-Key>" / the
+// address identity of the forwarded client.
 std::string client_identity(std::string_view peer, std::string_view forwarded_for,
                             std::string_view client_key, const TrustedProxies& proxies);
 

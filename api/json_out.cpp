@@ -86,13 +86,15 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_token_hex(std::string& out, const Token& token) {
+void append_hex(std::string& out, std::span<const std::uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (std::uint8_t b : token) {
+  for (std::uint8_t b : bytes) {
     out += kHex[b >> 4];
     out += kHex[b & 15];
   }
 }
+
+void append_token_hex(std::string& out, const Token& token) { append_hex(out, token); }
 
 void append_slot_json(std::string& out, const SlotView& s, std::uint64_t seq) {
   fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
@@ -121,6 +123,20 @@ void append_clinic_json(std::string& out, const ClinicInfo& c) {
   out += R"(,"timeZone":)";
   append_json_string(out, c.time_zone);
   out += '}';
+}
+
+void append_webhook_events_json(std::string& out, std::uint64_t events) {
+  out += '[';
+  bool first = true;
+  for (std::size_t i = 0; i < kWebhookEventTypes; ++i) {
+    if (!(events & (std::uint64_t{1} << i))) continue;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += to_string(static_cast<WebhookEventType>(i));
+    out += '"';
+  }
+  out += ']';
 }
 
 std::string_view to_string(Actor actor) {
@@ -192,6 +208,21 @@ void append_event_json(std::string& out, const JournalRecord& r) {
             append_iso8601(out, e.up_to_ms);
             out += '"';
           },
+          // Without the secret: it is shown once, to whoever registered the endpoint.
+          [&](const WebhookRegistered& e) {
+            fmt::format_to(it, R"("webhookId":{},"url":)", e.webhook_id);
+            append_json_string(out, e.url);
+            out += R"(,"events":)";
+            append_webhook_events_json(out, e.events);
+            if (e.clinic_id) {
+              fmt::format_to(it, R"(,"clinicId":{})", e.clinic_id);
+            } else {
+              out += R"(,"clinicId":null)";
+            }
+            fmt::format_to(it, R"(,"includePatient":{})", e.include_patient);
+            append_instant(out, "createdAt", e.created_at_ms);
+          },
+          [&](const WebhookDeleted& e) { fmt::format_to(it, R"("webhookId":{})", e.webhook_id); },
       },
       r.event);
   out += "}}";

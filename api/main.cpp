@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "api/time_zones.hpp"
 #include "api/web_assets.hpp"
 #include "sequencer/sequencer.hpp"
+#include "webhooks/delivery.hpp"
 
 namespace fs = std::filesystem;
 using namespace slotd;
@@ -188,6 +190,15 @@ int main(int argc, char** argv) {
               static_cast<long long>(recovery_ms),
               static_cast<unsigned long long>(sequencer->engine().state_hash()));
 
+  // Webhook delivery: its own thread, reading durable events from the journal.
+  WebhookDeliveryOptions webhook_options;
+  webhook_options.allow_private = config.allow_private_webhooks;
+  webhook_options.max_attempts = config.webhook_attempts;
+  webhook_options.timeout_s = config.webhook_timeout_s;
+  webhook_options.backoff_base_s = config.webhook_backoff_base_s;
+  webhook_options.backoff_max_s = std::max(config.webhook_backoff_max_s, config.webhook_backoff_base_s);
+  WebhookDelivery webhooks(*sequencer, webhook_options);
+
   ServerStats server_stats;
   ApiOptions api_options;
   api_options.admin_token = config.admin_token;
@@ -195,6 +206,7 @@ int main(int argc, char** argv) {
   api_options.booking_rate = config.booking_rate;
   api_options.booking_burst = config.booking_burst;
   api_options.default_time_zone = config.default_time_zone;
+  api_options.webhooks = &webhooks;
   // The web UI: GET/HEAD paths no route claims (pages and assets, web_assets.hpp).
   const WebAssets web(config.web_dir);
   api_options.web = [&web](const HttpRequest& request) {
@@ -223,7 +235,12 @@ int main(int argc, char** argv) {
   sequencer->add_observer([&server](const std::shared_ptr<const BatchResults>& batch) {
     server.publish(batch);
   });
+  // Webhooks: only a wake-up on the journal thread; the delivery thread does the rest.
+  sequencer->add_observer([&webhooks](const std::shared_ptr<const BatchResults>&) {
+    webhooks.notify_durable();
+  });
   sequencer->start();
+  webhooks.start();
   // Clinic 1 takes the default time zone on the very first start (then it is journaled
   // state, and a later flag change does not move it).
   if (sequencer->durable_seq() == 0 && config.default_time_zone != "UTC") {
@@ -234,6 +251,7 @@ int main(int argc, char** argv) {
   if (!server.listen(error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     sequencer->stop();
+    webhooks.stop();
     return 1;
   }
   std::string host = config.host.find(':') != std::string::npos ? "[" + config.host + "]" : config.host;
@@ -248,6 +266,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   server.run([&] { sequencer->stop(); });
+  // Before the server goes: a waiting registration's callback holds its connection.
+  webhooks.stop();
   std::printf("slotd: stopped cleanly at seq %llu, state hash %016llx\n",
               static_cast<unsigned long long>(sequencer->durable_seq()),
               static_cast<unsigned long long>(sequencer->engine().state_hash()));

@@ -39,6 +39,24 @@ std::string clinic_json(Id id, const std::string& name, const std::string& zone,
   return body;
 }
 
+// The only answer that shows a webhook's signing secret: the receiver needs it to check
+// signatures, and it is never shown again (not by GET, not in /events).
+std::string webhook_registered_json(const WebhookRegistered& e, std::uint64_t seq) {
+  std::string body;
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"url":)", e.webhook_id);
+  append_json_string(body, e.url);
+  body += R"(,"events":)";
+  append_webhook_events_json(body, e.events);
+  body += R"(,"clinicId":)";
+  body += e.clinic_id ? std::to_string(e.clinic_id) : std::string("null");
+  fmt::format_to(std::back_inserter(body), R"(,"includePatient":{},"createdAt":")", e.include_patient);
+  append_iso8601(body, e.created_at_ms);
+  body += R"(","secret":")";
+  append_hex(body, e.secret);
+  fmt::format_to(std::back_inserter(body), R"(","seq":{}}})", seq);
+  return body;
+}
+
 HttpResponse replay(const Api& api, const PendingCommand& pending, const CommandOutcome& o) {
   const RememberedRequest& first = o.replayed;
   switch (pending.kind) {
@@ -111,6 +129,11 @@ HttpResponse answer(const Api& api, const PendingCommand& pending, const BatchRe
     }
     case ReplyKind::booking_confirmed: return json_reply(200, status_json(pending.id, "CONFIRMED", o.seq));
     case ReplyKind::booking_cancelled: return json_reply(200, status_json(pending.id, "CANCELLED", o.seq));
+    case ReplyKind::webhook_registered: {
+      const auto& e = std::get<WebhookRegistered>(events.front().event);
+      return json_reply(201, webhook_registered_json(e, o.seq));
+    }
+    case ReplyKind::webhook_deleted: return json_reply(200, status_json(pending.id, "DELETED", o.seq));
   }
   return error_response(500, "internal", "unknown reply kind");
 }

@@ -29,6 +29,12 @@ constexpr Route kRoutes[] = {
     {"GET", "admin/stats", true, get_admin_stats, "live counts and rates"},
     {"GET", "admin/bookings", true, get_admin_bookings, "bookings with patient names"},
     {"GET", "events", true, get_events, "the journal, for audit"},
+    {"POST", "admin/webhooks", true, post_webhooks, "register a webhook endpoint"},
+    {"GET", "admin/webhooks", true, get_webhooks, "webhook endpoints and their delivery state"},
+    {"GET", "admin/webhooks/:id", true, get_webhook, "one webhook endpoint and its delivery state"},
+    {"DELETE", "admin/webhooks/:id", true, delete_webhook, "delete a webhook endpoint"},
+    {"POST", "admin/webhooks/:id/redeliver", true, redeliver_webhook,
+     "move a webhook's cursor back (or resume it) and make it active"},
     {"GET", "healthz", false, get_healthz, "liveness and the durable seq"},
     {"GET", "metrics", false, get_metrics, "Prometheus metrics"},
     {"GET", "openapi.json", false, get_openapi, "this API as OpenAPI 3.1"},
@@ -115,7 +121,7 @@ void Call::respond(HttpResponse&& response) {
   responder.respond(std::move(response));
 }
 
-void Call::submit(Command command, Actor actor, ReplyKind kind) {
+Submission Call::prepare(Command command, Actor actor, ReplyKind kind) {
   pending.kind = kind;
   pending.id = id;
   pending.route = route;
@@ -126,9 +132,21 @@ void Call::submit(Command command, Actor actor, ReplyKind kind) {
   s.request_id = request.request_id;
   s.target = responder.completion_target();
   s.tag = responder.completion_tag();
-  if (!api.sequencer().submit(std::move(s))) {
+  return s;
+}
+
+void Call::submit(Command command, Actor actor, ReplyKind kind) {
+  if (!api.sequencer().submit(prepare(std::move(command), actor, kind))) {
     fail(ApiError{503, "overloaded", "the server is busy; retry shortly", 1});
   }
+}
+
+std::function<void(HttpResponse&&)> Call::defer() {
+  return [answer = responder.defer(), &metrics = api.metrics(), route = route,
+          started = started](HttpResponse&& response) {
+    metrics.record(route, response.status, std::chrono::steady_clock::now() - started);
+    answer(std::move(response));
+  };
 }
 
 HttpResponse json_reply(unsigned status, std::string body) {

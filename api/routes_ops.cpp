@@ -74,6 +74,7 @@ void get_metrics(Call& call) {
   metric("ws_messages_total", "counter", "WebSocket messages sent", server.ws_messages_sent.load());
   metric("ws_slow_closed_total", "counter", "WebSocket clients closed as slow consumers",
          server.ws_slow_closed.load());
+  if (WebhookControl* webhooks = call.api.options().webhooks) webhooks->render_metrics(body);
   call.api.metrics().render_all(body, route_name);
   HttpResponse r;
   r.body = std::move(body);

@@ -274,7 +274,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address().to_string();
-    if (shared_.options.trusted_proxies.empty()) peer_identity_ = "ip:" + peer_;
+    if (shared_.options.trusted_proxies.empty()) peer_identity_ = address_identity(peer_);
     shared_.stats.connections_open.fetch_add(1);
     shared_.stats.connections_total.fetch_add(1);
   }
@@ -291,6 +291,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   std::uint64_t completion_tag() override {
     self_ = shared_from_this();  // alive until the sequencer answers
     return reinterpret_cast<std::uint64_t>(this);
+  }
+
+  std::function<void(HttpResponse&&)> defer() override {
+    return [self = shared_from_this(), &ioc = io_.ioc](HttpResponse&& response) {
+      net::post(ioc, [self, response = std::move(response)]() mutable {
+        self->respond(std::move(response));
+      });
+    };
   }
 
   void command_done(const BatchResults& batch, std::uint32_t index) {
@@ -542,7 +550,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
   Shared& shared_;
   IoThread& io_;
   std::string peer_;
-  std::string peer_identity_;     // "ip:<peer>" when no proxy is trusted (fixed per connection)
+  std::string peer_identity_;     // the peer's identity when no proxy is trusted (fixed per connection)
   std::string request_identity_;  // per request, from a trusted proxy's headers
   std::shared_ptr<HttpSession> self_;
   PendingCommand pending_;

@@ -104,6 +104,20 @@ std::string_view to_string(Rejection r) {
     case Rejection::too_many_holds: return "too_many_holds";
     case Rejection::idempotency_key_reused: return "idempotency_key_reused";
     case Rejection::duplicate_request: return "duplicate_request";
+    case Rejection::webhook_not_found: return "webhook_not_found";
+    case Rejection::invalid_webhook: return "invalid_webhook";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(WebhookEventType t) {
+  switch (t) {
+    case WebhookEventType::booking_held: return "booking.held";
+    case WebhookEventType::booking_confirmed: return "booking.confirmed";
+    case WebhookEventType::booking_failed: return "booking.failed";
+    case WebhookEventType::booking_cancelled: return "booking.cancelled";
+    case WebhookEventType::slot_created: return "slot.created";
+    case WebhookEventType::slot_closed: return "slot.closed";
   }
   return "unknown";
 }
@@ -123,6 +137,8 @@ Id affected_doctor(const Engine& engine, const Event& event) {
           [](const ClinicAdded&) -> Id { return 0; },
           [](const ClinicUpdated&) -> Id { return 0; },
           [](const IdempotencyKeysForgotten&) -> Id { return 0; },
+          [](const WebhookRegistered&) -> Id { return 0; },
+          [](const WebhookDeleted&) -> Id { return 0; },
           [](const DoctorAdded& e) -> Id { return e.doctor_id; },
           [](const SlotCreated& e) -> Id { return e.doctor_id; },
           [&](const SlotHeld& e) -> Id { return doctor_of_slot(e.slot_id); },
@@ -142,6 +158,7 @@ const Clinic* Engine::clinic(Id id) const { return at_id(clinics_, id); }
 const Doctor* Engine::doctor(Id id) const { return at_id(doctors_, id); }
 const Slot* Engine::slot(Id id) const { return at_id(slots_, id); }
 const Booking* Engine::booking(Id id) const { return at_id(bookings_, id); }
+const Webhook* Engine::webhook(Id id) const { return at_id(webhooks_, id); }
 
 const std::vector<std::uint32_t>& Engine::slots_of(Id doctor_id) const {
   static const std::vector<std::uint32_t> empty;
@@ -199,6 +216,7 @@ std::size_t Engine::memory_bytes() const {
            remembered_.bucket_count() * sizeof(void*);
   bytes += remembered_order_.size() * sizeof(remembered_order_[0]);
   bytes += holds_by_client_.size() * 32 + holds_by_client_.bucket_count() * sizeof(void*);
+  for (const Webhook& w : webhooks_) bytes += sizeof(Webhook) + w.url.capacity();
   return bytes;
 }
 
@@ -216,8 +234,27 @@ Rejection Engine::decide(const Command& command, TimeMs now_ms, std::vector<Even
           [&](const CloseSlot& c) { return decide_close(c, out); },
           [&](const ExpireDue&) { return decide_expire(now_ms, out); },
           [&](const UpdateClinic& c) { return decide_update_clinic(c, out); },
+          [&](const RegisterWebhook& c) { return decide_register_webhook(c, now_ms, out); },
+          [&](const DeleteWebhook& c) { return decide_delete_webhook(c, out); },
       },
       command);
+}
+
+Rejection Engine::decide_register_webhook(const RegisterWebhook& c, TimeMs now_ms,
+                                          std::vector<Event>& out) const {
+  if (c.url.empty() || c.url.size() > kMaxWebhookUrlBytes) return Rejection::invalid_webhook;
+  if (c.events == 0 || (c.events & ~kAllWebhookEvents) != 0) return Rejection::invalid_webhook;
+  if (c.clinic_id != 0 && !clinic(c.clinic_id)) return Rejection::clinic_not_found;
+  out.push_back(WebhookRegistered{webhooks_.size() + 1, c.url, c.events, c.clinic_id,
+                                  c.include_patient, c.secret, now_ms});
+  return Rejection::none;
+}
+
+Rejection Engine::decide_delete_webhook(const DeleteWebhook& c, std::vector<Event>& out) const {
+  const Webhook* w = webhook(c.webhook_id);
+  if (!w || w->deleted) return Rejection::webhook_not_found;
+  out.push_back(WebhookDeleted{c.webhook_id});
+  return Rejection::none;
 }
 
 Rejection Engine::decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const {
@@ -582,6 +619,19 @@ void Engine::apply(const Event& event) {
               remembered_order_.pop_front();
             }
           },
+          [&](const WebhookRegistered& e) {
+            SLOTD_ENSURE(e.webhook_id == webhooks_.size() + 1);
+            SLOTD_ENSURE(e.events != 0 && (e.events & ~std::uint64_t{kAllWebhookEvents}) == 0);
+            SLOTD_ENSURE(e.clinic_id == 0 || e.clinic_id <= clinics_.size());
+            webhooks_.push_back(Webhook{e.url, e.secret, e.created_at_ms, applied_events_,
+                                        e.clinic_id, static_cast<std::uint32_t>(e.events),
+                                        e.include_patient, false});
+          },
+          [&](const WebhookDeleted& e) {
+            SLOTD_ENSURE(e.webhook_id >= 1 && e.webhook_id <= webhooks_.size());
+            SLOTD_ENSURE(!webhooks_[e.webhook_id - 1].deleted);
+            webhooks_[e.webhook_id - 1].deleted = true;
+          },
       },
       event);
 }
@@ -636,6 +686,17 @@ std::uint64_t Engine::state_hash() const {
     h.num(entry->second.booking_id);
     h.num(entry->second.seq);
     h.num(entry->second.at_ms);
+  }
+  h.num(webhooks_.size());
+  for (const Webhook& w : webhooks_) {
+    h.str(w.url);
+    h.bytes(w.secret.data(), w.secret.size());
+    h.num(w.created_at_ms);
+    h.num(w.registered_seq);
+    h.num(w.clinic_id);
+    h.num(w.events);
+    h.num(w.include_patient);
+    h.num(w.deleted);
   }
   h.num(applied_events_);
   return h.value();
@@ -735,6 +796,17 @@ std::optional<std::string> Engine::broken_invariant() const {
     if (it != remembered_.end() && it->second.at_ms == remembered_order_[i].first) ++reachable;
   }
   if (reachable < remembered_.size()) return "a remembered Idempotency-Key can never be forgotten";
+  for (std::size_t i = 0; i < webhooks_.size(); ++i) {
+    const Webhook& w = webhooks_[i];
+    if (w.clinic_id != 0 && !clinic(w.clinic_id)) return fail("webhook of an unknown clinic", i + 1);
+    if (w.events == 0 || (w.events & ~kAllWebhookEvents) != 0) {
+      return fail("webhook without a known event type", i + 1);
+    }
+    if (w.url.empty()) return fail("webhook without a URL", i + 1);
+    if (w.registered_seq == 0 || w.registered_seq > applied_events_) {
+      return fail("webhook registered at a seq that was never applied", i + 1);
+    }
+  }
   for (const auto& [key, request] : remembered_) {
     if (!booking(request.booking_id)) return "an Idempotency-Key remembers an unknown booking";
     if (request.seq == 0 || request.seq > applied_events_) {

@@ -1,6 +1,7 @@
 // engine/ — the pure booking state machine of slotd.
 //
-// Owns: clinics, doctors, slots, bookings, remembered Idempotency-Keys; the commands that
+// Owns: clinics, doctors, slots, bookings, remembered Idempotency-Keys, webhook
+// registrations (not their delivery, which is webhooks/'s); the commands that
 // may change them (decide) and the events that do (apply). May include only the C++
 // standard library: no IO, no threads, no clock, no RocksDB, no Boost (checked by
 // tests/engine_purity.cmake on every build). Time enters only as the `now_ms` argument of
@@ -25,6 +26,9 @@ namespace slotd {
 using Id = std::uint64_t;     // 1-based, dense, assigned by decide; 0 means "none"
 using TimeMs = std::int64_t;  // milliseconds since the Unix epoch, UTC
 using Token = std::array<std::uint8_t, 16>;  // a booking's secret capability
+// A webhook endpoint's signing key (HMAC-SHA256 of each delivery). Engine state, so it
+// survives restarts; shown once when the endpoint is registered and never again.
+using WebhookSecret = std::array<std::uint8_t, 32>;
 // A fixed-size digest of who asked (the API derives it from the caller's identity);
 // 0 = unknown. Only used to count PENDING holds per client.
 using ClientId = std::uint64_t;
@@ -74,9 +78,30 @@ enum class Rejection : std::uint8_t {
   // Not a refusal: the same Idempotency-Key and request were already done. Nothing
   // changes; the caller answers as it did the first time (see remembered()).
   duplicate_request,
+  webhook_not_found,  // no webhook has this id, or it was deleted
+  invalid_webhook,    // empty or too long URL, or no (or an unknown) event type
 };
 
 std::string_view to_string(Rejection r);
+
+// The kinds of events a webhook endpoint may subscribe to, as bits of Webhook::events.
+// Their names are the API's ("booking.confirmed"); the bit order is journaled: append only.
+enum class WebhookEventType : std::uint8_t {
+  booking_held = 0,       // SlotHeld: a PENDING booking
+  booking_confirmed = 1,  // BookingConfirmed
+  booking_failed = 2,     // BookingExpired: the hold ran out
+  booking_cancelled = 3,  // BookingCancelled
+  slot_created = 4,       // SlotCreated
+  slot_closed = 5,        // SlotClosed
+};
+inline constexpr std::size_t kWebhookEventTypes = 6;
+inline constexpr std::uint32_t kAllWebhookEvents = (1u << kWebhookEventTypes) - 1;
+inline constexpr std::uint32_t webhook_event_bit(WebhookEventType t) {
+  return 1u << static_cast<unsigned>(t);
+}
+std::string_view to_string(WebhookEventType t);
+// The longest webhook URL the engine stores.
+inline constexpr std::size_t kMaxWebhookUrlBytes = 2048;
 
 struct EngineConfig {
   TimeMs hold_ttl_ms = 120'000;
@@ -137,6 +162,19 @@ struct RememberedRequest {
   TimeMs at_ms = 0;       // when it was carried out (the event's time)
 };
 
+// A webhook endpoint. The id is the position + 1; a deleted one keeps its place.
+// Where its deliveries have got to is not engine state (webhooks/ keeps it).
+struct Webhook {
+  std::string url;  // http:// or https://, checked by the API before it gets here
+  WebhookSecret secret{};
+  TimeMs created_at_ms = 0;
+  std::uint64_t registered_seq = 0;  // the journal seq of its WebhookRegistered event
+  Id clinic_id = 0;                  // only this clinic's events; 0 = every clinic
+  std::uint32_t events = 0;          // bits of WebhookEventType
+  bool include_patient = false;      // the patient's name goes into booking events
+  bool deleted = false;
+};
+
 // An Idempotency-Key digest and a hash of the request it came with (empty key = none).
 struct IdempotencyKey {
   KeyDigest key;
@@ -189,9 +227,21 @@ struct UpdateClinic {
 // Expire every PENDING booking whose expires_at <= now, and forget Idempotency-Keys older
 // than the TTL. Issued by the sequencer from its own clock.
 struct ExpireDue {};
+// The secret is made by the caller (the API), like a booking's token.
+struct RegisterWebhook {
+  std::string url;
+  std::uint32_t events = 0;  // bits of WebhookEventType, at least one
+  Id clinic_id = 0;          // 0 = every clinic
+  bool include_patient = false;
+  WebhookSecret secret{};
+};
+struct DeleteWebhook {
+  Id webhook_id = 0;
+};
 
 using Command = std::variant<AddClinic, AddDoctor, CreateSlots, BookSlot, ConfirmBooking,
-                             CancelBooking, CloseSlot, ExpireDue, UpdateClinic>;
+                             CancelBooking, CloseSlot, ExpireDue, UpdateClinic, RegisterWebhook,
+                             DeleteWebhook>;
 
 // ---- Events (past tense). Each carries everything apply needs. -------------
 
@@ -257,10 +307,25 @@ struct ClinicUpdated {
   std::string time_zone;
 };
 
+// A webhook endpoint was registered. Carries its signing secret: the journal is the only
+// place the secret is kept, and readers of the journal for audit never show it.
+struct WebhookRegistered {
+  Id webhook_id = 0;
+  std::string url;
+  std::uint64_t events = 0;  // bits of WebhookEventType
+  Id clinic_id = 0;
+  bool include_patient = false;
+  WebhookSecret secret{};
+  TimeMs created_at_ms = 0;
+};
+struct WebhookDeleted {
+  Id webhook_id = 0;
+};
+
 // The order of alternatives is part of the journal format (journal/README.md): append only.
 using Event = std::variant<ClinicAdded, DoctorAdded, SlotCreated, SlotHeld, BookingConfirmed,
                            BookingExpired, BookingCancelled, SlotClosed, IdempotencyKeysForgotten,
-                           ClinicUpdated>;
+                           ClinicUpdated, WebhookRegistered, WebhookDeleted>;
 
 // ---- The engine ---------------------------------------------------------------
 
@@ -300,6 +365,7 @@ class Engine {
   const Doctor* doctor(Id id) const;
   const Slot* slot(Id id) const;
   const Booking* booking(Id id) const;
+  const Webhook* webhook(Id id) const;  // deleted ones too (see Webhook::deleted)
   std::string_view patient_name(const Booking& b) const { return names_.view(b.patient_name); }
 
   std::size_t clinic_count() const { return clinics_.size(); }
@@ -310,6 +376,7 @@ class Engine {
   const std::vector<Doctor>& doctors() const { return doctors_; }  // index = id - 1
   const ChunkedVector<Slot>& slots() const { return slots_; }       // index = id - 1
   const ChunkedVector<Booking>& bookings() const { return bookings_; }  // index = id - 1
+  const std::vector<Webhook>& webhooks() const { return webhooks_; }    // index = id - 1
   const StringArena& names() const { return names_; }
 
   // A doctor's slot ids ordered by (start, id), including CLOSED ones.
@@ -347,6 +414,9 @@ class Engine {
   Rejection decide_close(const CloseSlot& c, std::vector<Event>& out) const;
   Rejection decide_expire(TimeMs now_ms, std::vector<Event>& out) const;
   Rejection decide_update_clinic(const UpdateClinic& c, std::vector<Event>& out) const;
+  Rejection decide_register_webhook(const RegisterWebhook& c, TimeMs now_ms,
+                                    std::vector<Event>& out) const;
+  Rejection decide_delete_webhook(const DeleteWebhook& c, std::vector<Event>& out) const;
 
   bool overlaps_live_slot(Id doctor_id, TimeMs start_ms, TimeMs end_ms) const;
   Rejection check_idempotency(const IdempotencyKey& idempotency, TimeMs now_ms) const;
@@ -378,6 +448,7 @@ class Engine {
   // Keys in the order they were remembered (by time): forgetting pops from the front.
   // An entry whose key was remembered again later is skipped. Derived, not hashed.
   std::deque<std::pair<TimeMs, KeyDigest>> remembered_order_;
+  std::vector<Webhook> webhooks_;
   std::uint64_t applied_events_ = 0;
 };
 

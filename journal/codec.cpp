@@ -38,6 +38,8 @@ class SizeBound {
   bool time(TimeMs, const char*) { return add(kMaxVarint); }
   bool text(const std::string& s, const char*) { return add(kMaxVarint + s.size()); }
   bool token(const Token& t, const char*) { return add(t.size()); }
+  bool secret(const WebhookSecret& s, const char*) { return add(s.size()); }
+  bool flag(bool, const char*) { return add(1); }
   bool fixed64(std::uint64_t, const char*) { return add(8); }
   std::size_t bytes() const { return bytes_; }
 
@@ -75,6 +77,15 @@ class ValueWriter {
   bool token(const Token& t, const char* /*field*/) {
     std::memcpy(out_, t.data(), t.size());
     out_ += t.size();
+    return true;
+  }
+  bool secret(const WebhookSecret& s, const char* /*field*/) {
+    std::memcpy(out_, s.data(), s.size());
+    out_ += s.size();
+    return true;
+  }
+  bool flag(bool v, const char* /*field*/) {
+    *out_++ = static_cast<char>(v ? 1 : 0);
     return true;
   }
   bool fixed64(std::uint64_t v, const char* /*field*/) {
@@ -128,6 +139,20 @@ class ValueReader {
   bool token(Token& t, const char* field) {
     if (remaining() < t.size()) return fail(pos_, field, "truncated");
     for (auto& b : t) b = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
+  bool secret(WebhookSecret& s, const char* field) {
+    if (remaining() < s.size()) return fail(pos_, field, "truncated");
+    for (auto& b : s) b = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
+  // One byte, 0 or 1: any other value is an error, so each record has one encoding.
+  bool flag(bool& v, const char* field) {
+    if (pos_ >= bytes_.size()) return fail(pos_, field, "truncated");
+    const auto b = static_cast<std::uint8_t>(bytes_[pos_]);
+    if (b > 1) return fail(pos_, field, "flag byte is not 0 or 1");
+    ++pos_;
+    v = b == 1;
     return true;
   }
   bool fixed64(std::uint64_t& v, const char* field) {
@@ -223,6 +248,13 @@ bool fields_of(Io& io, E& e) {
     return io.id(e.slot_id, "slot_id");
   } else if constexpr (std::is_same_v<T, IdempotencyKeysForgotten>) {
     return io.time(e.up_to_ms, "up_to_ms");
+  } else if constexpr (std::is_same_v<T, WebhookRegistered>) {
+    return io.id(e.webhook_id, "webhook_id") && io.text(e.url, "url") &&
+           io.id(e.events, "events") && io.id(e.clinic_id, "clinic_id") &&
+           io.flag(e.include_patient, "include_patient") && io.secret(e.secret, "secret") &&
+           io.time(e.created_at_ms, "created_at_ms");
+  } else if constexpr (std::is_same_v<T, WebhookDeleted>) {
+    return io.id(e.webhook_id, "webhook_id");
   } else {
     static_assert(sizeof(T) == 0, "every Event alternative needs a field list");
   }

@@ -39,10 +39,10 @@ struct JournalStatus {
 inline constexpr std::uint8_t kJournalFormatVersion = 2;
 
 // Event names (as in C++ and JSON), indexed by the Event alternative (= the type byte).
-inline constexpr std::array<std::string_view, 10> kEventNames = {
+inline constexpr std::array<std::string_view, 12> kEventNames = {
     "ClinicAdded",    "DoctorAdded", "SlotCreated",  "SlotHeld",
     "BookingConfirmed", "BookingExpired", "BookingCancelled", "SlotClosed",
-    "IdempotencyKeysForgotten", "ClinicUpdated"};
+    "IdempotencyKeysForgotten", "ClinicUpdated", "WebhookRegistered", "WebhookDeleted"};
 
 inline std::string_view event_name(const Event& event) { return kEventNames[event.index()]; }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -68,6 +69,28 @@ JournalStatus create_directories_durably(rocksdb::FileSystem& fs, const std::str
   return {};
 }
 
+constexpr const char* kCursorFamily = "cursors";
+constexpr std::uint8_t kCursorFormatVersion = 1;
+
+// version 1 byte, next_seq 8 bytes little-endian, stopped 1 byte (0 or 1).
+std::string encode_cursor(const JournalCursor& cursor) {
+  std::string value(10, '\0');
+  value[0] = static_cast<char>(kCursorFormatVersion);
+  for (int i = 0; i < 8; ++i) value[1 + i] = static_cast<char>(cursor.next_seq >> (8 * i));
+  value[9] = cursor.stopped ? 1 : 0;
+  return value;
+}
+
+bool decode_cursor(std::string_view value, JournalCursor& out) {
+  if (value.size() != 10 || static_cast<std::uint8_t>(value[0]) != kCursorFormatVersion) return false;
+  if (value[9] != 0 && value[9] != 1) return false;
+  std::uint64_t next = 0;
+  for (int i = 7; i >= 0; --i) next = (next << 8) | static_cast<std::uint8_t>(value[1 + i]);
+  out.next_seq = next;
+  out.stopped = value[9] == 1;
+  return true;
+}
+
 rocksdb::ReadOptions journal_read_options(bool bulk) {
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
@@ -82,6 +105,12 @@ rocksdb::ReadOptions journal_read_options(bool bulk) {
 
 struct Journal::Impl {
   std::unique_ptr<rocksdb::DB> db;
+  // Every column family the database has (RocksDB opens all or none); [0] is the default.
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  // Created on the first put_cursor; guarded so that creation happens once.
+  mutable std::mutex cursor_mutex;
+  rocksdb::ColumnFamilyHandle* cursors = nullptr;
+  rocksdb::ColumnFamilyOptions family_options;  // those the journal was opened with
   rocksdb::WriteOptions write_options;
   // Written only by append (the one writer); read by any thread.
   std::atomic<std::uint64_t> last_seq{0};
@@ -98,6 +127,9 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Journal::~Journal() {
   if (impl_ && impl_->db) {
+    for (rocksdb::ColumnFamilyHandle* family : impl_->families) {
+      (void)impl_->db->DestroyColumnFamilyHandle(family);
+    }
     // Close reports errors only for unreleased snapshots, which we never take.
     (void)impl_->db->Close();
   }
@@ -113,13 +145,27 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
   }
 
   rocksdb::DB* raw_db = nullptr;
-  const rocksdb::Status opened = rocksdb::DB::Open(options, dir, &raw_db);
+  // A database that does not exist yet has only the default column family.
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(options, dir, &names).ok() || names.empty()) {
+    names = {rocksdb::kDefaultColumnFamilyName};
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->family_options = rocksdb::ColumnFamilyOptions(options);
+  const rocksdb::Status opened =
+      rocksdb::DB::Open(options, dir, descriptors, &impl->families, &raw_db);
   if (!opened.ok()) {
     return JournalStatus::error(
         fmt::format("cannot open journal at {}: {}", dir, opened.ToString()));
   }
-  auto impl = std::make_unique<Impl>();
   impl->db.reset(raw_db);
+  for (rocksdb::ColumnFamilyHandle* family : impl->families) {
+    if (family->GetName() == kCursorFamily) impl->cursors = family;
+  }
   impl->write_options.sync = true;
 
   std::uint64_t last_seq = 0;
@@ -145,6 +191,66 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
 
 std::uint64_t Journal::last_seq() const {
   return impl_->last_seq.load(std::memory_order_acquire);
+}
+
+JournalStatus Journal::put_cursor(std::uint64_t consumer_id, const JournalCursor& cursor) {
+  Impl& impl = *impl_;
+  std::lock_guard lock(impl.cursor_mutex);
+  if (!impl.cursors) {
+    rocksdb::ColumnFamilyHandle* created = nullptr;
+    const rocksdb::Status status =
+        impl.db->CreateColumnFamily(impl.family_options, kCursorFamily,
+                                    &created);
+    if (!status.ok()) {
+      return JournalStatus::error(
+          fmt::format("journal: cannot create the cursor column family: {}", status.ToString()));
+    }
+    impl.families.push_back(created);
+    impl.cursors = created;
+  }
+  const std::string key = encode_key(consumer_id);
+  const rocksdb::Status put =
+      impl.db->Put(impl.write_options, impl.cursors, key, encode_cursor(cursor));
+  if (!put.ok()) {
+    return JournalStatus::error(
+        fmt::format("journal: cannot store the cursor of consumer {}: {}", consumer_id, put.ToString()));
+  }
+  return {};
+}
+
+JournalStatus Journal::get_cursor(std::uint64_t consumer_id,
+                                  std::optional<JournalCursor>& out) const {
+  out.reset();
+  std::lock_guard lock(impl_->cursor_mutex);
+  if (!impl_->cursors) return {};
+  std::string value;
+  const rocksdb::Status got =
+      impl_->db->Get(journal_read_options(false), impl_->cursors, encode_key(consumer_id), &value);
+  if (got.IsNotFound()) return {};
+  if (!got.ok()) {
+    return JournalStatus::error(
+        fmt::format("journal: cannot read the cursor of consumer {}: {}", consumer_id, got.ToString()));
+  }
+  JournalCursor cursor;
+  if (!decode_cursor(value, cursor)) {
+    return JournalStatus::error(fmt::format(
+        "journal: the cursor of consumer {} is not a version-1 cursor ({} bytes)", consumer_id,
+        value.size()));
+  }
+  out = cursor;
+  return {};
+}
+
+JournalStatus Journal::delete_cursor(std::uint64_t consumer_id) {
+  std::lock_guard lock(impl_->cursor_mutex);
+  if (!impl_->cursors) return {};
+  const rocksdb::Status deleted =
+      impl_->db->Delete(impl_->write_options, impl_->cursors, encode_key(consumer_id));
+  if (!deleted.ok()) {
+    return JournalStatus::error(fmt::format("journal: cannot delete the cursor of consumer {}: {}",
+                                            consumer_id, deleted.ToString()));
+  }
+  return {};
 }
 
 JournalStatus Journal::append(std::span<const JournalRecord> records) {

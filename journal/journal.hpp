@@ -6,13 +6,14 @@
 // this header do not see it.
 //
 // Threading: append() is for the one writer (the sequencer). read() and last_seq() may
-// be called from any thread at the same time as append().
+// be called from any thread at the same time as append(); so may the cursor calls.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -34,6 +35,12 @@ struct JournalOptions {
   // a new file, so a test shrinks it (RocksDB's floor is 64 KiB) to roll WAL files,
   // flush and compact within a short run.
   std::size_t write_buffer_bytes = 64 << 20;
+};
+
+// A consumer's durable position in the journal (a webhook endpoint's delivery cursor).
+struct JournalCursor {
+  std::uint64_t next_seq = 1;  // the first seq the consumer has not finished with
+  bool stopped = false;        // the consumer gave up at next_seq until told to go on
 };
 
 class Journal {
@@ -69,6 +76,17 @@ class Journal {
 
   // The seq of the last durable record; 0 when the journal is empty.
   std::uint64_t last_seq() const;
+
+  // Cursors of journal consumers, by consumer id, in the column family "cursors" of the
+  // same database (created by the first put_cursor, so a journal without consumers is
+  // the one-column-family database it always was). They are not events: nothing here
+  // checks them against the records. put/delete write with sync = true, so a cursor that
+  // was stored survives kill -9 and power loss.
+  [[nodiscard]] JournalStatus put_cursor(std::uint64_t consumer_id, const JournalCursor& cursor);
+  // `out` is empty when the consumer has no cursor.
+  [[nodiscard]] JournalStatus get_cursor(std::uint64_t consumer_id,
+                                         std::optional<JournalCursor>& out) const;
+  [[nodiscard]] JournalStatus delete_cursor(std::uint64_t consumer_id);
 
  private:
   struct Impl;

@@ -35,6 +35,7 @@ ReadStore::ReadStore(const Engine& engine)
     : engine_slots_(engine.slots()), engine_bookings_(engine.bookings()),
       engine_names_(engine.names()) {
   catalog_.store(std::make_shared<const Catalog>());
+  webhooks_.store(std::make_shared<const WebhookList>());
 }
 
 // ---- readers --------------------------------------------------------------------
@@ -192,7 +193,8 @@ void ReadStore::count_minute(TimeMs at_ms, std::size_t which) {
 }
 
 void ReadStore::apply(const JournalRecord& record, std::vector<SlotChange>& changes,
-                      std::vector<std::pair<Id, Id>>& new_slots, bool& catalog_changed) {
+                      std::vector<std::pair<Id, Id>>& new_slots, bool& catalog_changed,
+                      bool& webhooks_changed) {
   auto booking_slot = [&](Id booking_id, Id slot_id) -> Id {
     return slot_id ? slot_id
                    : bookings_[booking_id - 1].slot_id.load(std::memory_order_relaxed);
@@ -279,6 +281,17 @@ void ReadStore::apply(const JournalRecord& record, std::vector<SlotChange>& chan
             note(e.slot_id, 0, BookingStatus::pending);
           },
           [](const IdempotencyKeysForgotten&) {},
+          [&](const WebhookRegistered& e) {
+            webhook_infos_.push_back(WebhookInfo{e.webhook_id, e.url, e.secret,
+                                                 static_cast<std::uint32_t>(e.events), e.clinic_id,
+                                                 e.include_patient, false, e.created_at_ms,
+                                                 record.seq});
+            webhooks_changed = true;
+          },
+          [&](const WebhookDeleted& e) {
+            webhook_infos_[e.webhook_id - 1].deleted = true;
+            webhooks_changed = true;
+          },
       },
       record.event);
 }
@@ -319,14 +332,24 @@ void ReadStore::publish_catalog(std::uint64_t seq) {
   catalog_.store(std::move(catalog));
 }
 
+void ReadStore::publish_webhooks(std::uint64_t seq) {
+  auto list = std::make_shared<WebhookList>();
+  list->version = seq;
+  list->webhooks = webhook_infos_;
+  webhooks_.store(std::move(list));
+}
+
 void ReadStore::publish(std::span<const JournalRecord> records,
                         std::vector<SlotChange>& changes) {
   if (records.empty()) return;
   std::vector<std::pair<Id, Id>> new_slots;
-  bool catalog_changed = false;
-  for (const JournalRecord& record : records) apply(record, changes, new_slots, catalog_changed);
+  bool catalog_changed = false, webhooks_changed = false;
+  for (const JournalRecord& record : records) {
+    apply(record, changes, new_slots, catalog_changed, webhooks_changed);
+  }
   publish_new_slots(new_slots);
   if (catalog_changed) publish_catalog(records.back().seq);
+  if (webhooks_changed) publish_webhooks(records.back().seq);
   slot_count_.store(slot_status_.size(), std::memory_order_release);
   booking_count_.store(bookings_.size(), std::memory_order_release);
   as_of_seq_.store(records.back().seq, std::memory_order_release);
@@ -377,6 +400,13 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     recent_confirms_[(i - first) % kRecentConfirms].store(confirmed[i].second);
   }
   confirms_.store(confirmed.size() - first);
+  for (std::size_t i = 0; i < engine.webhooks().size(); ++i) {
+    const Webhook& w = engine.webhooks()[i];
+    webhook_infos_.push_back(WebhookInfo{i + 1, w.url, w.secret, w.events, w.clinic_id,
+                                         w.include_patient, w.deleted, w.created_at_ms,
+                                         w.registered_seq});
+  }
+  publish_webhooks(seq);
   publish_catalog(seq);
   slot_count_.store(slot_status_.size(), std::memory_order_release);
   booking_count_.store(bookings_.size(), std::memory_order_release);

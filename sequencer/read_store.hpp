@@ -41,6 +41,30 @@ struct DoctorInfo {
   std::string specialty;
 };
 
+// A webhook endpoint as readers see it (the secret too: the delivery worker signs with it;
+// the API shows it only in the answer to the registration).
+struct WebhookInfo {
+  Id id = 0;
+  std::string url;
+  WebhookSecret secret{};
+  std::uint32_t events = 0;  // bits of WebhookEventType
+  Id clinic_id = 0;          // 0 = every clinic
+  bool include_patient = false;
+  bool deleted = false;
+  TimeMs created_at_ms = 0;
+  std::uint64_t registered_seq = 0;
+};
+
+// Every webhook ever registered, deleted ones included; immutable, replaced as a whole
+// when one is registered or deleted (rare).
+struct WebhookList {
+  std::uint64_t version = 0;  // the seq of the last event that changed it
+  std::vector<WebhookInfo> webhooks;  // index = id - 1
+  const WebhookInfo* find(Id id) const {
+    return id >= 1 && id <= webhooks.size() ? &webhooks[id - 1] : nullptr;
+  }
+};
+
 // A rendered response body and the version of the view it shows (filled by readers).
 struct CachedBody {
   std::uint64_t version = 0;
@@ -150,6 +174,7 @@ class ReadStore {
   // ---- readers (any thread) ----
   std::uint64_t as_of_seq() const { return as_of_seq_.load(std::memory_order_acquire); }
   std::shared_ptr<const Catalog> catalog() const { return catalog_.load(); }
+  std::shared_ptr<const WebhookList> webhooks() const { return webhooks_.load(); }
   std::uint64_t slot_count() const { return slot_count_.load(std::memory_order_acquire); }
   std::uint64_t booking_count() const { return booking_count_.load(std::memory_order_acquire); }
   std::optional<SlotView> slot(Id id) const;
@@ -183,13 +208,15 @@ class ReadStore {
   SlotView slot_view(Id id) const;
   Id doctor_of_slot(Id slot_id) const;
   void apply(const JournalRecord& record, std::vector<SlotChange>& changes,
-             std::vector<std::pair<Id, Id>>& new_slots, bool& catalog_changed);
+             std::vector<std::pair<Id, Id>>& new_slots, bool& catalog_changed,
+             bool& webhooks_changed);
   void set_slot_status(Id slot_id, SlotStatus status);
   void set_booking_status(Id booking_id, BookingStatus status);
   void touch_doctor(Id doctor_id);
   void count_minute(TimeMs at_ms, std::size_t which);
   void publish_new_slots(std::vector<std::pair<Id, Id>>& new_slots);
   void publish_catalog(std::uint64_t seq);
+  void publish_webhooks(std::uint64_t seq);
 
   // Fixed facts, owned by the engine (never their changing fields).
   const ChunkedVector<Slot>& engine_slots_;
@@ -204,6 +231,7 @@ class ReadStore {
   ChunkedVector<DoctorView, 10> doctors_;
   std::atomic<std::uint64_t> doctor_count_{0};
   std::atomic<std::shared_ptr<const Catalog>> catalog_;
+  std::atomic<std::shared_ptr<const WebhookList>> webhooks_;
   StatusCounts counts_;
   std::array<MinuteSlot, 60> minutes_;
   std::array<std::atomic<TimeMs>, kRecentConfirms> recent_confirms_{};
@@ -212,6 +240,7 @@ class ReadStore {
   // Publisher-only working state: the catalog being edited.
   std::vector<ClinicInfo> clinics_;
   std::vector<DoctorInfo> doctor_infos_;
+  std::vector<WebhookInfo> webhook_infos_;
 };
 
 }  // namespace slotd

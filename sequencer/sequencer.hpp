@@ -139,6 +139,18 @@ class Sequencer {
       const std::function<bool(const JournalRecord&)>& visit) const {
     return journal_->read(from_seq, limit, visit);
   }
+  // Consumer cursors (e.g. webhook delivery positions) stored in the journal's database,
+  // synced; any thread (Journal::put_cursor). Not events: they never reach the engine.
+  [[nodiscard]] JournalStatus put_cursor(std::uint64_t consumer_id, const JournalCursor& cursor) {
+    return journal_->put_cursor(consumer_id, cursor);
+  }
+  [[nodiscard]] JournalStatus get_cursor(std::uint64_t consumer_id,
+                                         std::optional<JournalCursor>& out) const {
+    return journal_->get_cursor(consumer_id, out);
+  }
+  [[nodiscard]] JournalStatus delete_cursor(std::uint64_t consumer_id) {
+    return journal_->delete_cursor(consumer_id);
+  }
   const SequencerStats& stats() const { return stats_; }
   // The last seq synced to disk and published to readers.
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }

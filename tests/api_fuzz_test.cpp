@@ -35,6 +35,9 @@ class TestConnection : public Responder, public CompletionTarget {
   }
   CompletionTarget* completion_target() override { return this; }
   std::uint64_t completion_tag() override { return reinterpret_cast<std::uint64_t>(this); }
+  std::function<void(HttpResponse&&)> defer() override {
+    return [this](HttpResponse&& r) { respond(std::move(r)); };
+  }
   // On the journal thread, like the server's io threads would be told.
   void complete(std::shared_ptr<const BatchResults> batch, std::vector<std::uint32_t> indexes) override {
     for (std::uint32_t i : indexes) {

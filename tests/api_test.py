@@ -2180,6 +2180,28 @@ class IdempotencyScopeTest(ApiCase):
         # Alice's retry still gets her first answer.
         self.assertEqual(self.expect(self.post_as("alice", body, key), 201), first)
 
+    def test_client_keys_and_idempotency_keys_reach_the_disk_only_as_digests(self):
+        d = self.new_doctor("Dr. Digest")
+        s = self.new_slots(d["id"], 1, first=95)
+        marker = os.urandom(12).hex()
+        client_key, idem_key, patient = f"ck-{marker}", f"ik-{marker}", f"Pat {marker}"
+        r = self.api.req("POST", "/booking", {"slotId": s[0]["id"], "patientName": patient},
+                         headers={"X-Client-Key": client_key, "Idempotency-Key": idem_key})
+        b = self.expect(r, 201)
+        self.expect_seq(b, r)
+        found = {client_key: [], idem_key: [], patient: []}
+        for root, _dirs, files in os.walk(self.server.data_dir):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                for text in found:
+                    if text.encode() in data:
+                        found[text].append(name)
+        # the patient's name is stored as given: the search sees what the journal holds
+        self.assertTrue(found[patient], "the scan of the data dir must find the journaled patient name")
+        self.assertEqual(found[client_key], [], "X-Client-Key must be stored as a digest only")
+        self.assertEqual(found[idem_key], [], "Idempotency-Key must be stored as a digest only")
+
     def test_a_key_is_forgotten_after_the_ttl_and_its_retry_is_decided_afresh(self):
         d = self.new_doctor("Dr. TTL")
         s = self.new_slots(d["id"], 1, first=90)
@@ -2195,10 +2217,432 @@ class IdempotencyScopeTest(ApiCase):
             self.assertEqual(self.expect(r, 201), first, "before the TTL a retry gets the first answer")
             self.assertLess(time.monotonic(), deadline, "a 1 s key was still remembered after 15 s")
             time.sleep(0.2)
-        events = self.expect(self.api.req("GET", "/events?limit=10000", admin=True), 200)["events"]
-        self.assertIn("IdempotencyKeysForgotten", [e["type"] for e in events],
-                      "forgetting keys is a journaled event")
+        # decide ignores a key past its TTL at once; the event that forgets it comes with the
+        # sequencer's next expiry round
+        deadline = time.monotonic() + 15
+        while True:
+            events = self.expect(self.api.req("GET", "/events?limit=10000", admin=True), 200)["events"]
+            if "IdempotencyKeysForgotten" in [e["type"] for e in events]:
+                break
+            self.assertLess(time.monotonic(), deadline, "forgetting keys is a journaled event (none within 15 s)")
+            time.sleep(0.1)
 
+
+# =============================================================================
+def raw_conversation(port, data, within=5.0, source=None, responses=None):
+    """Send raw bytes on a new connection and read until the server closes it, `responses`
+    complete responses arrived, or `within` seconds pass. Returns (bytes received,
+    "closed" | "reset" | "silent" | "answered")."""
+    sk = socket.create_connection(("127.0.0.1", port), timeout=within,
+                                  source_address=(source, 0) if source else None)
+    with sk:
+        try:
+            sk.sendall(data)
+        except OSError:
+            pass  # the server may answer and close before it has read everything
+        got = b""
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got, "silent"
+            sk.settimeout(left)
+            try:
+                chunk = sk.recv(65536)
+            except socket.timeout:
+                return got, "silent"
+            except (ConnectionResetError, ConnectionAbortedError):
+                return got, "reset"
+            if not chunk:
+                return got, "closed"
+            got += chunk
+            if responses is not None and len(parse_responses(got)) >= responses:
+                return got, "answered"
+
+
+def parse_responses(data):
+    """Every complete Content-Length-framed response in data: [(status, headers, body)]."""
+    f = io.BytesIO(data)
+    out = []
+    for _ in range(10000):
+        try:
+            resp = read_raw_response(f)
+        except ValueError:
+            break
+        if resp is None or len(resp[2]) != int(resp[1].get("content-length", len(resp[2]))):
+            break  # the end, or a response not complete yet
+        out.append(resp)
+    return out
+
+
+class StrictHttpTest(ApiCase):
+    """Framing that two HTTP parsers could read differently is refused with 400 and a close,
+    so nothing can be smuggled behind it; bodies are strict JSON; names and instants are
+    checked; every error body is valid UTF-8."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600)
+
+    def smuggle_target(self):
+        d = self.new_doctor("Dr. Smuggle")
+        return d, self.new_slot(d["id"])
+
+    def assert_refused_and_closed(self, raw, why):
+        data, how = raw_conversation(self.server.port, raw)
+        self.assertNotEqual(how, "silent", f"{why}: the connection must be closed, got {data[:300]!r}")
+        responses = parse_responses(data)
+        self.assertEqual(len(responses), 1, f"{why}: want exactly one response (400) and a close, got {data[:600]!r}")
+        status, headers, body = responses[0]
+        self.assertEqual(status, 400, f"{why}: {data[:400]!r}")
+        self.assertEqual(headers.get("connection", "").lower(), "close", f"{why}: want Connection: close {data[:400]!r}")
+        self.assertEqual(json.loads(body)["error"]["code"], "bad_request", f"{why}: {body!r}")
+
+    def test_transfer_encoding_other_than_exactly_chunked_is_400_and_the_request_behind_it_never_runs(self):
+        d, s = self.smuggle_target()
+        inner = json.dumps({"slotId": s["id"], "patientName": "Smuggled"}).encode()
+        smuggled = (b"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(inner)).encode() + b"\r\n\r\n" + inner)
+        chunked_body = b"0\r\n\r\n" + smuggled
+        shapes = {
+            "chunked, identity": b"Transfer-Encoding: chunked, identity\r\n",
+            "identity, chunked": b"Transfer-Encoding: identity, chunked\r\n",
+            "xchunked": b"Transfer-Encoding: xchunked\r\n",
+            "identity": b"Transfer-Encoding: identity\r\n",
+            "gzip, chunked": b"Transfer-Encoding: gzip, chunked\r\n",
+            "chunked twice": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "chunked + Content-Length": b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+            "Content-Length + chunked": b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "two Content-Lengths": b"Content-Length: 5\r\nContent-Length: 5\r\n",
+            "Content-Length list": b"Content-Length: 5, 5\r\n",
+            "signed Content-Length": b"Content-Length: +5\r\n",
+            "space before colon": b"Transfer-Encoding : chunked\r\n",
+        }
+        for name, header in shapes.items():
+            with self.subTest(shape=name):
+                raw = b"POST /booking HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n" + chunked_body
+                self.assert_refused_and_closed(raw, name)
+        with self.subTest(shape="chunked in HTTP/1.0"):
+            raw = b"POST /booking HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_body
+            self.assert_refused_and_closed(raw, "Transfer-Encoding in an HTTP/1.0 request")
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE", "a smuggled booking ran")
+
+    def test_exactly_chunked_is_accepted_in_any_letter_case(self):
+        d, s = self.smuggle_target()
+        body = json.dumps({"slotId": s["id"], "patientName": "Chunky"}).encode()
+        raw = (b"POST /booking HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n"
+               + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        data, how = raw_conversation(self.server.port, raw)
+        responses = parse_responses(data)
+        self.assertEqual([r[0] for r in responses], [201], data[:400])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "HELD")
+
+    def test_http_1_1_without_exactly_one_host_is_400_and_http_1_0_needs_none(self):
+        for raw, why in ((b"GET /healthz HTTP/1.1\r\n\r\n", "no Host"),
+                         (b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "two Hosts")):
+            with self.subTest(why=why):
+                self.assert_refused_and_closed(raw, why)
+        data, how = raw_conversation(self.server.port, b"GET /healthz HTTP/1.0\r\n\r\n", responses=1)
+        self.assertEqual([r[0] for r in parse_responses(data)], [200], data[:300])
+
+    def test_an_unparsable_pipelined_request_gets_its_own_request_id(self):
+        good = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        for bad, why in ((b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "a bad header line"),
+                         (b"POST /booking HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n\r\n",
+                          "a bad chunk"),
+                         (b"POST /booking HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                          "a refused Transfer-Encoding")):
+            with self.subTest(why=why):
+                data, how = raw_conversation(self.server.port, good + bad, responses=2)
+                responses = parse_responses(data)
+                self.assertEqual([r[0] for r in responses], [200, 400], data[:600])
+                ids = [r[1].get("x-request-id") for r in responses]
+                self.assertTrue(all(ids), f"every response carries X-Request-Id: {data[:600]!r}")
+                self.assertNotEqual(ids[0], ids[1], f"the unparsable request reused the id of the one before it: "
+                                                    f"{data[:600]!r}")
+
+    def test_duplicate_json_keys_are_400_at_any_depth_and_change_nothing(self):
+        d, s = self.smuggle_target()
+        other = self.new_slot(d["id"], 1)
+        raw = '{"slotId": %d, "patientName": "A", "slotId": %d}' % (s["id"], other["id"])
+        self.expect_error(self.api.req("POST", "/booking", raw=raw), 400, "invalid_json")
+        start, end = slot_times(7)
+        nested = ('{"doctorId": %d, "slots": [{"start": "%s", "end": "%s", "end": "%s"}]}'
+                  % (d["id"], start, end, slot_times(9)[1]))
+        self.expect_error(self.api.req("POST", "/slots", raw=nested, admin=True), 400, "invalid_json")
+        self.assertEqual([x["id"] for x in self.slots_of(d["id"])], [s["id"], other["id"]])
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        self.assertEqual(self.slot_status(d["id"], other["id"]), "AVAILABLE")
+
+    def test_names_empty_after_trimming_with_control_characters_or_over_200_bytes_are_400(self):
+        d, s = self.smuggle_target()
+        bad = [" ", " \t\r\n ", "", "a\u0000b", "bell\u0007", "del\u007f", "c1\u0085next", "esc\u001b[31m",
+               "x" * 201, "é" * 100 + "x"]
+        for name in bad:
+            with self.subTest(name=name[:20]):
+                self.expect_error(self.api.req("POST", "/booking", {"slotId": s["id"], "patientName": name}),
+                                  400, ("invalid_field", "invalid_name"))
+                self.expect_error(self.api.req("POST", "/doctors", {"name": name, "specialty": "GP"}, admin=True),
+                                  400, ("invalid_field", "invalid_name"))
+                self.expect_error(self.api.req("POST", "/clinics", {"name": name}, admin=True),
+                                  400, ("invalid_field", "invalid_name"))
+        self.assertEqual(self.slot_status(d["id"], s["id"]), "AVAILABLE")
+        # the limits are inclusive and count bytes; the stored name is the trimmed one
+        b = self.book(s["id"], patient="é" * 100)
+        self.assertEqual(len(b["patientName"].encode()), 200)
+        other = self.new_slot(d["id"], 1)
+        r = self.api.req("POST", "/booking", {"slotId": other["id"], "patientName": "  Ann Lee \t"})
+        self.assertEqual(self.expect(r, 201)["patientName"], "Ann Lee", r.describe())
+
+    def test_instants_outside_the_years_2000_to_9999_are_400(self):
+        d = self.new_doctor("Dr. Calendar")
+        outside = ["1999-12-31T23:30:00.000Z", "1970-01-01T00:00:00.000Z", "0000-01-01T00:00:00.000Z",
+                   "10000-01-01T00:00:00.000Z", "-2031-01-06T08:00:00.000Z"]
+        for start in outside:
+            with self.subTest(start=start):
+                r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": start,
+                                                    "end": "2000-01-01T00:30:00.000Z"}, admin=True)
+                self.expect_error(r, 400, ("invalid_field", "invalid_time_range"))
+                self.expect_error(self.api.req("GET", f"/slots/{d['id']}?from={urllib.parse.quote(start)}"),
+                                  400, "invalid_query")
+                self.expect_error(self.api.req("GET", f"/admin/bookings?to={urllib.parse.quote(start)}",
+                                               admin=True), 400, "invalid_query")
+        r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": "9999-12-31T23:00:00.000Z",
+                                            "end": "10000-01-01T00:00:00.000Z"}, admin=True)
+        self.expect_error(r, 400, ("invalid_field", "invalid_time_range"))
+        self.assertEqual(self.slots_of(d["id"]), [])
+        # the edges themselves are inside
+        for start, end in (("2000-01-01T00:00:00.000Z", "2000-01-01T00:30:00.000Z"),
+                           ("9999-12-31T23:00:00.000Z", "9999-12-31T23:59:59.999Z")):
+            r = self.api.req("POST", "/slots", {"doctorId": d["id"], "start": start, "end": end}, admin=True)
+            self.assertEqual(self.expect(r, 201)["start"], start, r.describe())
+
+    def test_error_bodies_are_valid_utf8_json_whatever_bytes_the_request_carries(self):
+        port = self.server.port
+        bad = b"\xff\xfe\xc3\x28\xed\xa0\x80\xf4\x90\x80\x80"
+        requests = [
+            b"GET /booking/" + bad + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /booking/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /slots/1?from=%ff%c3%28 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /slots/1?status=" + bad + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /" + bad + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /booking/1 HTTP/1.1\r\nHost: x\r\nX-Booking-Token: " + bad + b"\r\n\r\n",
+            b"POST /booking/1/confirm HTTP/1.1\r\nHost: x\r\nX-Booking-Token: " + bad + b"\r\nContent-Length: 0\r\n\r\n",
+            b"POST /booking HTTP/1.1\r\nHost: x\r\nIdempotency-Key: " + bad * 2 + b"\r\nContent-Length: 2\r\n\r\n{}",
+            b"POST /doctors HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + bad + b"\r\nContent-Length: 2\r\n\r\n{}",
+            b"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n" + b'{"slotId": 1, "patientName": "' + bad[:8] + b'"}',
+            b"POST /booking HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n" + b'{"' + bad + b'": 1}' + b" " * 2,
+            b"\xff\xfe /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-" + bad + b": 1\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: " + bad + b"\r\nTransfer-Encoding: " + bad + b"\r\n\r\n",
+        ]
+        for raw in requests:
+            with self.subTest(raw=raw[:50]):
+                data, how = raw_conversation(port, raw, responses=1)
+                responses = parse_responses(data)
+                self.assertTrue(responses or how != "silent", f"no answer and no close: {data[:300]!r}")
+                for status, headers, body in responses:
+                    self.assertGreaterEqual(status, 400, f"{raw[:60]!r} -> {data[:300]!r}")
+                    self.assertLess(status, 500, f"{raw[:60]!r} -> {data[:300]!r}")
+                    try:
+                        text = body.decode("utf-8", "strict")
+                    except UnicodeDecodeError as e:
+                        self.fail(f"error body is not valid UTF-8 ({e}): {body[:300]!r} for {raw[:60]!r}")
+                    js = json.loads(text)
+                    self.assertIsInstance(js.get("error"), dict, text)
+        self.expect(self.api.healthz(), 200)
+
+
+class PeerIdentityTest(ApiCase):
+    """Without --trusted-proxies the caller is its peer address: two loopback addresses
+    (127.0.0.2, 127.0.0.3) are two clients, whatever headers they send."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600, max_holds=1)
+
+    def test_each_peer_address_has_its_own_hold_cap_and_headers_do_not_change_it(self):
+        d = self.new_doctor("Dr. Peers")
+        slots = self.new_slots(d["id"], 6)
+        alice, bob = self.api.from_address("127.0.0.2"), self.api.from_address("127.0.0.3")
+        r = alice.req("POST", "/booking", {"slotId": slots[0]["id"], "patientName": "Alice"})
+        self.expect(r, 201)
+        r = alice.req("POST", "/booking", {"slotId": slots[1]["id"], "patientName": "Alice"},
+                      headers={"X-Client-Key": "someone-else", "X-Forwarded-For": "198.51.100.9"})
+        self.expect_error(r, 429, "too_many_holds")
+        r = bob.req("POST", "/booking", {"slotId": slots[1]["id"], "patientName": "Bob"},
+                    headers={"X-Client-Key": "alice"})
+        self.expect(r, 201)
+        self.expect_error(bob.req("POST", "/booking", {"slotId": slots[2]["id"], "patientName": "Bob"}),
+                          429, "too_many_holds")
+        self.assertEqual([self.slot_status(d["id"], s["id"]) for s in slots[:3]], ["HELD", "HELD", "AVAILABLE"])
+
+    def test_an_idempotency_key_of_one_peer_address_is_not_another_ones(self):
+        d = self.new_doctor("Dr. Keys")
+        slots = self.new_slots(d["id"], 2)
+        alice, mallory = self.api.from_address("127.0.0.4"), self.api.from_address("127.0.0.5")
+        key = {"Idempotency-Key": "6d0c1f3e-peer-scope-0001"}
+        body = {"slotId": slots[0]["id"], "patientName": "Alice"}
+        first = self.expect(alice.req("POST", "/booking", body, headers=key), 201)
+        r = mallory.req("POST", "/booking", body, headers=key)
+        self.expect_error(r, 409, "slot_unavailable")
+        self.assertNotIn(first["token"], r.body.decode(errors="replace"))
+        self.assertEqual(self.expect(alice.req("POST", "/booking", body, headers=key), 201), first)
+        # the key is Mallory's own for her own request
+        mine = self.expect(mallory.req("POST", "/booking", {"slotId": slots[1]["id"], "patientName": "M"},
+                                       headers=key), 201)
+        self.assertNotEqual(mine["token"], first["token"])
+
+
+class BookingRateTest(ApiCase):
+    """--booking-rate 0.2 --booking-burst 3: each client may make 3 POST /booking at once, then
+    one every 5 s; beyond that 429 rate_limited with Retry-After, and the refusal changes
+    nothing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600, extra_args=["--booking-rate", "0.2", "--booking-burst", "3"])
+
+    def test_a_client_gets_its_burst_then_429_with_retry_after_while_other_clients_keep_booking(self):
+        d = self.new_doctor("Dr. Rate")
+        slots = self.new_slots(d["id"], 10)
+        eve, ann = self.api.from_address("127.0.0.6"), self.api.from_address("127.0.0.7")
+        statuses = []
+        for i in range(3):
+            r = eve.req("POST", "/booking", {"slotId": slots[i]["id"], "patientName": f"Eve {i}"})
+            statuses.append(r.status)
+        self.assertEqual(statuses, [201, 201, 201], "the burst of 3 is allowed")
+        # further requests within the same second are refused, whatever identity headers say
+        refused = 0
+        for i in range(3, 6):
+            r = eve.req("POST", "/booking", {"slotId": slots[i]["id"], "patientName": f"Eve {i}"},
+                        headers={"X-Client-Key": f"rotating-{i}", "X-Forwarded-For": f"203.0.113.{i}"})
+            if r.status == 201:
+                continue  # a token refilled meanwhile (a slow machine): at most one per 5 s
+            self.expect_error(r, 429, "rate_limited")
+            retry_after = r.headers.get("retry-after", "")
+            self.assertTrue(retry_after.isdigit() and int(retry_after) >= 1, f"want Retry-After >= 1{r.describe()}")
+            self.assertEqual(self.slot_status(d["id"], slots[i]["id"]), "AVAILABLE", "a 429 must change nothing")
+            refused += 1
+        self.assertGreaterEqual(refused, 1, "beyond the burst a client must be refused")
+        # another client has its own bucket
+        r = ann.req("POST", "/booking", {"slotId": slots[6]["id"], "patientName": "Ann"})
+        self.expect(r, 201)
+        # and after waiting, the first client books again
+        deadline = time.monotonic() + 30
+        while True:
+            r = eve.req("POST", "/booking", {"slotId": slots[7]["id"], "patientName": "Eve later"})
+            if r.status == 201:
+                break
+            self.expect_error(r, 429, "rate_limited")
+            self.assertLess(time.monotonic(), deadline, "still rate limited 30 s later at 1 booking per 5 s")
+            time.sleep(float(r.headers.get("retry-after", "1")))
+
+    def test_confirm_and_cancel_are_not_rate_limited(self):
+        d = self.new_doctor("Dr. Rate 2")
+        slots = self.new_slots(d["id"], 2)
+        pat = self.api.from_address("127.0.0.8")
+        b = self.expect(pat.req("POST", "/booking", {"slotId": slots[0]["id"], "patientName": "Pat"}), 201)
+        for _ in range(10):
+            self.expect(pat.req("POST", f"/booking/{b['id']}/confirm", token=b["token"]), 200)
+        self.expect(pat.req("POST", f"/booking/{b['id']}/cancel", token=b["token"]), 200)
+
+
+
+class OpsEndpointsTest(ApiCase):
+    """GET /metrics (Prometheus text) and GET /openapi.json (the committed api/openapi.json)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600)
+
+    def scrape(self):
+        r = self.api.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        self.assertTrue(r.content_type.startswith("text/plain"), r.describe())
+        samples = {}
+        for line in r.body.decode("utf-8").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+        return samples
+
+    def test_metrics_count_requests_by_route_and_status_with_latency_histograms_and_build_info(self):
+        before = self.scrape()
+        for _ in range(3):
+            self.expect(self.api.healthz(), 200)
+        self.expect_error(self.api.req("POST", "/booking", {"slotId": 987654, "patientName": "N"}), 404,
+                          "slot_not_found")
+        self.expect_error(self.api.req("GET", "/no/such/route"), 404, "not_found")
+        d = self.new_doctor("Dr. Metrics")
+        after = self.scrape()
+
+        def delta(name):
+            return after.get(name, 0) - before.get(name, 0)
+
+        self.assertEqual(delta('slotd_http_requests_total{route="GET /healthz",status="200"}'), 3)
+        self.assertEqual(delta('slotd_http_requests_total{route="POST /booking",status="404"}'), 1)
+        self.assertEqual(delta('slotd_http_requests_total{route="POST /doctors",status="201"}'), 1)
+        self.assertEqual(delta('slotd_http_requests_total{route="unrouted",status="404"}'), 1)
+        # GET /metrics itself was counted once between the two scrapes
+        self.assertEqual(delta('slotd_http_requests_total{route="GET /metrics",status="200"}'), 1)
+        for route in ("GET /healthz", "POST /doctors"):
+            buckets = sorted(((float(k.split('le="')[1].rstrip('"}')), v) for k, v in after.items()
+                              if k.startswith(f'slotd_http_request_duration_seconds_bucket{{route="{route}",')),
+                             key=lambda kv: kv[0])
+            self.assertTrue(buckets and buckets[-1][0] == float("inf"), f"{route}: want buckets up to +Inf")
+            counts = [v for _, v in buckets]
+            self.assertEqual(counts, sorted(counts), f"{route}: buckets must be cumulative")
+            self.assertEqual(counts[-1], after[f'slotd_http_request_duration_seconds_count{{route="{route}"}}'])
+            self.assertGreater(after[f'slotd_http_request_duration_seconds_sum{{route="{route}"}}'], 0)
+        info = [k for k in after if k.startswith("slotd_build_info{")]
+        self.assertEqual(len(info), 1, f"one build_info sample: {info}")
+        self.assertRegex(info[0], r'version="[0-9]+\.[0-9]+\.[0-9]+"')
+        self.assertEqual(after[info[0]], 1)
+        self.assertGreaterEqual(after["slotd_durable_seq"], d["seq"])
+        for gauge in ("slotd_ws_connections", "slotd_ws_queue_bytes", "slotd_connections_open",
+                      "slotd_accept_errors_total", "slotd_pending_holds"):
+            self.assertIn(gauge, after)
+
+    def test_an_admin_token_given_by_flag_or_environment_is_never_printed_or_served(self):
+        flagged = self.server.admin_token
+        secret = "env-admin-token-" + os.urandom(12).hex()
+        other = self.start_server(admin_token=None, env={"SLOTD_ADMIN_TOKEN": secret})
+        other.api.admin_token = secret
+        self.assertEqual(other.api.req("GET", "/admin/stats", admin=True).status, 200, "the token from the environment works")
+        def printed(server):  # what slotd wrote, without the harness's line with its command
+            return server.log_of_last_start().split("\n", 1)[1]
+
+        for server, token in ((self.server, flagged), (other, secret)):
+            for path in ("/metrics", "/openapi.json", "/healthz"):
+                self.assertNotIn(token.encode(), server.api.req("GET", path).body, path)
+            self.assertNotIn(token, printed(server), "the admin token must not be printed")
+        self.assertEqual(other.stop(), 0)
+        self.assertNotIn(secret, printed(other), "nor at shutdown")
+
+    def test_openapi_json_serves_the_committed_document_and_it_matches_what_the_server_routes(self):
+        r = self.api.req("GET", "/openapi.json")
+        doc = self.expect(r, 200)
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api", "openapi.json")) as f:
+            self.assertEqual(doc, json.load(f), "GET /openapi.json must serve api/openapi.json")
+        self.assertTrue(doc["openapi"].startswith("3.1"), doc["openapi"])
+        methods = ("get", "post", "put", "patch", "delete")
+        for path, item in doc["paths"].items():
+            concrete = path.replace("{id}", "1")
+            documented = {m for m in item if m in methods}
+            if path == "/ws":  # the WebSocket upgrade, served outside the route table
+                self.assertEqual(documented, {"get"})
+                continue
+            for m in methods:
+                with self.subTest(method=m, path=path):
+                    r = self.api.req(m.upper(), concrete, admin=True, body={} if m in ("post", "patch") else None)
+                    code = r.json["error"]["code"] if r.status >= 400 and isinstance(r.json, dict) else None
+                    if m in documented:
+                        self.assertNotIn(code, ("not_found", "method_not_allowed"),
+                                         f"documented but not routed{r.describe()}")
+                    else:
+                        self.assertEqual(code, "method_not_allowed", f"routed but not documented{r.describe()}")
 
 # =============================================================================
 class DemoTest(ApiCase):

@@ -49,6 +49,17 @@ def child_env(overrides=None):
     return env
 
 
+def rss_kib(pid):
+    """(VmRSS, VmHWM) of a process in KiB, from /proc/<pid>/status (VmHWM: the peak)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -102,15 +113,23 @@ class Resp:
 
 
 class Api:
-    """An HTTP client for one slotd. Keeps the highest seq seen for the seq checks."""
+    """An HTTP client for one slotd. Keeps the highest seq seen for the seq checks.
+    `source`: the loopback address to connect from (127.0.0.2, …), so that one test can
+    be several clients by peer address."""
 
-    def __init__(self, port, admin_token):
+    def __init__(self, port, admin_token, source=None):
         self.port = port
         self.admin_token = admin_token
+        self.source = source
         self.last_seq = 0
 
+    def from_address(self, source):
+        """The same server, seen from another loopback peer address."""
+        return Api(self.port, self.admin_token, source)
+
     def connect(self, timeout=10):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                          source_address=(self.source, 0) if self.source else None)
 
     def req(self, method, path, body=None, headers=None, admin=False, token=None, raw=None,
             conn=None, timeout=10):

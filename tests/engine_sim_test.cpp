@@ -96,6 +96,12 @@ std::string describe(const Event& event) {
                    n(e.cancelled_at_ms) + "," + key_text(e.idempotency) + "}";
           },
           [](const SlotClosed& e) { return "SlotClosed{" + n(e.slot_id) + "}"; },
+          [](const WebhookRegistered& e) {
+            return "WebhookRegistered{" + n(e.webhook_id) + "," + e.url + "," + n(e.events) + "," +
+                   n(e.clinic_id) + "," + n(std::uint64_t{e.include_patient}) + ",secret" +
+                   n(std::uint64_t{e.secret[0]}) + "," + n(e.created_at_ms) + "}";
+          },
+          [](const WebhookDeleted& e) { return "WebhookDeleted{" + n(e.webhook_id) + "}"; },
       },
       event);
 }
@@ -138,6 +144,11 @@ std::string describe(const Command& command) {
           },
           [](const CloseSlot& c) { return "CloseSlot{" + n(c.slot_id) + "}"; },
           [](const ExpireDue&) { return std::string("ExpireDue{}"); },
+          [](const RegisterWebhook& c) {
+            return "RegisterWebhook{url.size=" + n(std::uint64_t{c.url.size()}) + ",events=" +
+                   n(std::uint64_t{c.events}) + ",clinic=" + n(c.clinic_id) + "}";
+          },
+          [](const DeleteWebhook& c) { return "DeleteWebhook{" + n(c.webhook_id) + "}"; },
       },
       command);
 }
@@ -169,6 +180,16 @@ struct ModelClinic {
   std::string time_zone;
 };
 
+struct ModelWebhook {
+  std::string url;
+  std::uint32_t events = 0;
+  Id clinic_id = 0;
+  bool include_patient = false;
+  WebhookSecret secret{};
+  TimeMs created_at_ms = 0;
+  bool deleted = false;
+};
+
 // What a carried-out keyed request did: the spec of RememberedRequest.
 struct ModelRemembered {
   std::uint64_t request_hash = 0;
@@ -187,6 +208,7 @@ class Model {
   std::vector<ModelSlot> slots;                    // index = slot id - 1
   std::vector<ModelBooking> bookings;              // index = booking id - 1
   std::vector<std::pair<KeyDigest, ModelRemembered>> remembered;  // linear: the spec, not fast
+  std::vector<ModelWebhook> webhooks;              // index = webhook id - 1
   std::uint64_t events_total = 0;                  // the seq of the last event
 
   // The outcome the spec predicts; on success the events are appended and the model changes.
@@ -216,8 +238,30 @@ class Model {
                           [&](const CloseSlot& c) { return close(c, events); },
                           [&](const ExpireDue&) { return expire(now, events); },
                           [&](const UpdateClinic& c) { return update_clinic(c, events); },
+                          [&](const RegisterWebhook& c) { return register_webhook(c, now, events); },
+                          [&](const DeleteWebhook& c) { return delete_webhook(c, events); },
                       },
                       command);
+  }
+
+  // A webhook needs a URL of 1 to 2048 bytes, known event types and an existing clinic (or
+  // none); a deleted one cannot be deleted again.
+  Rejection register_webhook(const RegisterWebhook& c, TimeMs now, std::vector<Event>& events) {
+    if (c.url.empty() || c.url.size() > 2048) return Rejection::invalid_webhook;
+    if (c.events == 0 || c.events >= 64) return Rejection::invalid_webhook;
+    if (c.clinic_id > clinics.size()) return Rejection::clinic_not_found;
+    webhooks.push_back(ModelWebhook{c.url, c.events, c.clinic_id, c.include_patient, c.secret, now});
+    events.push_back(WebhookRegistered{webhooks.size(), c.url, c.events, c.clinic_id,
+                                       c.include_patient, c.secret, now});
+    return Rejection::none;
+  }
+
+  Rejection delete_webhook(const DeleteWebhook& c, std::vector<Event>& events) {
+    if (c.webhook_id < 1 || c.webhook_id > webhooks.size() || webhooks[c.webhook_id - 1].deleted)
+      return Rejection::webhook_not_found;
+    webhooks[c.webhook_id - 1].deleted = true;
+    events.push_back(WebhookDeleted{c.webhook_id});
+    return Rejection::none;
   }
 
  public:
@@ -465,6 +509,16 @@ std::string compare_states(const Engine& engine, const Model& model) {
       return std::string("holds_of(") + name + ")";
     }
   }
+  if (engine.webhooks().size() != model.webhooks.size()) return "webhook count";
+  for (std::size_t i = 0; i < model.webhooks.size(); ++i) {
+    const Webhook& e = engine.webhooks()[i];
+    const ModelWebhook& m = model.webhooks[i];
+    if (e.url != m.url || e.events != m.events || e.clinic_id != m.clinic_id ||
+        e.include_patient != m.include_patient || e.secret != m.secret ||
+        e.created_at_ms != m.created_at_ms || e.deleted != m.deleted) {
+      return "webhook " + n(std::uint64_t{i + 1});
+    }
+  }
   if (engine.remembered_count() != model.remembered.size()) return "remembered key count";
   for (const auto& [key, m] : model.remembered) {
     const RememberedRequest* e = engine.remembered(key);
@@ -584,6 +638,7 @@ class Workload {
     if (r < 720) return ConfirmBooking{booking_id()};
     if (r < 780) return CancelBooking{booking_id()};
     if (r < 840) return CloseSlot{random_id(model_.slots.size())};
+    if (r < 850) return webhook_command();
     return ExpireDue{};
   }
 
@@ -608,6 +663,26 @@ class Workload {
                    (chance(10) ? static_cast<TimeMs>(below(kGrid)) : 0);
       if (chance(2)) end = start - static_cast<TimeMs>(below(2));  // empty or inverted
       c.spans.push_back({start, end});
+    }
+    return c;
+  }
+
+  // Registrations with at most one fault (URL, events or clinic), and deletions of known,
+  // deleted and unknown ids.
+  Command webhook_command() {
+    if (chance(40)) return DeleteWebhook{random_id(model_.webhooks.size())};
+    RegisterWebhook c;
+    c.url = "http://hooks.example/" + n(below(100));
+    c.events = static_cast<std::uint32_t>(1 + below(63));
+    c.clinic_id = below(model_.clinics.size() + 1);
+    c.include_patient = chance(50);
+    for (auto& b : c.secret) b = static_cast<std::uint8_t>(below(256));
+    switch (below(10)) {
+      case 0: c.url = below(2) ? std::string() : std::string(2049, 'u'); break;
+      case 1: c.events = below(2) ? 0 : 64 | c.events; break;
+      case 2: c.clinic_id = model_.clinics.size() + 1 + below(2); break;
+      case 3: c.url = std::string(2048, 'u'); break;  // exactly the limit
+      default: break;
     }
     return c;
   }

@@ -70,6 +70,11 @@ std::string describe(const Event& event) {
           [&](const ClinicUpdated& e) {
             return "ClinicUpdated{" + n(e.clinic_id) + "," + e.name + "," + e.time_zone + "}";
           },
+          [&](const WebhookRegistered& e) {
+            return "WebhookRegistered{" + n(e.webhook_id) + "," + e.url + "," + n(e.events) + "," +
+                   n(e.clinic_id) + "," + n(e.include_patient) + "," + n(e.created_at_ms) + "}";
+          },
+          [&](const WebhookDeleted& e) { return "WebhookDeleted{" + n(e.webhook_id) + "}"; },
       },
       event);
 }
@@ -1195,4 +1200,84 @@ TEST_CASE("confirm and cancel remember their Idempotency-Key; a refused request 
   CHECK(h.run(ConfirmBooking{b2, IdempotencyKey{testing::key("c-3"), 1}}).rejection == Rejection::booking_cancelled);
   CHECK(h.engine.remembered(testing::key("c-3")) == nullptr);
   h.check_replay();
+}
+
+WebhookSecret secret_of(std::uint8_t n) {
+  WebhookSecret s{};
+  s.fill(n);
+  return s;
+}
+
+TEST_CASE("register webhook → WebhookRegistered with the secret; delete → WebhookDeleted; a second delete is refused") {
+  Harness h;
+  const std::uint32_t confirmed = webhook_event_bit(WebhookEventType::booking_confirmed);
+  Outcome registered = h.run(RegisterWebhook{"https://clinic.example/hook", confirmed, 1, true, secret_of(7)});
+  REQUIRE(registered.rejection == Rejection::none);
+  REQUIRE(registered.events.size() == 1);
+  const auto& e = std::get<WebhookRegistered>(registered.events[0]);
+  CHECK(e.webhook_id == 1);
+  CHECK(e.url == "https://clinic.example/hook");
+  CHECK(e.events == confirmed);
+  CHECK(e.clinic_id == 1);
+  CHECK(e.include_patient);
+  CHECK(e.secret == secret_of(7));
+  CHECK(e.created_at_ms == h.now);
+  const Webhook* w = h.engine.webhook(1);
+  REQUIRE(w != nullptr);
+  CHECK(w->registered_seq == h.engine.applied_events());
+  CHECK(!w->deleted);
+
+  Outcome second = h.run(RegisterWebhook{"http://other.example/", kAllWebhookEvents, 0, false, secret_of(8)});
+  REQUIRE(second.rejection == Rejection::none);
+  CHECK(std::get<WebhookRegistered>(second.events[0]).webhook_id == 2);
+
+  Outcome deleted = h.run(DeleteWebhook{1});
+  REQUIRE(deleted.rejection == Rejection::none);
+  CHECK(describe(deleted.events.at(0)) == "WebhookDeleted{1}");
+  CHECK(h.engine.webhook(1)->deleted);
+  CHECK(!h.engine.webhook(2)->deleted);
+  CHECK(h.run_refused_via_execute(DeleteWebhook{1}) == Rejection::webhook_not_found);
+  CHECK(h.run_refused_via_execute(DeleteWebhook{3}) == Rejection::webhook_not_found);
+  CHECK(h.run_refused_via_execute(DeleteWebhook{0}) == Rejection::webhook_not_found);
+}
+
+TEST_CASE("a webhook without a URL, with a URL over 2048 bytes, without or with an unknown event type, or of an unknown clinic is refused") {
+  Harness h;
+  const std::uint32_t held = webhook_event_bit(WebhookEventType::booking_held);
+  CHECK(h.run_refused_via_execute(RegisterWebhook{"", held}) == Rejection::invalid_webhook);
+  CHECK(h.run_refused_via_execute(RegisterWebhook{std::string(2049, 'u'), held}) ==
+        Rejection::invalid_webhook);
+  CHECK(h.run_refused_via_execute(RegisterWebhook{"http://a.example/", 0}) == Rejection::invalid_webhook);
+  CHECK(h.run_refused_via_execute(RegisterWebhook{"http://a.example/", kAllWebhookEvents + 1}) ==
+        Rejection::invalid_webhook);
+  CHECK(h.run_refused_via_execute(RegisterWebhook{"http://a.example/", held, 2}) ==
+        Rejection::clinic_not_found);
+  CHECK(h.run(RegisterWebhook{std::string(2048, 'u'), kAllWebhookEvents}).rejection == Rejection::none);
+  CHECK(h.engine.webhooks().size() == 1);
+}
+
+TEST_CASE("webhooks survive replay: the same registrations, secrets and deletions hash equal") {
+  Harness h;
+  REQUIRE(h.run(RegisterWebhook{"http://a.example/", 3, 0, false, secret_of(1)}).rejection == Rejection::none);
+  REQUIRE(h.run(AddClinic{"Second", "UTC"}).rejection == Rejection::none);
+  REQUIRE(h.run(RegisterWebhook{"http://b.example/", 12, 2, true, secret_of(2)}).rejection == Rejection::none);
+  REQUIRE(h.run(DeleteWebhook{1}).rejection == Rejection::none);
+  Engine replayed;
+  for (const Event& e : h.journal) replayed.apply(e);
+  CHECK(replayed.state_hash() == h.engine.state_hash());
+  REQUIRE(replayed.webhooks().size() == 2);
+  CHECK(replayed.webhooks()[0].deleted);
+  CHECK(replayed.webhooks()[1].secret == secret_of(2));
+  CHECK(replayed.webhooks()[1].registered_seq == 3);
+  CHECK(!replayed.broken_invariant());
+}
+
+TEST_CASE("the webhook event type names are the API's, in bit order") {
+  CHECK(to_string(WebhookEventType::booking_held) == "booking.held");
+  CHECK(to_string(WebhookEventType::booking_confirmed) == "booking.confirmed");
+  CHECK(to_string(WebhookEventType::booking_failed) == "booking.failed");
+  CHECK(to_string(WebhookEventType::booking_cancelled) == "booking.cancelled");
+  CHECK(to_string(WebhookEventType::slot_created) == "slot.created");
+  CHECK(to_string(WebhookEventType::slot_closed) == "slot.closed");
+  CHECK(kAllWebhookEvents == 63);
 }

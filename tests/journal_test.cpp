@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -55,6 +56,12 @@ std::vector<JournalRecord> read_all(const Journal& journal, std::uint64_t from_s
   INFO(status.message);
   REQUIRE(status.ok);
   return records;
+}
+
+WebhookSecret secret_of(std::uint8_t first) {
+  WebhookSecret s{};
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<std::uint8_t>(first + 29 * i);
+  return s;
 }
 
 Token token_of(std::uint8_t first) {
@@ -143,6 +150,18 @@ void check_same_fields(const BookingCancelled& a, const BookingCancelled& b) {
 void check_same_fields(const SlotClosed& a, const SlotClosed& b) {
   CHECK(a.slot_id == b.slot_id);
 }
+void check_same_fields(const WebhookRegistered& a, const WebhookRegistered& b) {
+  CHECK(a.webhook_id == b.webhook_id);
+  CHECK(a.url == b.url);
+  CHECK(a.events == b.events);
+  CHECK(a.clinic_id == b.clinic_id);
+  CHECK(a.include_patient == b.include_patient);
+  CHECK(a.secret == b.secret);
+  CHECK(a.created_at_ms == b.created_at_ms);
+}
+void check_same_fields(const WebhookDeleted& a, const WebhookDeleted& b) {
+  CHECK(a.webhook_id == b.webhook_id);
+}
 
 void check_same_record(const JournalRecord& expected, const JournalRecord& actual) {
   CHECK(actual.seq == expected.seq);
@@ -191,6 +210,11 @@ std::vector<JournalRecord> sample_records() {
       IdempotencyKeysForgotten{kMinTime},
       ClinicUpdated{1, "Renamed", "America/New_York"},
       ClinicUpdated{kMaxU64, "", long_text},
+      WebhookRegistered{1, "https://clinic.example/hooks?x=1", 2, 0, false, secret_of(1), kMonday2031Ms},
+      WebhookRegistered{kMaxU64, "", kMaxU64, kMaxU64, true, secret_of(0xff), kMinTime},
+      WebhookRegistered{2, long_text, 63, 1, true, WebhookSecret{}, kMaxTime},
+      WebhookDeleted{1},
+      WebhookDeleted{kMaxU64},
   };
   const TimeMs times[] = {kMonday2031Ms, 0, -1, kMinTime, kMaxTime};
   const std::uint64_t request_ids[] = {0, 1, 300, kMaxU64};
@@ -272,10 +296,19 @@ class Workload {
     } else if (roll < 98) {
       create_slots(1 + pick(doctor_count_), 1 + pick(60));
     } else if (roll < 99) {
-      if (pick(2)) {
+      const auto which = pick(4);
+      if (which == 0) {
         run(AddClinic{"Clinic " + std::to_string(pick(1000)), "Europe/Berlin"}, Actor::admin);
-      } else {
+      } else if (which == 1) {
         run(UpdateClinic{1 + pick(engine_.clinics().size()), "Renamed", "Asia/Tokyo"}, Actor::admin);
+      } else if (which == 2 || engine_.webhooks().empty()) {
+        RegisterWebhook hook{"https://hooks.example/" + std::to_string(pick(1000)),
+                             static_cast<std::uint32_t>(1 + pick(63)),
+                             pick(engine_.clinics().size() + 1), pick(2) == 0};
+        for (auto& b : hook.secret) b = static_cast<std::uint8_t>(rng_());
+        run(hook, Actor::admin);
+      } else {
+        run(DeleteWebhook{1 + pick(engine_.webhooks().size())}, Actor::admin);
       }
     } else {
       add_doctor();
@@ -517,6 +550,32 @@ TEST_CASE("decode rejects overlong and overflowing varints so every record has o
   REQUIRE_FALSE(overflow.ok);
   CHECK(contains(overflow.message, "overflows"));
   CHECK_FALSE(decode_record(1, header + std::string(11, '\xff'), decoded).ok);
+}
+
+TEST_CASE("a webhook's include_patient flag must be 0 or 1 and its secret is 32 bytes") {
+  JournalRecord record;
+  record.event = WebhookRegistered{3, "u", 2, 0, true, secret_of(9), 0};
+  // 02 0a 00 00 00 | id 03 | url 01 'u' | events 02 | clinic 00 | flag 01 | 32 secret bytes | 00
+  std::string bytes = encoded(record);
+  REQUIRE(bytes.size() == 5 + 1 + 2 + 1 + 1 + 1 + 32 + 1);
+  CHECK(static_cast<std::uint8_t>(bytes[1]) == 10);
+  CHECK(bytes[10] == 1);
+  CHECK(bytes.substr(11, 32) ==
+        std::string(reinterpret_cast<const char*>(secret_of(9).data()), 32));
+  JournalRecord decoded;
+  bytes[10] = 2;
+  const JournalStatus status = decode_record(46, bytes, decoded);
+  REQUIRE_FALSE(status.ok);
+  CHECK(contains(status.message, "journal record seq 46: WebhookRegistered flag byte is not 0 or 1"));
+  CHECK(contains(status.message, "include_patient"));
+  bytes[10] = 0;
+  REQUIRE(decode_record(46, bytes, decoded).ok);
+  CHECK_FALSE(std::get<WebhookRegistered>(decoded.event).include_patient);
+  // WebhookDeleted{5} by the admin: 02 0b 00 00 01 05.
+  JournalRecord deleted;
+  deleted.actor = Actor::admin;
+  deleted.event = WebhookDeleted{5};
+  CHECK(encoded(deleted) == std::string("\x02\x0b\x00\x00\x01\x05", 6));
 }
 
 TEST_CASE("decode rejects a string length larger than the bytes left") {
@@ -865,3 +924,69 @@ TEST_CASE("a key that is not 8 bytes is reported as a bad key") {
 }
 
 }  // namespace
+
+// ---- Consumer cursors ------------------------------------------------------------------
+
+TEST_CASE("a consumer cursor that was put survives close and reopen; an unknown consumer has none") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    std::optional<JournalCursor> none;
+    REQUIRE(journal->get_cursor(1, none).ok);
+    CHECK_FALSE(none.has_value());
+    REQUIRE(journal->append(closed_slot_records(1, 10)).ok);
+    REQUIRE(journal->put_cursor(1, JournalCursor{7, false}).ok);
+    REQUIRE(journal->put_cursor(kMaxU64, JournalCursor{kMaxU64, true}).ok);
+    REQUIRE(journal->put_cursor(1, JournalCursor{9, false}).ok);  // the newest wins
+  }
+  auto journal = open_journal(dir.str());
+  std::optional<JournalCursor> first, last, unknown;
+  REQUIRE(journal->get_cursor(1, first).ok);
+  REQUIRE(journal->get_cursor(kMaxU64, last).ok);
+  REQUIRE(journal->get_cursor(2, unknown).ok);
+  REQUIRE(first.has_value());
+  CHECK(first->next_seq == 9);
+  CHECK_FALSE(first->stopped);
+  REQUIRE(last.has_value());
+  CHECK(last->next_seq == kMaxU64);
+  CHECK(last->stopped);
+  CHECK_FALSE(unknown.has_value());
+  // The records are untouched: the cursors live in their own column family.
+  CHECK(journal->last_seq() == 10);
+  CHECK(read_all(*journal).size() == 10);
+  REQUIRE(journal->append(closed_slot_records(11, 5)).ok);
+  CHECK(read_all(*journal, 9).size() == 7);
+}
+
+TEST_CASE("a deleted consumer cursor is gone, also after reopening") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->put_cursor(3, JournalCursor{4, true}).ok);
+    REQUIRE(journal->delete_cursor(3).ok);
+    REQUIRE(journal->delete_cursor(99).ok);  // deleting what is not there is not an error
+  }
+  auto journal = open_journal(dir.str());
+  std::optional<JournalCursor> cursor;
+  REQUIRE(journal->get_cursor(3, cursor).ok);
+  CHECK_FALSE(cursor.has_value());
+}
+
+TEST_CASE("a journal that never had a consumer stays a one-column-family database") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(closed_slot_records(1, 3)).ok);
+    std::optional<JournalCursor> cursor;
+    REQUIRE(journal->get_cursor(1, cursor).ok);
+  }
+  std::vector<std::string> families;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
+  CHECK(families == std::vector<std::string>{"default"});
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->put_cursor(1, JournalCursor{2, false}).ok);
+  }
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
+  CHECK(families == std::vector<std::string>{"default", "cursors"});
+}

@@ -12,9 +12,11 @@ import base64
 import hashlib
 import json
 import os
+import random
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +60,7 @@ class Ws:
     HTTP status of the handshake answer (101 on success), .headers and .body its parts."""
 
     def __init__(self, port, path="/ws", origin=None, host=None, extra_headers=None,
-                 timeout=WAIT, rcvbuf=None):
+                 timeout=WAIT, rcvbuf=None, source=None):
         self.port = port
         self.buf = bytearray()
         self.transcript = []  # ("<" server / ">" client, description), for failure messages
@@ -70,6 +72,8 @@ class Ws:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:  # another loopback peer address: another client identity
+            self.sock.bind((source, 0))
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         self.key = base64.b64encode(os.urandom(16)).decode()
@@ -807,6 +811,53 @@ class AllowedOriginsTest(WsCase):
         self.assertEqual(self.ws().status, 101)
 
 
+class FeedConnectionCapTest(WsCase):
+    """--max-feed-connections-per-client 2: a client (peer address) may have 2 feeds open; a
+    third is 429 too_many_feed_connections without an upgrade; others are not affected; a
+    closed feed frees its place. /metrics shows the open feeds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(extra_args=["--max-feed-connections-per-client", "2"])
+
+    def metric(self, name):
+        r = self.api.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"no {name} in /metrics")
+
+    def test_a_third_feed_of_one_client_is_429_until_one_closes(self):
+        a = self.doctor("Dr. Capped")
+        first = self.open_ws(source="127.0.0.2")
+        second = self.open_ws(source="127.0.0.2")
+        self.assertEqual(self.metric("slotd_ws_connections"), 2)
+        third = self.ws(source="127.0.0.2", extra_headers={"X-Client-Key": "someone-else"})
+        self.assertEqual(third.status, 429, f"{third.head}\n{third.body!r}")
+        self.assertNotIn("sec-websocket-accept", third.headers, third.head)
+        self.assertEqual(json.loads(third.body)["error"]["code"], "too_many_feed_connections")
+        other = self.open_ws(source="127.0.0.3")  # another client
+        self.subscribe(other, doctorIds=[a["id"]])
+        self.expect_snapshot(other, [])
+        self.assertEqual(self.metric("slotd_ws_connections"), 3)
+        first.close()
+        deadline = time.monotonic() + 10
+        while True:
+            w = self.ws(source="127.0.0.2")
+            if w.status == 101:
+                break
+            self.assertEqual(w.status, 429, w.head)
+            self.assertLess(time.monotonic(), deadline, "a closed feed did not free its place within 10 s")
+            time.sleep(0.1)
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+        s = self.slot(a["id"], 0)
+        for ww in (w, other):
+            self.expect_events(ww, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
+        second.close()
+
+
 class ExpiryTest(WsCase):
     """--hold-ttl 1: an unconfirmed hold expires and the feed says so."""
 
@@ -924,6 +975,245 @@ class SlowConsumerTest(WsCase):
         for w in (calm_ws, fresh):
             self.expect_events(w, [(s2["seq"], "SlotCreated", sv(s2, "AVAILABLE"), None)])
         self.assertEqual(self.ok(self.api.healthz(), 200)["status"], "ok")
+
+
+# =============================================================================
+FEED_STATUS_AFTER = {"SlotCreated": ("AVAILABLE", None), "SlotClosed": ("CLOSED", None),
+                     "SlotHeld": ("HELD", "PENDING"), "BookingConfirmed": ("BOOKED", "CONFIRMED"),
+                     "BookingExpired": ("AVAILABLE", "FAILED"), "BookingCancelled": ("AVAILABLE", "CANCELLED")}
+
+
+class CatchUpRaceTest(WsCase):
+    """fromSeq resumes racing a booking flood (--ws-queue-bytes 4096, so that hand-overs to
+    live overflow and re-read the journal, and slow readers are closed and resume): every
+    client sees every event of its subscription exactly once, in seq order, without gaps,
+    each as the journal has it."""
+
+    FLOOD_S = 8            # bound on the write load
+    FLOOD_THREADS = 4
+    RESUMERS = 8
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server(hold_ttl=600, extra_args=["--ws-queue-bytes", "4096"])
+
+    def journal(self):
+        events, from_seq = [], 1
+        for _ in range(1000):
+            js = self.ok(self.api.req("GET", f"/events?fromSeq={from_seq}&limit=10000", admin=True), 200)
+            events += js["events"]
+            if not js["events"] or js["nextSeq"] > js["lastSeq"]:
+                return events
+            from_seq = js["nextSeq"]
+        self.fail("the journal did not end within 1,000 pages")
+
+    def expected_feed(self, events):
+        """[(seq, event, slot id, doctor id, clinic id, booking id, slot status, booking status)]."""
+        doctor_clinic, slot_doctor, out = {}, {}, []
+        for e in events:
+            t, d = e["type"], e["data"]
+            if t == "DoctorAdded":
+                doctor_clinic[d["doctorId"]] = d["clinicId"]
+            if t == "SlotCreated":
+                slot_doctor[d["slotId"]] = d["doctorId"]
+            if t in FEED_STATUS_AFTER:
+                doc = slot_doctor[d["slotId"]]
+                slot_status, booking_status = FEED_STATUS_AFTER[t]
+                out.append((e["seq"], t, d["slotId"], doc, doctor_clinic[doc], d.get("bookingId"), slot_status,
+                            booking_status))
+        return out
+
+    @staticmethod
+    def as_feed(m):
+        b = m.get("booking")
+        return (m["seq"], m["event"], m["slot"]["id"], m["slot"]["doctorId"], None, b["id"] if b else None,
+                m["slot"]["status"], b["status"] if b else None)
+
+    def test_many_from_seq_resumes_during_a_booking_flood_see_every_event_exactly_once_in_order(self):
+        k2 = self.clinic("Race Clinic")
+        a = self.doctor("Dr. Race A", clinic_id=k2["id"])
+        b = self.doctor("Dr. Race B", clinic_id=k2["id"])
+        x = self.doctor("Dr. Race X")
+        slots = {d["id"]: [s["id"] for s in self.slots(d["id"], 0, 400, minutes=15)] for d in (a, b, x)}
+        start_seq = self.current_seq() + 1
+        subscriptions = [({"doctorIds": [a["id"]]}, lambda e: e[3] == a["id"]),
+                         ({"doctorIds": [b["id"]]}, lambda e: e[3] == b["id"]),
+                         ({"doctorIds": [a["id"], b["id"]]}, lambda e: e[3] in (a["id"], b["id"])),
+                         ({"clinicId": k2["id"]}, lambda e: e[4] == k2["id"]),
+                         ({"clinicId": 1}, lambda e: e[4] == 1),
+                         ({"doctorIds": [x["id"]]}, lambda e: e[3] == x["id"]),
+                         ({"doctorIds": [a["id"], x["id"]]}, lambda e: e[3] in (a["id"], x["id"])),
+                         ({"clinicId": k2["id"]}, lambda e: e[4] == k2["id"])]
+        flood_done = threading.Event()
+        problems = []
+        lock = threading.Lock()
+
+        def flood(t):
+            rnd = random.Random(t)
+            conn = self.api.connect(timeout=30)
+            mine = [s for d in (a, b, x) for s in slots[d["id"]][t::self.FLOOD_THREADS]]
+            rnd.shuffle(mine)
+            t_end = time.monotonic() + self.FLOOD_S
+            try:
+                for slot in mine:
+                    if time.monotonic() > t_end:
+                        return
+                    r = self.api.req("POST", "/booking", {"slotId": slot, "patientName": f"Race {t}"}, conn=conn)
+                    if r.status != 201:
+                        with lock:
+                            problems.append(f"flood {t}: {r.describe()}")
+                        return
+                    bk = r.json
+                    what = rnd.random()
+                    if what < 0.4:
+                        r = self.api.req("POST", f"/booking/{bk['id']}/confirm", token=bk["token"], conn=conn)
+                    elif what < 0.7:
+                        r = self.api.req("POST", f"/booking/{bk['id']}/cancel", token=bk["token"], conn=conn)
+                    if r.status not in (200, 201):
+                        with lock:
+                            problems.append(f"flood {t}: {r.describe()}")
+                        return
+            finally:
+                conn.close()
+
+        received = [[] for _ in subscriptions]
+        resumes = [0] * len(subscriptions)
+        slow_closes = [0] * len(subscriptions)
+
+        def resumer(i):
+            rnd = random.Random(100 + i)
+            sub, _ = subscriptions[i]
+            next_seq = start_seq
+            t_end = time.monotonic() + self.FLOOD_S + 30
+            for _round in range(10_000):
+                if time.monotonic() > t_end or flood_done.is_set():
+                    return
+                w = None
+                try:
+                    w = Ws(self.server.port, timeout=10, rcvbuf=4096 if i % 2 else None)
+                    if w.status != 101:
+                        with lock:
+                            problems.append(f"resumer {i}: handshake {w.status}")
+                        return
+                    w.send_json(dict(sub, op="subscribe", fromSeq=next_seq))
+                    resumes[i] += 1
+                    # Even ones read a few events and go. Odd ones read their catch-up slowly (the
+                    # round lasts while batches keep arriving, so the hand-over overflows and
+                    # re-reads) and then stay on well into live events.
+                    count = rnd.randrange(1, 80) if i % 2 == 0 else 100_000
+                    stay_until = time.monotonic() + rnd.uniform(1.5, 3.0)
+                    for n in range(count):
+                        if i % 2 and n < 60:
+                            time.sleep(0.01)
+                        if i % 2 and time.monotonic() > stay_until:
+                            break
+                        m = w.recv_message(timeout=2 if flood_done.is_set() else 10)
+                        if m[0] == "close":
+                            slow_closes[i] += 1
+                            break
+                        msg = json.loads(m[1])
+                        if msg.get("type") not in ("slot", "booking"):
+                            with lock:
+                                problems.append(f"resumer {i}: unexpected {m[1][:200]}")
+                            return
+                        received[i].append(self.as_feed(msg))
+                        next_seq = msg["seq"] + 1
+                except WsTimeout:
+                    pass  # nothing more for now: resume later
+                except WsClosed:
+                    slow_closes[i] += 1
+                finally:
+                    if w is not None:
+                        w.close()
+                time.sleep(rnd.random() * 0.5)  # away for a while: fall behind
+
+        snapshots = []  # (asOfSeq, the events read after it) of clients that start with a snapshot
+
+        def snapshotter():
+            rnd = random.Random(7)
+            for _round in range(200):
+                if flood_done.is_set():
+                    return
+                w = None
+                try:
+                    w = Ws(self.server.port, timeout=10)
+                    w.send_json({"op": "subscribe", "clinicId": k2["id"]})
+                    snap = json.loads(w.recv_message(timeout=10)[1])
+                    events = []
+                    for _ in range(rnd.randrange(1, 40)):
+                        m = w.recv_message(timeout=3)
+                        if m[0] != "text":
+                            break
+                        events.append(self.as_feed(json.loads(m[1])))
+                    with lock:
+                        snapshots.append((snap["asOfSeq"], events))
+                except (WsTimeout, WsClosed):
+                    pass
+                finally:
+                    if w is not None:
+                        w.close()
+
+        def bulk_creator():
+            # 20 events per request, so that batches arrive faster than a slow reader's
+            # catch-up round reads them (the hand-over then overflows and re-reads)
+            conn = self.api.connect(timeout=30)
+            t_end = time.monotonic() + self.FLOOD_S
+            try:
+                for k in range(1000):
+                    if time.monotonic() > t_end:
+                        return
+                    d = (a, b, x)[k % 3]
+                    body = {"doctorId": d["id"], "slots": [dict(zip(("start", "end"), slot_times(1000 + k * 20 + j, 15)))
+                                                            for j in range(20)]}
+                    r = self.api.req("POST", "/slots", body, admin=True, conn=conn)
+                    if r.status != 201:
+                        with lock:
+                            problems.append(f"bulk: {r.describe()}")
+                        return
+            finally:
+                conn.close()
+
+        floods = [threading.Thread(target=flood, args=(t,), daemon=True) for t in range(self.FLOOD_THREADS)]
+        floods.append(threading.Thread(target=bulk_creator, daemon=True))
+        others = [threading.Thread(target=snapshotter, daemon=True)]
+        readers = [threading.Thread(target=resumer, args=(i,), daemon=True) for i in range(len(subscriptions))]
+        for t in floods + others + readers:
+            t.start()
+        for t in floods:
+            t.join(self.FLOOD_S + 60)
+        flood_done.set()
+        for t in others + readers:
+            t.join(60)
+        self.assertFalse([t for t in floods + others + readers if t.is_alive()], "threads hung")
+        self.assertEqual(problems, [])
+        # one last resume each, up to the end of the journal
+        expected_all = [e for e in self.expected_feed(self.journal()) if e[0] >= start_seq]
+
+        def strip(e):  # the feed does not name the clinic
+            return e[:4] + e[5:]
+
+        for i, (sub, wanted) in enumerate(subscriptions):
+            expected = [strip(e) for e in expected_all if wanted(e)]
+            got = [strip(e) for e in received[i]]
+            if expected and (not got or got[-1][0] < expected[-1][0]):
+                w = self.open_ws()
+                self.subscribe(w, **sub, fromSeq=got[-1][0] + 1 if got else start_seq)
+                for _ in range(len(expected) + 1):
+                    got.append(strip(self.as_feed(w.recv_json(timeout=10, what=f"resumer {i}: the rest"))))
+                    if got[-1][0] >= expected[-1][0]:
+                        break
+            first_diff = next((k for k, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
+            self.assertTrue(got == expected,
+                             f"resumer {i} {sub} ({resumes[i]} resumes, {slow_closes[i]} closed by slotd): "
+                             f"{len(got)} events, want {len(expected)}; first difference at {first_diff}: "
+                             f"got {got[first_diff:first_diff + 3]} want {expected[first_diff:first_diff + 3]}")
+        for i, (as_of, events) in enumerate(snapshots):
+            expected = [strip(e) for e in expected_all if e[0] > as_of and e[4] == k2["id"]][:len(events)]
+            self.assertTrue([strip(e) for e in events] == expected,
+                            f"snapshot client {i}: the events after asOfSeq {as_of}: got {events[:3]}..., "
+                            f"want {expected[:3]}...")
+        print(f"\n  {len(expected_all)} feed events; resumes per client {resumes}; closed by slotd {slow_closes}; "
+              f"{len(snapshots)} snapshots", flush=True)
 
 
 # =============================================================================

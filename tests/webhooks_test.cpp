@@ -1,0 +1,224 @@
+// webhooks/ without sockets: which addresses and URLs are refused, the HMAC and signature
+// format, the retry schedule, and which records become which webhook bodies (a real engine
+// and read store). Delivery itself is tested end to end by webhook_test.py.
+#include <doctest/doctest.h>
+#include <simdjson.h>
+
+#include <arpa/inet.h>
+
+#include <string>
+#include <vector>
+
+#include "sequencer/read_store.hpp"
+#include "tests/test_support.hpp"
+#include "webhooks/delivery.hpp"
+#include "webhooks/destination.hpp"
+#include "webhooks/payload.hpp"
+#include "webhooks/signing.hpp"
+
+using namespace slotd;
+
+namespace {
+
+IpAddress ip(const char* text) {
+  IpAddress a;
+  if (inet_pton(AF_INET, text, a.bytes.data()) == 1) return a;
+  a.v6 = true;
+  REQUIRE_MESSAGE(inet_pton(AF_INET6, text, a.bytes.data()) == 1, text);
+  return a;
+}
+
+std::string kind(const char* text) {
+  const char* k = refused_address_kind(ip(text).view());
+  return k ? k : "public";
+}
+
+std::optional<WebhookUrl> url(std::string_view text) {
+  std::string problem;
+  return parse_webhook_url(text, problem);
+}
+
+std::string problem_of(std::string_view text) {
+  std::string problem;
+  CHECK_FALSE(parse_webhook_url(text, problem).has_value());
+  return problem;
+}
+
+}  // namespace
+
+TEST_CASE("loopback, private, link-local, unspecified, multicast and reserved IPv4 addresses are refused; public ones pass") {
+  CHECK(kind("127.0.0.1") == "loopback");
+  CHECK(kind("127.255.255.254") == "loopback");
+  CHECK(kind("10.1.2.3") == "private");
+  CHECK(kind("172.16.0.1") == "private");
+  CHECK(kind("172.31.255.255") == "private");
+  CHECK(kind("192.168.1.1") == "private");
+  CHECK(kind("100.64.0.1") == "private");
+  CHECK(kind("169.254.169.254") == "link-local");  // cloud metadata services live here
+  CHECK(kind("0.0.0.0") == "unspecified");
+  CHECK(kind("224.0.0.1") == "multicast");
+  CHECK(kind("255.255.255.255") == "reserved");
+  CHECK(kind("192.0.2.10") == "reserved");
+  CHECK(kind("198.18.0.1") == "reserved");
+  CHECK(kind("172.15.255.255") == "public");
+  CHECK(kind("172.32.0.0") == "public");
+  CHECK(kind("100.128.0.1") == "public");
+  CHECK(kind("93.184.216.34") == "public");
+  CHECK(kind("8.8.8.8") == "public");
+}
+
+TEST_CASE("IPv6 loopback, unique-local, link-local and multicast are refused, and IPv4 inside IPv6 is judged as IPv4") {
+  CHECK(kind("::1") == "loopback");
+  CHECK(kind("::") == "unspecified");
+  CHECK(kind("fc00::1") == "private");
+  CHECK(kind("fd12:3456::1") == "private");
+  CHECK(kind("fe80::1") == "link-local");
+  CHECK(kind("fec0::1") == "private");
+  CHECK(kind("ff02::1") == "multicast");
+  CHECK(kind("2001:db8::1") == "reserved");
+  CHECK(kind("::ffff:127.0.0.1") == "loopback");  // IPv4-mapped
+  CHECK(kind("::ffff:10.0.0.1") == "private");
+  CHECK(kind("::ffff:169.254.169.254") == "link-local");
+  CHECK(kind("::ffff:93.184.216.34") == "public");
+  CHECK(kind("64:ff9b::127.0.0.1") == "loopback");  // NAT64
+  CHECK(kind("2002:7f00:1::") == "loopback");       // 6to4 of 127.0.0.1
+  CHECK(kind("2002:5db8:d822::") == "public");      // 6to4 of 93.184.216.34
+  CHECK(kind("::127.0.0.1") == "reserved");         // IPv4-compatible, deprecated
+  CHECK(kind("2606:4700::1111") == "public");
+  CHECK(kind("2a00:1450:4001::1") == "public");
+}
+
+TEST_CASE("a webhook URL is http or https with a host, without credentials or fragment") {
+  auto plain = url("http://Hooks.Example.com:8080/in/slotd?clinic=3");
+  REQUIRE(plain);
+  CHECK_FALSE(plain->tls);
+  CHECK(plain->host == "hooks.example.com");
+  CHECK_FALSE(plain->host_is_ip);
+  CHECK(plain->port == 8080);
+  CHECK(plain->target == "/in/slotd?clinic=3");
+  auto tls = url("https://hooks.example.com");
+  REQUIRE(tls);
+  CHECK(tls->tls);
+  CHECK(tls->port == 443);
+  CHECK(tls->target == "/");
+  auto v6 = url("http://[::1]:9000/x");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->host_is_ip);
+  CHECK(url("http://127.0.0.1/")->host_is_ip);
+
+  CHECK(problem_of("ftp://hooks.example.com/") == "the url must start with http:// or https://");
+  CHECK(problem_of("file:///etc/passwd") == "the url must start with http:// or https://");
+  CHECK(problem_of("http://user:pass@hooks.example.com/") ==
+        "the url must not carry a user name or password");
+  CHECK(problem_of("http://token@hooks.example.com/") ==
+        "the url must not carry a user name or password");
+  CHECK(problem_of("http://hooks.example.com/#x") == "the url must not have a #fragment (it is never sent)");
+  CHECK(problem_of("http:///path").find("host") != std::string::npos);
+  CHECK(problem_of("http://hooks.example.com:0/") == "the url's port must be from 1 to 65535");
+  CHECK(problem_of("http://hooks.example.com:99999/") != "");
+  CHECK(problem_of("hooks.example.com/path") != "");
+  CHECK(problem_of("http://exa%6dple.com/").find("%-escapes") != std::string::npos);
+}
+
+TEST_CASE("localhost resolves to loopback addresses: refused unless private destinations are allowed") {
+  std::vector<IpAddress> addresses;
+  std::string error;
+  REQUIRE_MESSAGE(resolve_host("localhost", addresses, error), error);
+  REQUIRE_FALSE(addresses.empty());
+  auto refused = refused_destination("localhost", addresses, false);
+  REQUIRE(refused.has_value());
+  CHECK(refused->find("loopback") != std::string::npos);
+  CHECK_FALSE(refused_destination("localhost", addresses, true).has_value());
+  // One private address among public ones refuses the whole answer.
+  std::vector<IpAddress> mixed = {ip("93.184.216.34"), ip("10.0.0.1")};
+  CHECK(refused_destination("mixed.example", mixed, false).has_value());
+  CHECK_FALSE(refused_destination("public.example", {ip("93.184.216.34")}, false).has_value());
+  CHECK(refused_destination("empty.example", {}, true).has_value());
+}
+
+TEST_CASE("HMAC-SHA256 matches RFC 4231 test case 2, and the signature signs '<timestamp>.<body>' with the secret's hex text") {
+  CHECK(hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  WebhookSecret secret{};
+  for (std::size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<std::uint8_t>(i);
+  const std::string text = webhook_secret_text(secret);
+  CHECK(text == "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+  const std::string body = R"({"id":"evt_7"})";
+  CHECK(webhook_signature(secret, 1924992000, body) ==
+        "sha256=" + hmac_sha256_hex(text, "1924992000." + body));
+  CHECK(webhook_signature(secret, 1924992001, body) != webhook_signature(secret, 1924992000, body));
+}
+
+TEST_CASE("retries wait base·2^(n-1) up to the maximum, half of it jittered") {
+  using std::chrono::milliseconds;
+  CHECK(webhook_retry_delay(1, 2, 1800, 0.0) == milliseconds(1000));
+  CHECK(webhook_retry_delay(1, 2, 1800, 0.999) == milliseconds(1999));
+  CHECK(webhook_retry_delay(3, 2, 1800, 0.0) == milliseconds(4000));
+  CHECK(webhook_retry_delay(3, 2, 1800, 0.5) == milliseconds(6000));
+  CHECK(webhook_retry_delay(11, 2, 1800, 0.0) == milliseconds(900'000));
+  CHECK(webhook_retry_delay(40, 2, 1800, 0.0) == milliseconds(900'000));  // no overflow
+  CHECK(webhook_retry_delay(1000, 0.05, 0.2, 0.999) <= milliseconds(200));
+}
+
+TEST_CASE("booking and slot records become webhook events with slot, doctor, clinic and status; the patient only when asked") {
+  Engine engine;
+  std::vector<JournalRecord> records;
+  auto run = [&](const Command& command, TimeMs now) {
+    std::vector<Event> events;
+    REQUIRE(engine.execute(command, now, events) == Rejection::none);
+    for (Event& e : events) {
+      records.push_back(JournalRecord{records.size() + 1, now, 0, Actor::admin, std::move(e)});
+    }
+  };
+  const TimeMs t0 = 1'924'992'000'000;  // 2031-01-01T00:00:00Z
+  run(AddClinic{"Harbor", "UTC"}, t0);                       // seq 1
+  run(AddDoctor{2, "Dr. Ada", "GP"}, t0);                    // seq 2
+  run(CreateSlots{1, {{t0 + 3'600'000, t0 + 5'400'000}, {t0 + 5'400'000, t0 + 7'200'000}}}, t0);  // 3, 4
+  run(BookSlot{1, "Ann \"Quote\" Lee", 0, Token{}}, t0 + 1);  // seq 5
+  run(ConfirmBooking{1}, t0 + 2);                            // seq 6
+  run(CancelBooking{1}, t0 + 3);                             // seq 7
+  run(CloseSlot{2}, t0 + 4);                                 // seq 8
+  run(RegisterWebhook{"http://h.example/", kAllWebhookEvents, 0, true, WebhookSecret{}}, t0 + 5);  // 9
+  ReadStore reads(engine);
+  reads.load(engine, records.size());
+
+  std::vector<std::string> types;
+  for (const JournalRecord& r : records) {
+    auto event = webhook_event_of(r, reads);
+    types.push_back(event ? std::string(to_string(event->type)) : "-");
+  }
+  CHECK(types == std::vector<std::string>{"-", "-", "slot.created", "slot.created", "booking.held",
+                                          "booking.confirmed", "booking.cancelled", "slot.closed", "-"});
+
+  auto confirmed = webhook_event_of(records[5], reads);
+  REQUIRE(confirmed);
+  CHECK(confirmed->change.clinic_id == 2);
+  const std::string with_patient = webhook_body(records[5], *confirmed, reads, true);
+  CHECK(with_patient ==
+        R"({"id":"evt_6","type":"booking.confirmed","seq":6,"occurredAt":"2031-01-01T00:00:00.002Z",)"
+        R"("data":{"bookingId":1,"slotId":1,"doctorId":1,"clinicId":2,"status":"CONFIRMED",)"
+        R"("start":"2031-01-01T01:00:00.000Z","end":"2031-01-01T01:30:00.000Z","patientName":"Ann \"Quote\" Lee"}})");
+  const std::string without = webhook_body(records[5], *confirmed, reads, false);
+  CHECK(without.find("patientName") == std::string::npos);
+  CHECK(without.find("Ann") == std::string::npos);
+  simdjson::dom::parser parser;
+  simdjson::dom::element parsed;
+  CHECK_FALSE(parser.parse(with_patient).get(parsed));
+
+  auto closed = webhook_event_of(records[7], reads);
+  REQUIRE(closed);
+  CHECK(webhook_body(records[7], *closed, reads, true) ==
+        R"({"id":"evt_8","type":"slot.closed","seq":8,"occurredAt":"2031-01-01T00:00:00.004Z",)"
+        R"("data":{"slotId":2,"doctorId":1,"clinicId":2,"status":"CLOSED",)"
+        R"("start":"2031-01-01T01:30:00.000Z","end":"2031-01-01T02:00:00.000Z"}})");
+
+  WebhookInfo only_confirmed;
+  only_confirmed.events = webhook_event_bit(WebhookEventType::booking_confirmed);
+  CHECK(webhook_wants(only_confirmed, *confirmed));
+  CHECK_FALSE(webhook_wants(only_confirmed, *closed));
+  only_confirmed.clinic_id = 1;
+  CHECK_FALSE(webhook_wants(only_confirmed, *confirmed));  // clinic 2's event
+  only_confirmed.clinic_id = 2;
+  CHECK(webhook_wants(only_confirmed, *confirmed));
+}
