@@ -213,7 +213,7 @@ TEST_CASE("the power-cut harness loses acknowledged records on a disk that lies 
   REQUIRE(first.reopened);
   REQUIRE(first.recovered == first.acknowledged);
   // Enough batches to fill several memtables: new WAL files take the acknowledged records.
-  const Cut second = disk.write_then_cut(300, 0, CutOutcome::synced_only, Lie::dir_syncs, rng);
+  Cut second = disk.write_then_cut(300, 0, CutOutcome::synced_only, Lie::dir_syncs, rng);
   REQUIRE(second.created[".log"] >= 2);
   CHECK((!second.reopened || second.recovered < second.acknowledged));
 }

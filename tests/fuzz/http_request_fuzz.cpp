@@ -2,7 +2,8 @@
 // server's limits, the server's framing rules (api/http_message.hpp), then the router and
 // the handlers against a real sequencer (tests/fuzz/fuzz_world.hpp). An input may hold
 // several pipelined requests; like the server, it stops at the first one that is refused
-// at the HTTP level, incomplete, or not keep-alive.
+// at the HTTP level, incomplete, or not keep-alive. The peer is a trusted proxy, so the
+// input's X-Forwarded-For and X-Client-Key pick the identity (api/identity).
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -11,6 +12,7 @@
 #include <string_view>
 
 #include "api/http_message.hpp"
+#include "api/identity.hpp"
 #include "api/server.hpp"
 #include "tests/fuzz/fuzz_world.hpp"
 
@@ -32,7 +34,9 @@ bool parse_one(std::string_view& rest, http::request_parser<http::string_body>& 
     boost::beast::error_code ec;
     const std::size_t used = parser.put(boost::asio::buffer(rest.data(), rest.size()), ec);
     rest.remove_prefix(used);
-    if (ec == http::error::need_more) {
+    // Nothing used and no error also means "more bytes" (the server's read loop then reads
+    // the socket): with the whole input given, the request is incomplete.
+    if (ec == http::error::need_more || (!ec && used == 0)) {
       if (used == 0) return false;  // incomplete: the server waits, then answers 408
       continue;
     }
@@ -52,6 +56,16 @@ bool parse_one(std::string_view& rest, http::request_parser<http::string_body>& 
   return true;
 }
 
+const TrustedProxies& proxies() {
+  static const TrustedProxies trusted = [] {
+    std::string error;
+    auto parsed = TrustedProxies::parse("127.0.0.1", error);
+    FUZZ_CHECK(parsed.has_value(), "%s", error.c_str());
+    return *parsed;
+  }();
+  return trusted;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -62,7 +76,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!parse_one(rest, parser)) break;
     const auto& req = parser.get();
     if (is_feed_target(req.target())) break;  // the WebSocket feed has its own target
-    world.call(api_request_of(req));
+    const std::string identity =
+        client_identity("127.0.0.1", req["X-Forwarded-For"], req["X-Client-Key"], proxies());
+    HttpRequest request = api_request_of(req);
+    request.identity = identity;
+    world.call(request);
     if (!req.keep_alive()) break;
   }
   world.end_input();

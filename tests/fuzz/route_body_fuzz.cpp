@@ -17,9 +17,12 @@ struct BodyRoute {
   std::string_view target;
 };
 
+// Every route that reads a JSON body (api/router.cpp), twice for those with an :id.
 constexpr BodyRoute kBodyRoutes[] = {
-    {"POST", "/doctors"},    {"POST", "/clinics"}, {"PATCH", "/clinics/1"},
-    {"PATCH", "/clinics/2"}, {"POST", "/slots"},   {"POST", "/booking"},
+    {"POST", "/doctors"},        {"POST", "/clinics"},
+    {"PATCH", "/clinics/1"},     {"PATCH", "/clinics/2"},
+    {"POST", "/slots"},          {"POST", "/booking"},
+    {"POST", "/admin/webhooks"}, {"POST", "/admin/webhooks/1/redeliver"},
 };
 
 }  // namespace
