@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,6 +69,16 @@ struct Route {
 std::span<const Route> routes();
 
 // Handlers, by file.
+// The booking token the caller presented (X-Booking-Token or ?token=), if well formed.
+std::optional<Token> presented_token(const Call& call);  // routes_booking.cpp
+// ?fromSeq= (default 1) and ?limit= (1 to 10,000, default `default_limit`) of a journal
+// read; on a bad value the call is failed with 400 invalid_query and the result is empty.
+struct JournalPage {
+  std::uint64_t from_seq = 1;
+  std::uint64_t limit = 0;
+};
+std::optional<JournalPage> journal_page(Call& call, std::uint64_t default_limit);  // routes_admin.cpp
+
 void get_doctors(Call&);      // routes_catalog.cpp
 void post_doctors(Call&);
 void get_clinics(Call&);
@@ -82,6 +94,8 @@ void cancel_booking(Call&);
 void get_admin_stats(Call&);  // routes_admin.cpp
 void get_admin_bookings(Call&);
 void get_events(Call&);
+void get_booking_history(Call&);  // routes_history.cpp
+void get_slot_history(Call&);
 void get_healthz(Call&);      // routes_ops.cpp
 void get_metrics(Call&);
 void get_openapi(Call&);

@@ -44,6 +44,15 @@ bool parse_seconds(std::string_view v, double& out) {
   return true;
 }
 
+// Seconds where 0 means "off".
+bool parse_seconds_or_off(std::string_view v, double& out) {
+  if (v == "0") {
+    out = 0;
+    return true;
+  }
+  return parse_seconds(v, out);
+}
+
 std::vector<std::string> split_csv(std::string_view v) {
   std::vector<std::string> out;
   while (!v.empty()) {
@@ -64,7 +73,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { c.host = v; return !v.empty(); }},
       {"port", "TCP port (8080; 0 = any free port)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.port); }},
-      {"data-dir", "journal (RocksDB) and admin token (./data)", true,
+      {"data-dir", "journal (RocksDB), snapshots and admin token (./data)", true,
        [](Config& c, std::string_view v) { c.data_dir = v; return !v.empty(); }},
       {"hold-ttl", "seconds a PENDING booking holds its slot (120; fractions allowed)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.hold_ttl_s); }},
@@ -90,6 +99,12 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { c.web_dir = v; return std::filesystem::is_directory(c.web_dir); }},
       {"idempotency-ttl", "seconds an Idempotency-Key is remembered (86400)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.idempotency_ttl_s); }},
+      {"snapshot-every", "events between snapshots (1000000; 0 = not by count)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.snapshot_every); }},
+      {"snapshot-interval", "seconds between snapshots when events came (0 = not by time)", true,
+       [](Config& c, std::string_view v) { return parse_seconds_or_off(v, c.snapshot_interval_s); }},
+      {"snapshots-kept", "newest snapshots kept in DATA_DIR/snapshots (3; at least 1)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.snapshots_kept) && c.snapshots_kept > 0; }},
       {"shutdown-grace", "seconds answers may take to go out after SIGTERM (10)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.shutdown_grace_s); }},
       {"max-body-bytes", "largest request body (1048576) → 413", true,

@@ -25,6 +25,9 @@ struct Config {
   std::string web_dir;                     // serve the UI from here instead of the binary
   double idempotency_ttl_s = 24 * 3600;
   double shutdown_grace_s = 10;
+  std::uint64_t snapshot_every = 1'000'000;  // events between snapshots; 0 = not by count
+  double snapshot_interval_s = 0;             // seconds between snapshots; 0 = not by time
+  std::size_t snapshots_kept = 3;
   // Limits.
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;

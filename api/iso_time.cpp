@@ -91,4 +91,14 @@ std::string format_iso8601(TimeMs ms) {
   return out;
 }
 
+void append_iso8601_or_null(std::string& out, TimeMs ms) {
+  if (ms == 0) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  append_iso8601(out, ms);
+  out += '"';
+}
+
 }  // namespace slotd

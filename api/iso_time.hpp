@@ -18,5 +18,7 @@ std::optional<TimeMs> parse_iso8601(std::string_view text);
 // Always YYYY-MM-DDTHH:MM:SS.mmmZ.
 std::string format_iso8601(TimeMs ms);
 void append_iso8601(std::string& out, TimeMs ms);
+// The instant in quotes, or null for 0 ("never" / "not yet").
+void append_iso8601_or_null(std::string& out, TimeMs ms);
 
 }  // namespace slotd

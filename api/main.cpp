@@ -22,6 +22,7 @@
 #include "api/server.hpp"
 #include "api/time_zones.hpp"
 #include "api/web_assets.hpp"
+#include "audit/audit.hpp"
 #include "sequencer/sequencer.hpp"
 #include "webhooks/delivery.hpp"
 
@@ -121,9 +122,12 @@ void seed_demo(Sequencer& sequencer) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // slotd replay | verify | export: read-only tools on a data dir (audit/).
+  if (argc > 1 && is_audit_command(argv[1])) return run_audit_command(argc, argv);
   ConfigResult parsed = parse_config(argc, argv);
   if (parsed.help) {
     std::fputs(config_usage().c_str(), stdout);
+    std::fputs(audit_usage(), stdout);
     return 0;
   }
   if (!parsed.config) {
@@ -173,6 +177,10 @@ int main(int argc, char** argv) {
   seq_config.engine.idempotency_ttl_ms = static_cast<TimeMs>(config.idempotency_ttl_s * 1000.0);
   seq_config.queue_capacity = config.queue_capacity;
   seq_config.max_batch = config.max_batch;
+  seq_config.snapshot_every = config.snapshot_every;
+  seq_config.snapshot_interval =
+      std::chrono::milliseconds(static_cast<std::int64_t>(config.snapshot_interval_s * 1000.0));
+  seq_config.snapshots_kept = config.snapshots_kept;
 
   auto started = std::chrono::steady_clock::now();
   std::unique_ptr<Sequencer> sequencer;
@@ -185,9 +193,15 @@ int main(int argc, char** argv) {
   auto recovery_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - started)
                          .count();
-  std::printf("slotd: recovered %llu events from %s in %lld ms, state hash %016llx\n",
+  const RecoveryInfo& recovery = sequencer->recovery();
+  std::printf("slotd: recovered to seq %llu from %s in %lld ms (%s, then %llu journal events), "
+              "state hash %016llx\n",
               static_cast<unsigned long long>(sequencer->durable_seq()), config.data_dir.c_str(),
               static_cast<long long>(recovery_ms),
+              recovery.snapshot_seq
+                  ? fmt::format("snapshot at seq {}", recovery.snapshot_seq).c_str()
+                  : "no snapshot",
+              static_cast<unsigned long long>(recovery.replayed_events),
               static_cast<unsigned long long>(sequencer->engine().state_hash()));
 
   // Webhook delivery: its own thread, reading durable events from the journal.
@@ -268,6 +282,10 @@ int main(int argc, char** argv) {
   server.run([&] { sequencer->stop(); });
   // Before the server goes: a waiting registration's callback holds its connection.
   webhooks.stop();
+  // Graceful shutdown ends with a snapshot, so the next start replays nothing.
+  if (SnapshotStatus snapshot = sequencer->write_final_snapshot(); !snapshot) {
+    std::fprintf(stderr, "slotd: no final snapshot: %s\n", snapshot.message.c_str());
+  }
   std::printf("slotd: stopped cleanly at seq %llu, state hash %016llx\n",
               static_cast<unsigned long long>(sequencer->durable_seq()),
               static_cast<unsigned long long>(sequencer->engine().state_hash()));

@@ -224,20 +224,33 @@ void get_admin_bookings(Call& call) {
   call.respond(json_reply(200, std::move(body)));
 }
 
-// The journal for audit: durable records from fromSeq (default 1), at most limit (100,
-// at most 10,000), with the seq to ask for next.
-void get_events(Call& call) {
-  std::uint64_t from_seq = 1, limit = 100;
+std::optional<JournalPage> journal_page(Call& call, std::uint64_t default_limit) {
+  JournalPage page{1, default_limit};
   if (const std::string* p = call.target.param("fromSeq")) {
     auto v = id_from_text(*p);
-    if (!v || *v == 0) return call.fail(bad_query("fromSeq must be a positive integer"));
-    from_seq = *v;
+    if (!v || *v == 0) {
+      call.fail(bad_query("fromSeq must be a positive integer"));
+      return std::nullopt;
+    }
+    page.from_seq = *v;
   }
   if (const std::string* p = call.target.param("limit")) {
     auto v = id_from_text(*p);
-    if (!v || *v == 0 || *v > 10'000) return call.fail(bad_query("limit must be an integer from 1 to 10000"));
-    limit = *v;
+    if (!v || *v == 0 || *v > 10'000) {
+      call.fail(bad_query("limit must be an integer from 1 to 10000"));
+      return std::nullopt;
+    }
+    page.limit = *v;
   }
+  return page;
+}
+
+// The journal for audit: durable records from fromSeq (default 1), at most limit (100,
+// at most 10,000), with the seq to ask for next.
+void get_events(Call& call) {
+  const std::optional<JournalPage> page = journal_page(call, 100);
+  if (!page) return;
+  const std::uint64_t from_seq = page->from_seq, limit = page->limit;
   Sequencer& seq = call.api.sequencer();
   const std::uint64_t last = seq.durable_seq();
   std::string body = R"({"events":[)";

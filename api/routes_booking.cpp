@@ -9,25 +9,12 @@
 #include "api/json_out.hpp"
 
 namespace slotd {
-namespace {
 
 std::optional<Token> presented_token(const Call& call) {
   if (!call.request.booking_token.empty()) return token_from_hex(call.request.booking_token);
   if (const std::string* p = call.target.param("token")) return token_from_hex(*p);
   return std::nullopt;
 }
-
-void append_optional_instant(std::string& out, TimeMs ms) {
-  if (ms == 0) {
-    out += "null";
-    return;
-  }
-  out += '"';
-  append_iso8601(out, ms);
-  out += '"';
-}
-
-}  // namespace
 
 void post_booking(Call& call) {
   if (unsigned wait_s = call.api.booking_limiter().take(call.request.identity)) {
@@ -57,7 +44,7 @@ void get_booking(Call& call) {
   body += R"(","expiresAt":")";
   append_iso8601(body, b->expires_at_ms);
   body += R"(","confirmedAt":)";
-  append_optional_instant(body, b->confirmed_at_ms);
+  append_iso8601_or_null(body, b->confirmed_at_ms);
   // ?include=slot adds where and when (enough for a booking page opened on another
   // device); without it the answer keeps the contract's exact shape.
   const std::string* include = call.target.param("include");

@@ -65,13 +65,7 @@ Result<std::uint32_t> events_field(JsonObject body) {
 
 void append_optional_instant(std::string& out, std::string_view key, TimeMs ms) {
   fmt::format_to(std::back_inserter(out), R"(,"{}":)", key);
-  if (ms == 0) {
-    out += "null";
-    return;
-  }
-  out += '"';
-  append_iso8601(out, ms);
-  out += '"';
+  append_iso8601_or_null(out, ms);
 }
 
 // A webhook as GET shows it: its registration (never the secret) and where delivery stands.

@@ -404,6 +404,9 @@ class Engine {
   std::size_t memory_bytes() const;
 
  private:
+  // Writes and restores the whole state for snapshots (engine/state_codec.hpp).
+  friend struct StateCodec;
+
   Rejection decide_add_clinic(const AddClinic& c, std::vector<Event>& out) const;
   Rejection decide_add_doctor(const AddDoctor& c, std::vector<Event>& out) const;
   Rejection decide_create_slots(const CreateSlots& c, std::vector<Event>& out) const;

@@ -1,5 +1,6 @@
 #include "journal/codec.hpp"
 
+#include "engine/overloaded.hpp"
 #include "journal/digest.hpp"
 
 #include <array>
@@ -331,6 +332,44 @@ void encode_into(Io& io, const JournalRecord& record) {
 }
 
 }  // namespace
+
+std::size_t entities_of(const Event& event, std::array<EntityRef, 2>& out) {
+  std::size_t n = 0;
+  auto add = [&](EntityKind kind, Id id) {
+    if (id != 0) out[n++] = EntityRef{kind, id};
+  };
+  std::visit(overloaded{
+                 [&](const SlotCreated& e) { add(EntityKind::slot, e.slot_id); },
+                 [&](const SlotClosed& e) { add(EntityKind::slot, e.slot_id); },
+                 [&](const SlotHeld& e) {
+                   add(EntityKind::booking, e.booking_id);
+                   add(EntityKind::slot, e.slot_id);
+                 },
+                 [&](const BookingConfirmed& e) {
+                   add(EntityKind::booking, e.booking_id);
+                   add(EntityKind::slot, e.slot_id);
+                 },
+                 [&](const BookingExpired& e) {
+                   add(EntityKind::booking, e.booking_id);
+                   add(EntityKind::slot, e.slot_id);
+                 },
+                 [&](const BookingCancelled& e) {
+                   add(EntityKind::booking, e.booking_id);
+                   add(EntityKind::slot, e.slot_id);
+                 },
+                 [](const auto&) {},
+             },
+             event);
+  return n;
+}
+
+std::string encode_entity_key(EntityKind kind, Id id, std::uint64_t seq) {
+  std::string key(17, '\0');
+  key[0] = static_cast<char>(kind);
+  for (int i = 0; i < 8; ++i) key[1 + i] = static_cast<char>(id >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i) key[9 + i] = static_cast<char>(seq >> (56 - 8 * i));
+  return key;
+}
 
 std::string encode_key(std::uint64_t seq) {
   std::string key(8, '\0');

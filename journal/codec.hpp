@@ -46,6 +46,18 @@ inline constexpr std::array<std::string_view, 12> kEventNames = {
 
 inline std::string_view event_name(const Event& event) { return kEventNames[event.index()]; }
 
+// The entities a record names, for the per-booking and per-slot history index.
+enum class EntityKind : char { booking = 'b', slot = 's' };
+struct EntityRef {
+  EntityKind kind = EntityKind::booking;
+  Id id = 0;
+};
+// At most two: a booking event names its booking and (format 2) its slot. A slot_id of 0
+// (format 1) is left out; the caller resolves it from the booking's SlotHeld.
+std::size_t entities_of(const Event& event, std::array<EntityRef, 2>& out);
+// The index key: kind (1 byte), id and seq (8 bytes big-endian each).
+std::string encode_entity_key(EntityKind kind, Id id, std::uint64_t seq);
+
 // 8-byte big-endian seq, so RocksDB's bytewise key order is numeric order.
 std::string encode_key(std::uint64_t seq);
 

@@ -57,6 +57,13 @@ class Journal {
     return open(dir, out, options);
   }
 
+  // Opens the journal of `dir` for reading only, beside a slotd that may be running on it:
+  // as a RocksDB secondary instance (its info log goes to a temp dir outside `dir`, removed
+  // on close), so it takes no lock and writes nothing under `dir`. Sees the journal as of
+  // the open. append() fails.
+  [[nodiscard]] static JournalStatus open_read_only(const std::string& dir,
+                                                    std::unique_ptr<Journal>& out);
+
   ~Journal();
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -87,6 +94,12 @@ class Journal {
   [[nodiscard]] JournalStatus get_cursor(std::uint64_t consumer_id,
                                          std::optional<JournalCursor>& out) const;
   [[nodiscard]] JournalStatus delete_cursor(std::uint64_t consumer_id);
+  // The records that name one booking or one slot (the entity index, journal/README.md),
+  // with from_seq <= seq <= up_to_seq, in seq order, at most `limit` (0 = all). Fails on a
+  // journal opened read-only that predates the index.
+  [[nodiscard]] JournalStatus history(EntityKind kind, Id id, std::uint64_t from_seq,
+                                      std::uint64_t up_to_seq, std::uint64_t limit,
+                                      const std::function<bool(const JournalRecord&)>& visit) const;
 
  private:
   struct Impl;

@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 packages=(build-essential g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev librocksdb-dev libsimdjson-dev libfmt-dev doctest-dev
-  libhowardhinnant-date-dev tzdata libssl-dev openssl
+  libhowardhinnant-date-dev libxxhash-dev tzdata libssl-dev openssl
   python3 ca-certificates
   libjs-chart.js  # Chart.js, compiled into slotd for the dashboard
   chromium        # the browser of the UI tests

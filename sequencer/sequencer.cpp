@@ -9,6 +9,8 @@
 
 #include "engine/overloaded.hpp"
 
+#include <fmt/format.h>
+
 namespace slotd {
 namespace {
 
@@ -34,12 +36,18 @@ const IdempotencyKey* idempotency_of(const Command& command) {
                     command);
 }
 
+void log_to_stdout(const std::string& line) {
+  std::printf("slotd: %s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 Sequencer::Sequencer(SequencerConfig config, std::unique_ptr<Journal> journal)
     : config_(std::move(config)), journal_(std::move(journal)), engine_(config_.engine) {
   if (!config_.clock) config_.clock = system_clock_ms;
   if (!config_.on_journal_failure) config_.on_journal_failure = exit_on_journal_failure;
+  if (!config_.log) config_.log = log_to_stdout;
   if (config_.max_batch == 0) config_.max_batch = 1;
 }
 
@@ -53,33 +61,50 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
                     config.journal_env);
   if (!status) return status;
   std::unique_ptr<Sequencer> seq(new Sequencer(std::move(config), std::move(journal)));
+  Sequencer& s = *seq;
 
-  // Recovery: replay the whole journal through apply alone.
-  std::uint64_t expected = 1;
-  TimeMs last_at_ms = 0;
-  status = seq->journal_->read(1, 0, [&](const JournalRecord& record) {
+  // Recovery: the newest snapshot that verifies and that the journal reaches, then the
+  // journal tail after it through apply alone (or the whole journal without a snapshot).
+  s.snapshot_store_ = std::make_unique<SnapshotStore>(
+      (std::filesystem::path(data_dir) / "snapshots").string(), s.config_.snapshot_fs);
+  s.snapshot_store_->remove_temp_files();
+  ChosenSnapshot chosen;
+  SnapshotStatus restored = choose_snapshot(*s.snapshot_store_, s.journal_->last_seq(),
+                                            s.config_.engine, s.engine_, chosen, s.config_.log);
+  if (!restored) return JournalStatus::error("snapshots: " + restored.message);
+  const std::uint64_t base = chosen.found ? chosen.header.seq : 0;
+  std::uint64_t expected = base + 1;
+  TimeMs last_at_ms = chosen.found ? chosen.header.time_floor_ms : 0;
+  status = s.journal_->read(expected, 0, [&](const JournalRecord& record) {
     // Journal::read already refuses gaps; this guards the engine's own assumption.
     if (record.seq != expected) return false;
-    seq->engine_.apply(record.event);
+    s.engine_.apply(record.event);
     last_at_ms = std::max(last_at_ms, record.at_ms);
     ++expected;
     return true;
   });
   if (!status) return status;
-  if (expected - 1 != seq->journal_->last_seq()) {
+  if (expected - 1 != s.journal_->last_seq()) {
     return JournalStatus::error("journal replay stopped at seq " + std::to_string(expected) +
                                 " before the last seq " +
-                                std::to_string(seq->journal_->last_seq()));
+                                std::to_string(s.journal_->last_seq()));
   }
-  if (auto broken = seq->engine_.broken_invariant()) {
+  if (auto broken = s.engine_.broken_invariant()) {
     return JournalStatus::error("state after replay breaks an invariant: " + *broken);
   }
-  seq->next_seq_ = expected;
-  seq->last_now_ms_ = last_at_ms;
-  seq->durable_seq_.store(expected - 1);
-  seq->stats_.replayed_events.store(expected - 1);
-  seq->reads_ = std::make_unique<ReadStore>(seq->engine_);
-  seq->reads_->load(seq->engine_, expected - 1);
+  s.recovery_ = RecoveryInfo{base, chosen.path, expected - 1 - base};
+  s.next_seq_ = expected;
+  s.last_now_ms_ = last_at_ms;
+  s.last_record_at_ms_ = last_at_ms;
+  s.last_snapshot_seq_ = base;
+  s.last_snapshot_time_ = std::chrono::steady_clock::now();
+  s.durable_seq_.store(expected - 1);
+  s.stats_.replayed_events.store(expected - 1 - base);
+  s.snapshotter_ = std::make_unique<Snapshotter>(
+      *s.snapshot_store_, s.config_.snapshots_kept,
+      [&s](std::uint64_t seq) { return s.wait_durable(seq); }, s.config_.log);
+  s.reads_ = std::make_unique<ReadStore>(s.engine_);
+  s.reads_->load(s.engine_, expected - 1);
   out = std::move(seq);
   return {};
 }
@@ -107,6 +132,42 @@ void Sequencer::stop() {
   queue_cv_.notify_all();
   if (decide_thread_.joinable()) decide_thread_.join();
   if (journal_thread_.joinable()) journal_thread_.join();
+  // The final state supersedes a snapshot still being taken (write_final_snapshot).
+  if (snapshotter_) snapshotter_->cancel();
+}
+
+SnapshotStatus Sequencer::write_final_snapshot() {
+  const std::uint64_t seq = next_seq_ - 1;
+  if (seq == 0 || seq <= last_snapshot_seq_) return {};
+  {
+    std::lock_guard lock(durable_mutex_);
+    if (journal_dead_) return SnapshotStatus::error("the journal failed: no final snapshot");
+  }
+  SnapshotStatus s = snapshotter_->take_now(engine_, seq, last_record_at_ms_);
+  if (s) last_snapshot_seq_ = seq;
+  return s;
+}
+
+bool Sequencer::wait_durable(std::uint64_t seq) {
+  std::unique_lock lock(durable_mutex_);
+  durable_cv_.wait(lock, [&] { return durable_seq() >= seq || journal_dead_; });
+  return durable_seq() >= seq;
+}
+
+// At a batch boundary of the decide thread: the engine is at next_seq_ - 1.
+void Sequencer::maybe_snapshot() {
+  const std::uint64_t seq = next_seq_ - 1;
+  if (seq <= last_snapshot_seq_ || snapshotter_->busy()) return;
+  const auto now = std::chrono::steady_clock::now();
+  const bool by_count =
+      config_.snapshot_every > 0 && seq - last_snapshot_seq_ >= config_.snapshot_every;
+  const bool by_time = config_.snapshot_interval.count() > 0 &&
+                       now - last_snapshot_time_ >= config_.snapshot_interval;
+  if (!by_count && !by_time) return;
+  // A failed start (logged) is retried after another interval or count, not every batch.
+  last_snapshot_seq_ = seq;
+  last_snapshot_time_ = now;
+  (void)snapshotter_->start(engine_, seq, last_record_at_ms_);
 }
 
 bool Sequencer::submit(Submission&& submission) {
@@ -178,12 +239,15 @@ void Sequencer::run_decide() {
     Decided decided;
     decided.results = decide_batch(batch, decided.waiting);
     batch.clear();
-    if (!decided.results) continue;  // nothing to do
-    std::unique_lock lock(pipe_mutex_);
-    pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
-    if (journal_failed_) return;  // nothing more may be written or answered
-    pipe_.push_back(std::move(decided));
-    pipe_cv_.notify_all();
+    if (decided.results) {
+      std::unique_lock lock(pipe_mutex_);
+      pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
+      if (journal_failed_) return;  // nothing more may be written or answered
+      pipe_.push_back(std::move(decided));
+      pipe_cv_.notify_all();
+    }
+    // After the hand-off, so the journal stage syncs while this thread forks.
+    maybe_snapshot();
   }
   std::lock_guard lock(pipe_mutex_);
   decide_done_ = true;
@@ -204,6 +268,7 @@ std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& b
     o.rejection = engine_.decide(command, now, scratch);
     o.first = static_cast<std::uint32_t>(results->records.size());
     if (o.rejection == Rejection::none) {
+      if (!scratch.empty()) last_record_at_ms_ = std::max(last_record_at_ms_, now);
       for (Event& e : scratch) {
         engine_.apply(e);
         results->records.push_back(JournalRecord{next_seq_++, now, request_id, actor, std::move(e)});
@@ -270,6 +335,11 @@ bool Sequencer::write_and_finish(Decided& decided) {
         pipe_.clear();
         pipe_cv_.notify_all();
       }
+      {
+        std::lock_guard lock(durable_mutex_);
+        journal_dead_ = true;
+      }
+      durable_cv_.notify_all();
       config_.on_journal_failure(status.message);
       return false;
     }
@@ -279,7 +349,12 @@ bool Sequencer::write_and_finish(Decided& decided) {
     stats_.journal_append_ns.fetch_add(ns, std::memory_order_relaxed);
     stats_.last_append_ns.store(ns, std::memory_order_relaxed);
     reads_->publish(results.records, results.changes);
-    durable_seq_.store(results.records.back().seq, std::memory_order_release);
+    {
+      // Under the lock, so a snapshot waiting for this seq cannot miss the wake-up.
+      std::lock_guard lock(durable_mutex_);
+      durable_seq_.store(results.records.back().seq, std::memory_order_release);
+    }
+    durable_cv_.notify_all();
     stats_.batches.fetch_add(1, std::memory_order_relaxed);
   }
   finish_batch(decided.results, decided.waiting);

@@ -6,7 +6,8 @@
 // publishes the durable state to readers and completes the callers. Stage 1 decides batch
 // N+1 while stage 2 syncs batch N; completions and publication happen strictly in seq
 // order, each only after its own batch (and so every earlier one) is durable. Stage 1 also
-// issues ExpireDue from its own clock. May include engine/ and journal/; no Beast, no
+// issues ExpireDue from its own clock, and starts snapshots (snapshots/) at batch
+// boundaries. May include engine/, journal/ and snapshots/; no Beast, no
 // sockets: completions must not block.
 #pragma once
 
@@ -28,6 +29,12 @@
 #include "journal/codec.hpp"
 #include "journal/journal.hpp"
 #include "sequencer/read_store.hpp"
+#include "snapshots/snapshot_store.hpp"
+#include "snapshots/snapshotter.hpp"
+
+namespace rocksdb {
+class FileSystem;
+}
 
 namespace slotd {
 
@@ -93,6 +100,23 @@ struct SequencerConfig {
   std::function<void(const std::string&)> on_journal_failure;
   // RocksDB Env for the journal (tests inject faults); nullptr = the default.
   rocksdb::Env* journal_env = nullptr;
+  // Snapshots (DATA_DIR/snapshots): taken when `snapshot_every` events (0 = never by count)
+  // or `snapshot_interval` (0 = never by time) have passed since the last one, and by
+  // write_final_snapshot(); the newest `snapshots_kept` are kept.
+  std::uint64_t snapshot_every = 1'000'000;
+  std::chrono::milliseconds snapshot_interval{0};
+  std::size_t snapshots_kept = 3;
+  // File system of the snapshot files (tests inject faults); nullptr = the default.
+  std::shared_ptr<rocksdb::FileSystem> snapshot_fs;
+  // Start-up and snapshot log lines; default: stdout, prefixed "slotd: ".
+  std::function<void(const std::string&)> log;
+};
+
+// How start-up rebuilt the state.
+struct RecoveryInfo {
+  std::uint64_t snapshot_seq = 0;  // 0 = no snapshot was used
+  std::string snapshot_path;
+  std::uint64_t replayed_events = 0;  // journal records applied after the snapshot
 };
 
 // Counters for /metrics and /admin/stats; written by the pipeline, read anywhere.
@@ -112,7 +136,8 @@ struct SequencerStats {
 
 class Sequencer {
  public:
-  // Opens the journal under data_dir/journal and replays it into the engine.
+  // Opens the journal under data_dir/journal, restores the newest valid snapshot under
+  // data_dir/snapshots (if any) and replays the journal tail after it into the engine.
   [[nodiscard]] static JournalStatus open(const std::string& data_dir, SequencerConfig config,
                                           std::unique_ptr<Sequencer>& out);
   ~Sequencer();
@@ -120,8 +145,12 @@ class Sequencer {
   Sequencer& operator=(const Sequencer&) = delete;
 
   void start();
-  // Stops taking commands, completes everything already queued, joins the threads.
+  // Stops taking commands, completes everything already queued, joins the threads, and
+  // gives up a snapshot still being taken.
   void stop();
+  // After stop(): a snapshot of the final state in this thread, unless the newest one is
+  // already at the last seq (graceful shutdown).
+  [[nodiscard]] SnapshotStatus write_final_snapshot();
 
   // Instead of start(): runs what is queued through both stages on the calling thread
   // (decide, journal, publish, observers, completions), batch by batch until the queue is
@@ -158,7 +187,17 @@ class Sequencer {
   [[nodiscard]] JournalStatus delete_cursor(std::uint64_t consumer_id) {
     return journal_->delete_cursor(consumer_id);
   }
+  // The published records naming one booking or slot (the journal's entity index), from
+  // from_seq on, in seq order, at most `limit` (0 = all); any thread.
+  [[nodiscard]] JournalStatus read_history(
+      EntityKind kind, Id id, std::uint64_t from_seq, std::uint64_t limit,
+      const std::function<bool(const JournalRecord&)>& visit) const {
+    return journal_->history(kind, id, from_seq, reads_->as_of_seq(), limit, visit);
+  }
   const SequencerStats& stats() const { return stats_; }
+  const SnapshotterStats& snapshot_stats() const { return snapshotter_->stats(); }
+  bool snapshot_in_flight() const { return snapshotter_->busy(); }
+  const RecoveryInfo& recovery() const { return recovery_; }
   // The last seq synced to disk and published to readers.
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
   std::size_t queue_depth() const;
@@ -183,6 +222,8 @@ class Sequencer {
                                              std::vector<Submission>& waiting);
   void finish_batch(const std::shared_ptr<BatchResults>& batch, std::vector<Submission>& waiting);
   TimeMs now_ms();
+  void maybe_snapshot();
+  bool wait_durable(std::uint64_t seq);
 
   SequencerConfig config_;
   std::unique_ptr<Journal> journal_;
@@ -190,6 +231,19 @@ class Sequencer {
   std::unique_ptr<ReadStore> reads_;
   SequencerStats stats_;
   std::vector<DurableObserver> observers_;
+
+  RecoveryInfo recovery_;
+  std::unique_ptr<SnapshotStore> snapshot_store_;
+  std::unique_ptr<Snapshotter> snapshotter_;
+  // Decide-thread state for snapshots: the last one started, and the latest record time
+  // (the engine-time floor a snapshot carries).
+  std::uint64_t last_snapshot_seq_ = 0;
+  std::chrono::steady_clock::time_point last_snapshot_time_{};
+  TimeMs last_record_at_ms_ = 0;
+  // Lets a snapshot wait for its seq to be durable.
+  std::mutex durable_mutex_;
+  std::condition_variable durable_cv_;
+  bool journal_dead_ = false;  // guarded by durable_mutex_
 
   std::uint64_t next_seq_ = 1;
   std::atomic<std::uint64_t> durable_seq_{0};

@@ -690,7 +690,8 @@ class HostileClientsTest(ServerCase):
         stopped = re.search(r"stopped cleanly at seq (\d+), state hash ([0-9a-f]+)", self.server.log_of_last_start())
         self.assertIsNotNone(stopped, self.server.log_tail())
         self.server.start()
-        recovered = re.search(r"recovered (\d+) events .* state hash ([0-9a-f]+)", self.server.log_of_last_start())
+        recovered = re.search(r"recovered to seq (\d+) from .* state hash ([0-9a-f]+)", self.server.log_of_last_start())
+        self.assertIsNotNone(recovered, self.server.log_tail())
         self.assertEqual(recovered.groups(), stopped.groups(), "recovery must rebuild the same state")
         self.port = self.server.port
         slots_after, stats_after = served()

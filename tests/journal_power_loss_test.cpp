@@ -11,8 +11,8 @@
 // batch in flight at the cut may come back or not. Disks that lie about syncing the WAL
 // or about fsyncing directories must lose records (the harness can see a loss).
 //
-// SLOTD_JOURNAL_POWER_CUTS=N runs at least N cuts (the long run,
-// tests/journal_power_cuts_long_run.sh); the default is a few dozen.
+// SLOTD_JOURNAL_POWER_CUTS=N runs at least N cuts (the long run, tests/long_runs.sh); the
+// default is a few dozen.
 #include <doctest/doctest.h>
 #include <rocksdb/env.h>
 

@@ -23,6 +23,7 @@
 #include "journal/codec.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "tests/raw_rocksdb.hpp"
 #include "tests/test_support.hpp"
 
 namespace {
@@ -234,17 +235,6 @@ std::vector<JournalRecord> sample_records() {
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
-}
-
-// A raw RocksDB on a closed journal's directory, to damage it behind the journal's back.
-std::unique_ptr<rocksdb::DB> open_raw(const std::string& dir) {
-  rocksdb::Options options;
-  options.create_if_missing = true;
-  rocksdb::DB* db = nullptr;
-  const rocksdb::Status status = rocksdb::DB::Open(options, dir, &db);
-  INFO(status.ToString());
-  REQUIRE(status.ok());
-  return std::unique_ptr<rocksdb::DB>(db);
 }
 
 // ---- A realistic event stream made by a real Engine ----------------------------------
@@ -665,7 +655,7 @@ TEST_CASE("keys sort numerically in RocksDB iteration order") {
   TempDir dir;
   const std::vector<std::uint64_t> seqs = {65536, 256, 1, kMaxU64, 255, 4294967296, 65535, 2};
   {
-    auto db = open_raw(dir.str());
+    slotd::testing::RawDb db(dir.str());
     for (const std::uint64_t seq : seqs) REQUIRE(db->Put({}, encode_key(seq), "v").ok());
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}));
     std::vector<std::uint64_t> order;
@@ -867,7 +857,7 @@ TEST_CASE("a corrupt record makes read fail with a message naming its seq") {
     REQUIRE(journal->append(closed_slot_records(1, 50)).ok);
   }
   {
-    auto db = open_raw(dir.str());
+    slotd::testing::RawDb db(dir.str());
     REQUIRE(db->Put({}, encode_key(17), std::string("\x01\x63garbage", 9)).ok());
   }
   auto journal = open_journal(dir.str());
@@ -890,7 +880,7 @@ TEST_CASE("a deleted middle record is reported as a gap naming the missing seq")
     REQUIRE(journal->append(closed_slot_records(1, 50)).ok);
   }
   {
-    auto db = open_raw(dir.str());
+    slotd::testing::RawDb db(dir.str());
     REQUIRE(db->Delete({}, encode_key(23)).ok());
   }
   auto journal = open_journal(dir.str());
@@ -913,7 +903,7 @@ TEST_CASE("a key that is not 8 bytes is reported as a bad key") {
     REQUIRE(journal->append(closed_slot_records(1, 10)).ok);
   }
   {
-    auto db = open_raw(dir.str());
+    slotd::testing::RawDb db(dir.str());
     // Sorts between seq 4 and seq 5.
     REQUIRE(db->Put({}, encode_key(4) + "x", "v").ok());
   }
@@ -972,7 +962,7 @@ TEST_CASE("a deleted consumer cursor is gone, also after reopening") {
   CHECK_FALSE(cursor.has_value());
 }
 
-TEST_CASE("a journal that never had a consumer stays a one-column-family database") {
+TEST_CASE("a journal that never had a consumer has no cursors column family until the first put") {
   TempDir dir;
   {
     auto journal = open_journal(dir.str());
@@ -982,11 +972,138 @@ TEST_CASE("a journal that never had a consumer stays a one-column-family databas
   }
   std::vector<std::string> families;
   REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
-  CHECK(families == std::vector<std::string>{"default"});
+  CHECK(families == std::vector<std::string>{"default", "entities"});
   {
     auto journal = open_journal(dir.str());
     REQUIRE(journal->put_cursor(1, JournalCursor{2, false}).ok);
   }
   REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::Options(), dir.str(), &families).ok());
-  CHECK(families == std::vector<std::string>{"default", "cursors"});
+  CHECK(families == std::vector<std::string>{"default", "entities", "cursors"});
+}
+
+namespace {
+
+// Which records name the entity, by scanning everything (the slow truth the index must match).
+std::vector<std::uint64_t> naming(const std::vector<JournalRecord>& records, EntityKind kind, Id id) {
+  std::vector<std::uint64_t> seqs;
+  for (const JournalRecord& r : records) {
+    std::array<EntityRef, 2> refs;
+    const std::size_t n = entities_of(r.event, refs);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (refs[i].kind == kind && refs[i].id == id) seqs.push_back(r.seq);
+    }
+  }
+  return seqs;
+}
+
+std::vector<std::uint64_t> history_seqs(const Journal& journal, EntityKind kind, Id id,
+                                        std::uint64_t from = 1, std::uint64_t up_to = ~0ULL,
+                                        std::uint64_t limit = 0) {
+  std::vector<std::uint64_t> seqs;
+  const JournalStatus st = journal.history(kind, id, from, up_to, limit, [&](const JournalRecord& r) {
+    seqs.push_back(r.seq);
+    return true;
+  });
+  INFO(st.message);
+  REQUIRE(st.ok);
+  return seqs;
+}
+
+void check_index(const Journal& journal, const std::vector<JournalRecord>& records, const Engine& engine) {
+  for (Id b = 1; b <= engine.bookings().size(); b += 7) {
+    INFO("booking " << b);
+    CHECK(history_seqs(journal, EntityKind::booking, b) == naming(records, EntityKind::booking, b));
+  }
+  for (Id s = 1; s <= engine.slots().size(); s += 5) {
+    INFO("slot " << s);
+    CHECK(history_seqs(journal, EntityKind::slot, s) == naming(records, EntityKind::slot, s));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the entity index lists every record of a booking or a slot in seq order, within the asked window") {
+  Workload workload(11);
+  workload.run_until(5'000);
+  const std::vector<JournalRecord>& records = workload.records();
+  TempDir dir;
+  auto journal = open_journal(dir.str());
+  std::span<const JournalRecord> rest(records);
+  while (!rest.empty()) {
+    const std::size_t size = std::min<std::size_t>(rest.size(), 97);
+    REQUIRE(journal->append(rest.first(size)).ok);
+    rest = rest.subspan(size);
+  }
+  check_index(*journal, records, workload.engine());
+  // A slot with many events: the window and the limit cut it exactly.
+  Id busiest = 1;
+  for (Id s = 1; s <= workload.engine().slots().size(); ++s) {
+    if (naming(records, EntityKind::slot, s).size() > naming(records, EntityKind::slot, busiest).size()) busiest = s;
+  }
+  const std::vector<std::uint64_t> all = naming(records, EntityKind::slot, busiest);
+  REQUIRE(all.size() >= 4);
+  CHECK(history_seqs(*journal, EntityKind::slot, busiest, all[1], all[2]) ==
+        std::vector<std::uint64_t>{all[1], all[2]});
+  CHECK(history_seqs(*journal, EntityKind::slot, busiest, 1, ~0ULL, 3) ==
+        std::vector<std::uint64_t>(all.begin(), all.begin() + 3));
+  CHECK(history_seqs(*journal, EntityKind::booking, workload.engine().bookings().size() + 1).empty());
+}
+
+TEST_CASE("a journal written before the entity index is indexed at its next open") {
+  Workload workload(12);
+  workload.run_until(3'000);
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    REQUIRE(journal->append(workload.records()).ok);
+  }
+  {
+    // What an older slotd left: records only.
+    rocksdb::Options options;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(options, dir.str(),
+                              {{rocksdb::kDefaultColumnFamilyName, {}}, {"entities", {}}}, &handles, &raw)
+                .ok());
+    REQUIRE(raw->DropColumnFamily(handles[1]).ok());
+    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  }
+  auto reopened = open_journal(dir.str());
+  check_index(*reopened, workload.records(), workload.engine());
+}
+
+TEST_CASE("a read-only open beside an open writer sees every record, takes no lock and writes nothing in the journal dir") {
+  Workload workload(13);
+  workload.run_until(2'000);
+  TempDir dir;
+  auto writer = open_journal(dir.str());
+  REQUIRE(writer->append(workload.records()).ok);
+  auto listing = [&] {
+    std::vector<std::pair<std::string, std::uintmax_t>> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+      files.emplace_back(e.path().filename().string(), e.is_regular_file() ? e.file_size() : 0);
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  };
+  const auto before = listing();
+  {
+    std::unique_ptr<Journal> reader;
+    const JournalStatus st = Journal::open_read_only(dir.str(), reader);
+    INFO(st.message);
+    REQUIRE(st.ok);
+    CHECK(reader->last_seq() == workload.records().size());
+    std::uint64_t count = 0;
+    REQUIRE(reader->read(1, 0, [&](const JournalRecord&) { return ++count, true; }).ok);
+    CHECK(count == workload.records().size());
+    check_index(*reader, workload.records(), workload.engine());
+    CHECK_FALSE(reader->append(workload.records()).ok);
+  }
+  CHECK(listing() == before);
+  // The writer goes on unharmed.
+  JournalRecord next;
+  next.seq = writer->last_seq() + 1;
+  next.event = SlotClosed{1};
+  CHECK(writer->append(std::span<const JournalRecord>(&next, 1)).ok);
 }

@@ -1,5 +1,6 @@
-// A file system for power-cut tests, under RocksDB's FileSystem seam. It keeps what a disk
-// promises to keep when the power goes and no more:
+// A file system for power-cut tests, under RocksDB's FileSystem seam (the journal and the
+// snapshot store both write through it). It keeps what a disk promises to keep when the
+// power goes and no more:
 //  - a file's bytes up to its last sync (fsync/fdatasync), counted per inode, so renames
 //    and hard links carry them along;
 //  - a directory's entries as of its last fsync: files created, renamed or deleted and

@@ -13,6 +13,7 @@
 #include <rocksdb/file_system.h>
 
 #include "sequencer/sequencer.hpp"
+#include "tests/raw_rocksdb.hpp"
 #include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -245,10 +246,7 @@ TEST_CASE("start-up stops with a message naming the seq when a journal record is
     add_doctor_with_slots(*seq, 10);  // seqs 1..11
   }
   {
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Options options;
-    REQUIRE(rocksdb::DB::Open(options, (dir.path() / "journal").string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    testing::RawDb db((dir.path() / "journal").string());
     rocksdb::WriteOptions sync;
     sync.sync = true;
     REQUIRE(db->Put(sync, encode_key(7), "\x01\x02garbage").ok());
@@ -268,9 +266,7 @@ TEST_CASE("start-up stops when a record has an unknown format version") {
     add_doctor_with_slots(*seq, 3);  // seqs 1..4
   }
   {
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::Open(rocksdb::Options{}, (dir.path() / "journal").string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
+    testing::RawDb db((dir.path() / "journal").string());
     std::string value;
     REQUIRE(db->Get(rocksdb::ReadOptions{}, encode_key(3), &value).ok());
     value[0] = 9;  // byte 0 is the format version

@@ -238,6 +238,8 @@ class FuzzWorld {
     SequencerConfig config;
     config.clock = [this] { return clock_ms_; };
     config.expiry_interval = std::chrono::milliseconds(60'000);  // fuzz time: every 60 inputs
+    config.snapshot_every = 0;  // snapshots fork; the snapshot loader has its own target
+    config.log = [](const std::string&) {};
     config.on_journal_failure = [](const std::string& message) {
       FUZZ_CHECK(false, "journal failure: %s", message.c_str());
     };

@@ -1,0 +1,41 @@
+// engine/state_codec — the whole engine state as bytes, and back (for snapshots/).
+//
+// Writes every field state_hash() covers, in the order documented in snapshots/README.md
+// (fixed-width little-endian numbers, length-prefixed strings), and restores an Engine from
+// such bytes: derived structures (per-doctor slot lists, the expiry queue, per-client hold
+// counts, per-status counts, the remembered-key order) are rebuilt, never stored, and the
+// result must pass broken_invariant(). Standard library only, like the rest of engine/.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine/engine.hpp"
+
+namespace slotd {
+
+// Where encoded bytes go, in order; write() returns false to stop (e.g. a closed pipe).
+class StateSink {
+ public:
+  virtual ~StateSink() = default;
+  [[nodiscard]] virtual bool write(const char* data, std::size_t size) = 0;
+};
+
+struct StateCodec {
+  // The exact number of bytes encode() writes for this state.
+  static std::uint64_t encoded_size(const Engine& engine);
+
+  // Streams the state into `sink` in buffered pieces (allocates only a list of the
+  // remembered keys to sort them, so equal states give equal bytes). False if the sink
+  // refused a write.
+  [[nodiscard]] static bool encode(const Engine& engine, StateSink& sink);
+
+  // Replaces the state of `engine` (its config is kept) with the one in `bytes`. On error
+  // returns what is wrong, and `engine` holds an unspecified state that must be discarded.
+  [[nodiscard]] static std::optional<std::string> decode(std::string_view bytes, Engine& engine);
+};
+
+}  // namespace slotd
