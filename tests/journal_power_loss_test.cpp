@@ -4,8 +4,9 @@
 // WAL files, flushes memtables to table files and compacts them. The power goes off before
 // a random disk operation — inside an append's sync, a background flush or compaction, a
 // manifest update, or while the journal opens — or after the last batch; the disk then
-// keeps only what was synced (or everything, or a torn tail). One directory lives through
-// several cuts in a row, each recovery followed by more writes.
+// keeps only what was synced (or everything, or a torn tail), and directory entries that
+// no directory fsync covered are undone. One directory lives through several cuts in a
+// row, each recovery followed by more writes.
 //
 // Every acknowledged record must come back, in order, without gaps, byte for byte; the
 // batch in flight at the cut may come back or not. Disks that lie about syncing the WAL
@@ -72,6 +73,7 @@ struct Cut {
   std::uint64_t attempted = 0;     // the last seq handed to append
   std::uint64_t recovered = 0;     // the last seq after the cut
   bool mid_write = false;          // the power went off before the last batch was written
+  std::uint64_t entries_undone = 0;  // directory entries the cut undid (no fsync covered them)
   bool reopened = false;
   std::string reopen_error;
   std::map<std::string, std::uint64_t> created;  // files created, by suffix
@@ -108,20 +110,31 @@ class Disk {
       JournalOptions options;
       options.env = env.get();
       options.write_buffer_bytes = kSmallMemtableBytes;
-      if (Journal::open(journal_dir(), journal, options).ok) {
+      auto power_is_off = [&] {
+        std::lock_guard lock(state->mutex);
+        return state->frozen;
+      };
+      JournalStatus opened = Journal::open(journal_dir(), journal, options);
+      if (opened.ok) {
         REQUIRE(journal->last_seq() == last_seq_);
         for (int b = 0; b < batches; ++b) {
           std::vector<JournalRecord> records;
           for (std::uint64_t n = 1 + rng() % 64; n > 0; --n) records.push_back(record_at(++cut.attempted));
-          if (!journal->append(records).ok) break;  // the power is off
+          JournalStatus appended = journal->append(records);
+          if (!appended.ok) {
+            REQUIRE_MESSAGE(power_is_off(), appended.message);  // no other reason to fail
+            break;
+          }
           cut.acknowledged = cut.attempted;
         }
+      } else {
+        REQUIRE_MESSAGE(power_is_off(), opened.message);
       }
       std::lock_guard lock(state->mutex);
       cut.mid_write = state->frozen;
       state->frozen = true;
     }  // closing writes nothing: the power is off
-    testing::cut(*state, outcome, rng);
+    cut.entries_undone = testing::cut(*state, outcome, rng);
     cut.created = state->created;
 
     std::unique_ptr<Journal> recovered;
@@ -155,10 +168,10 @@ std::uint64_t wanted_cuts() {
 
 }  // namespace
 
-TEST_CASE("after power cuts at random moments (mid-append, mid-flush, mid-compaction, while opening) every acknowledged journal record comes back, in order, without gaps") {
+TEST_CASE("after power cuts before random disk operations, in runs that roll WAL files and flush memtables, every acknowledged journal record comes back, in order, without gaps") {
   const std::uint64_t want = std::max<std::uint64_t>(wanted_cuts(), 36);
   constexpr int kCutsPerDisk = 6;
-  std::uint64_t cuts = 0, mid_write = 0, in_flight_back = 0, rolled = 0;
+  std::uint64_t cuts = 0, mid_write = 0, in_flight_back = 0, rolled = 0, dropped_entries = 0;
   std::map<CutOutcome, std::uint64_t> by_outcome;
   std::map<std::string, std::uint64_t> created;
   for (std::uint64_t seed = 1; cuts < want; ++seed) {
@@ -178,6 +191,7 @@ TEST_CASE("after power cuts at random moments (mid-append, mid-flush, mid-compac
       ++cuts;
       ++by_outcome[outcome];
       mid_write += cut.mid_write;
+      dropped_entries += cut.entries_undone > 0;
       in_flight_back += cut.recovered > cut.acknowledged;
       // Each open starts a WAL file; a second one means a full memtable was switched out.
       rolled += cut.created.contains(".log") && cut.created.at(".log") >= 2;
@@ -189,12 +203,14 @@ TEST_CASE("after power cuts at random moments (mid-append, mid-flush, mid-compac
                                  << by_outcome[CutOutcome::torn] << "), " << mid_write
                                  << " of them mid-write; " << in_flight_back
                                  << " brought back the batch in flight; " << rolled
-                                 << " rolled the WAL; files created: WAL " << created[".log"]
-                                 << ", table " << created[".sst"]);
+                                 << " rolled the WAL; " << dropped_entries
+                                 << " undid directory entries no fsync covered; files created: WAL "
+                                 << created[".log"] << ", table " << created[".sst"]);
   // The runs were long enough to move past one WAL file and one memtable.
   CHECK(rolled > 0);
   CHECK(created[".sst"] > 0);
   CHECK(mid_write > 0);
+  CHECK(dropped_entries > 0);
 }
 
 TEST_CASE("the power-cut harness loses acknowledged records on a disk that lies about syncing the WAL") {

@@ -398,7 +398,9 @@ inline void cut_file(const std::string& path, const PowerState::FileData& f, Cut
 }
 
 // Makes `dir` hold exactly its durable entries, each file linked back from the graveyard.
-inline void roll_back(PowerState& state, const std::string& dir) {
+// Returns how many entries it removed or brought back.
+inline std::uint64_t roll_back(PowerState& state, const std::string& dir) {
+  std::uint64_t undone = 0;
   namespace fs = std::filesystem;
   const PowerState::Listing& want = state.durable.at(dir);
   for (const auto& [name, entry] : PowerState::list(dir)) {
@@ -406,27 +408,33 @@ inline void roll_back(PowerState& state, const std::string& dir) {
     if (it == want.end() || it->second.directory != entry.directory ||
         (!entry.directory && it->second.inode != entry.inode)) {
       fs::remove_all(fs::path(dir) / name);
+      ++undone;
     }
   }
   for (const auto& [name, entry] : want) {
     const fs::path path = fs::path(dir) / name;
     std::error_code ec;
     if (entry.directory) {
-      fs::create_directory(path, ec);
+      undone += fs::create_directory(path, ec);
     } else if (!fs::exists(path, ec)) {
+      ++undone;
       fs::create_hard_link(fs::path(state.graveyard) / std::to_string(entry.inode), path, ec);
       if (ec) {
         throw std::runtime_error("power-cut harness cannot restore " + path.string() + ": " + ec.message());
       }
     }
   }
+  return undone;
 }
 
 }  // namespace detail
 
-// After the freeze: leaves the disk as `outcome` says. `rng` picks torn lengths.
-inline void cut(PowerState& state, CutOutcome outcome, std::mt19937_64& rng) {
+// After the freeze: leaves the disk as `outcome` says. `rng` picks torn lengths. Returns
+// how many directory entries the cut undid (created, renamed or deleted since the last
+// fsync of their directory).
+inline std::uint64_t cut(PowerState& state, CutOutcome outcome, std::mt19937_64& rng) {
   namespace fs = std::filesystem;
+  std::uint64_t undone = 0;
   std::lock_guard lock(state.mutex);
   state.frozen = true;
   const bool roll_back = state.track_namespace && outcome != CutOutcome::all_written;
@@ -446,7 +454,7 @@ inline void cut(PowerState& state, CutOutcome outcome, std::mt19937_64& rng) {
     });
     for (const std::string& dir : dirs) {
       std::error_code ec;
-      if (fs::is_directory(dir, ec)) detail::roll_back(state, dir);
+      if (fs::is_directory(dir, ec)) undone += detail::roll_back(state, dir);
     }
     // Data: each inode once, through its graveyard link (every name of it shares it).
     for (const auto& [inode, f] : state.files) {
@@ -464,6 +472,7 @@ inline void cut(PowerState& state, CutOutcome outcome, std::mt19937_64& rng) {
   }
   state.files.clear();
   state.durable.clear();
+  return undone;
 }
 
 }  // namespace slotd::testing
