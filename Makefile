@@ -11,7 +11,7 @@ ifeq ($(HOME),)
 export CCACHE_DIR := $(CURDIR)/build/ccache
 endif
 
-.PHONY: deps build run test test-asan test-tsan bench clean
+.PHONY: deps build run test test-asan test-tsan test-fuzz bench clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,13 +29,15 @@ run: deps
 	$(BUILD_DIR)/api/slotd --demo --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 # Installs, builds and runs every test: release first, then all of them again under
-# AddressSanitizer + UBSan and under ThreadSanitizer (slotd itself too, for the API tests).
+# AddressSanitizer + UBSan and under ThreadSanitizer (slotd itself too, for the API tests),
+# then each libFuzzer target briefly (clang; tests/fuzz/README.md).
 test: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS)
 	ctest --preset release -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-tsan
+	$(MAKE) --no-print-directory test-fuzz
 
 test-asan: deps
 	cmake --preset asan >/dev/null
@@ -46,6 +48,12 @@ test-tsan: deps
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS)
 	ctest --preset tsan -j $(JOBS)  # the preset sets TSAN_OPTIONS (tests/tsan.supp)
+
+# The fuzz targets on their seed corpus, then fuzzing for SLOTD_FUZZ_SECONDS (20) each.
+test-fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+	ctest --preset fuzz -j $(JOBS)
 
 # Engine, journal and HTTP micro-benches, then bench/run (slotd vs hello_server, the
 # contention check, the Node/PostgreSQL baseline, the live feed); BENCH_ARGS=--quick etc.

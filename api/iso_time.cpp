@@ -16,6 +16,9 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& value) {
   return true;
 }
 
+constexpr TimeMs kFirstMs = -62'167'219'200'000;  // 0000-01-01T00:00:00.000Z
+constexpr TimeMs kLastMs = 253'402'300'799'999;   // 9999-12-31T23:59:59.999Z
+
 }  // namespace
 
 std::optional<TimeMs> parse_iso8601(std::string_view s) {
@@ -59,7 +62,9 @@ std::optional<TimeMs> parse_iso8601(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   TimeMs day_ms = sys_days{ymd}.time_since_epoch().count() * 86'400'000LL;
-  return day_ms + ((h * 60LL + mi) * 60LL + sec) * 1000LL + millis - offset_ms;
+  const TimeMs ms = day_ms + ((h * 60LL + mi) * 60LL + sec) * 1000LL + millis - offset_ms;
+  if (ms < kFirstMs || ms > kLastMs) return std::nullopt;
+  return ms;
 }
 
 void append_iso8601(std::string& out, TimeMs ms) {

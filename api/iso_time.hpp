@@ -11,6 +11,8 @@
 namespace slotd {
 
 // Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); fractions beyond ms are truncated.
+// Refuses an instant that an offset moves out of the years 0000-9999, which
+// format_iso8601 could not write back in this form.
 std::optional<TimeMs> parse_iso8601(std::string_view text);
 
 // Always YYYY-MM-DDTHH:MM:SS.mmmZ.

@@ -26,9 +26,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/url/src.hpp>  // Boost.URL's sources, compiled into exactly this one TU
 
 #include "api/errors.hpp"
+#include "api/http_message.hpp"
 
 namespace slotd {
 
@@ -350,40 +350,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
                             beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
   }
 
-  // Framing that two parsers could read differently is refused (request smuggling):
-  // anything but exactly "Transfer-Encoding: chunked" (and that only in HTTP/1.1), both
-  // Transfer-Encoding and Content-Length, a Content-Length that is not one plain number
-  // (Beast takes "5, 5"), and HTTP/1.1 without exactly one Host.
-  std::string_view framing_error(const http::request<http::string_body>& req) const {
-    const auto te_count = req.count(http::field::transfer_encoding);
-    if (te_count > 1) return "more than one Transfer-Encoding header";
-    if (te_count == 1 && req.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-    if (te_count == 1) {
-      std::string_view te = req[http::field::transfer_encoding];
-      while (!te.empty() && (te.back() == ' ' || te.back() == '\t')) te.remove_suffix(1);
-      while (!te.empty() && (te.front() == ' ' || te.front() == '\t')) te.remove_prefix(1);
-      if (!beast::iequals(te, "chunked")) return "Transfer-Encoding other than chunked";
-      if (req.count(http::field::content_length) > 0) {
-        return "both Transfer-Encoding and Content-Length";
-      }
-    }
-    if (req.count(http::field::content_length) > 1) return "more than one Content-Length header";
-    if (req.count(http::field::content_length) == 1) {
-      const std::string_view length = req[http::field::content_length];
-      if (length.empty() || length.find_first_not_of("0123456789") != std::string_view::npos) {
-        return "Content-Length must be one decimal number";
-      }
-    }
-    if (req.version() >= 11 && req.count(http::field::host) != 1) {
-      return "an HTTP/1.1 request needs exactly one Host header";
-    }
-    return {};
-  }
-
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     const auto& req = parser_->get();
-    if (auto why = framing_error(req); !why.empty()) {
+    if (auto why = framing_error(framing_of(req)); !why.empty()) {
       return send_error_and_close(400, "bad_request", why);
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
@@ -447,18 +417,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     shared_.stats.requests_total.fetch_add(1, std::memory_order_relaxed);
     shared_.in_flight.fetch_add(1, std::memory_order_relaxed);
     answered_ = false;
-    if (req.target() == "/ws" || req.target().starts_with("/ws?")) return upgrade();
+    if (is_feed_target(req.target())) return upgrade();
 
-    HttpRequest request;
-    request.method = req.method_string();
-    request.head = req.method() == http::verb::head;
-    request.target = req.target();
-    request.body = req.body();
-    request.authorization = req[http::field::authorization];
-    request.booking_token = req["X-Booking-Token"];
-    request.waitlist_token = req["X-Waitlist-Token"];
-    request.idempotency_key = req["Idempotency-Key"];
-    request.if_none_match = req[http::field::if_none_match];
+    HttpRequest request = api_request_of(req);
     request.identity = identity(req);
     request.request_id = request_id_;
     head_ = request.head;

@@ -406,8 +406,12 @@ Rejection Engine::decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
   }
   // Past expires_at a hold is dead even if ExpireDue has not written it yet.
   if (now_ms >= b->expires_at_ms) return Rejection::booking_expired;
-  out.emplace_back(std::in_place_type<BookingConfirmed>, c.booking_id, b->slot_id, now_ms,
-                   c.idempotency);
+  // Field by field: clang 14 has no parenthesized aggregate initialization (P0960).
+  BookingConfirmed& e = std::get<BookingConfirmed>(out.emplace_back(std::in_place_type<BookingConfirmed>));
+  e.booking_id = c.booking_id;
+  e.slot_id = b->slot_id;
+  e.confirmed_at_ms = now_ms;
+  e.idempotency = c.idempotency;
   return Rejection::none;
 }
 

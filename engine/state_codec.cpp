@@ -387,6 +387,8 @@ std::optional<std::string> StateCodec::decode(std::string_view bytes, Engine& e)
     request.seq = r.num<std::uint64_t>();
     request.at_ms = r.num<TimeMs>();
     if (key.empty()) return bad("an empty Idempotency-Key digest");
+    // In increasing key order, as encode writes them: one encoding per state.
+    if (i > 0 && !(order.back().second < key)) return bad("Idempotency-Keys out of order");
     if (!e.remembered_.emplace(key, request).second) return bad("an Idempotency-Key twice");
     order.emplace_back(request.at_ms, key);
   }

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
-#include <system_error>
 #include <utility>
 #include <vector>
 
 #include <fmt/core.h>
 #include <rocksdb/db.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -29,19 +29,46 @@ void put_key(char (&key)[8], std::uint64_t seq) {
   for (int i = 0; i < 8; ++i) key[i] = static_cast<char>(seq >> (56 - 8 * i));
 }
 
-rocksdb::Options journal_options() {
+rocksdb::Options journal_options(const JournalOptions& tuning) {
   rocksdb::Options options;
   options.create_if_missing = true;
   // Stop on any sign of corruption instead of serving a damaged log.
   options.paranoid_checks = true;
   // Records are small and written in order; a large memtable means fewer flushes.
-  options.write_buffer_size = 64 << 20;
+  options.write_buffer_size = tuning.write_buffer_bytes;
   options.max_write_buffer_number = 3;
   // With sync on every write the WAL is written and fsynced on the caller's thread; the
   // default kPointInTimeRecovery drops only a torn tail that was never acknowledged.
   options.manual_wal_flush = false;
   options.keep_log_file_num = 4;
   return options;
+}
+
+// Creates `dir` and its missing parents through the journal's file system, fsyncing the
+// parent after each creation: a new directory entry is durable only once its parent is.
+JournalStatus create_directories_durably(rocksdb::FileSystem& fs, const std::string& dir) {
+  namespace stdfs = std::filesystem;
+  stdfs::path path = stdfs::path(dir).lexically_normal();
+  if (!path.empty() && !path.has_filename()) path = path.parent_path();  // "a/b/" → "a/b"
+  const rocksdb::IOOptions io;
+  std::vector<stdfs::path> missing;
+  for (stdfs::path p = path; !p.empty(); p = p.parent_path()) {
+    if (fs.FileExists(p.string(), io, nullptr).ok()) break;
+    missing.push_back(p);
+    if (p == p.parent_path()) break;  // the root
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    rocksdb::IOStatus s = fs.CreateDirIfMissing(it->string(), io, nullptr);
+    std::unique_ptr<rocksdb::FSDirectory> parent;
+    const stdfs::path parent_path = it->has_parent_path() ? it->parent_path() : stdfs::path(".");
+    if (s.ok()) s = fs.NewDirectory(parent_path.string(), io, &parent, nullptr);
+    if (s.ok()) s = parent->Fsync(io, nullptr);
+    if (!s.ok()) {
+      return JournalStatus::error(
+          fmt::format("cannot create journal directory {}: {}", it->string(), s.ToString()));
+    }
+  }
+  return {};
 }
 
 constexpr const char* kCursorFamily = "cursors";
@@ -102,6 +129,7 @@ struct Journal::Impl {
   // Created on the first put_cursor; guarded so that creation happens once.
   mutable std::mutex cursor_mutex;
   rocksdb::ColumnFamilyHandle* cursors = nullptr;
+  rocksdb::ColumnFamilyOptions family_options;  // those the journal was opened with
   std::string secondary_dir;  // read-only opens: the secondary's own dir, removed on close
   rocksdb::WriteOptions write_options;
   // Written only by append (the one writer); read by any thread.
@@ -229,17 +257,15 @@ static JournalStatus backfill_index(rocksdb::DB& db, rocksdb::ColumnFamilyHandle
 }
 
 JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& out,
-                            rocksdb::Env* env) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return JournalStatus::error(
-        fmt::format("cannot create journal directory {}: {}", dir, ec.message()));
+                            const JournalOptions& tuning) {
+  rocksdb::Options options = journal_options(tuning);
+  if (tuning.env) options.env = tuning.env;
+  if (JournalStatus created = create_directories_durably(*options.env->GetFileSystem(), dir);
+      !created) {
+    return created;
   }
 
-  rocksdb::Options options = journal_options();
   options.create_missing_column_families = true;
-  if (env) options.env = env;
   // Every family the database has (RocksDB opens all or none), plus the entity index, which
   // create_missing_column_families adds to a journal from before it.
   std::vector<std::string> names;
@@ -254,6 +280,7 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
     families.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
   }
   auto impl = std::make_unique<Impl>();
+  impl->family_options = rocksdb::ColumnFamilyOptions(options);
   rocksdb::DB* raw_db = nullptr;
   const rocksdb::Status opened =
       rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &impl->handles, &raw_db);
@@ -271,7 +298,11 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
   std::uint64_t last_seq = 0;
   JournalStatus status = find_last_seq(*impl->db, dir, last_seq);
   if (status) status = backfill_index(*impl->db, impl->entities, dir, last_seq);
-  if (!status) return status;
+  if (!status) {
+    // Closed as a Journal: column family handles go before the database (RocksDB asserts).
+    Journal closing(std::move(impl));
+    return status;
+  }
   impl->last_seq.store(last_seq, std::memory_order_release);
   out.reset(new Journal(std::move(impl)));
   return status;
@@ -288,7 +319,7 @@ JournalStatus Journal::open_read_only(const std::string& dir, std::unique_ptr<Jo
   }
   auto impl = std::make_unique<Impl>();
   impl->secondary_dir = secondary;
-  rocksdb::Options options = journal_options();
+  rocksdb::Options options = journal_options(JournalOptions{});
   options.create_if_missing = false;
   options.max_open_files = -1;  // required of a secondary; also keeps files the writer deletes
   options.info_log = std::make_shared<NullLogger>();
@@ -314,7 +345,10 @@ JournalStatus Journal::open_read_only(const std::string& dir, std::unique_ptr<Jo
   (void)impl->db->TryCatchUpWithPrimary();
   std::uint64_t last_seq = 0;
   JournalStatus status = find_last_seq(*impl->db, dir, last_seq);
-  if (!status) return status;
+  if (!status) {
+    Journal closing(std::move(impl));  // handles first, then the database and the temp dir
+    return status;
+  }
   impl->last_seq.store(last_seq, std::memory_order_release);
   impl->write_failure = "the journal is open read-only";
   out.reset(new Journal(std::move(impl)));
@@ -331,7 +365,7 @@ JournalStatus Journal::put_cursor(std::uint64_t consumer_id, const JournalCursor
   if (!impl.cursors) {
     rocksdb::ColumnFamilyHandle* created = nullptr;
     const rocksdb::Status status =
-        impl.db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(journal_options()), kCursorFamily,
+        impl.db->CreateColumnFamily(impl.family_options, kCursorFamily,
                                     &created);
     if (!status.ok()) {
       return JournalStatus::error(

@@ -9,6 +9,7 @@
 // be called from any thread at the same time as append(); so may the cursor calls.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,18 @@ class Env;  // only for fault-injection tests; the header stays free of RocksDB
 
 namespace slotd {
 
+// How the journal's RocksDB runs. The defaults are slotd's; the other fields are seams for
+// tests (no flag sets them).
+struct JournalOptions {
+  // Replaces RocksDB's default Env (tests inject failing, crashing or in-memory file
+  // systems); must outlive the journal.
+  rocksdb::Env* env = nullptr;
+  // The memtable size. A full memtable is flushed to a table file and the WAL moves on to
+  // a new file, so a test shrinks it (RocksDB's floor is 64 KiB) to roll WAL files,
+  // flush and compact within a short run.
+  std::size_t write_buffer_bytes = 64 << 20;
+};
+
 // A consumer's durable position in the journal (a webhook endpoint's delivery cursor).
 struct JournalCursor {
   std::uint64_t next_seq = 1;  // the first seq the consumer has not finished with
@@ -32,12 +45,17 @@ struct JournalCursor {
 
 class Journal {
  public:
-  // Opens (creating the directory and its parents if missing — RocksDB does not) the
-  // RocksDB at `dir`, and finds last_seq from the last key.
-  // `env` replaces RocksDB's default Env (tests inject failing or crashing file systems);
-  // it must outlive the journal.
+  // Opens the RocksDB at `dir`, and finds last_seq from the last key. Creates `dir` and its
+  // missing parents first (RocksDB does not), each followed by an fsync of its parent
+  // directory so that a power cut cannot forget a journal that has acknowledged records.
   [[nodiscard]] static JournalStatus open(const std::string& dir, std::unique_ptr<Journal>& out,
-                                          rocksdb::Env* env = nullptr);
+                                          const JournalOptions& options);
+  [[nodiscard]] static JournalStatus open(const std::string& dir, std::unique_ptr<Journal>& out,
+                                          rocksdb::Env* env = nullptr) {
+    JournalOptions options;
+    options.env = env;
+    return open(dir, out, options);
+  }
 
   // Opens the journal of `dir` for reading only, beside a slotd that may be running on it:
   // as a RocksDB secondary instance (its info log goes to a temp dir outside `dir`, removed

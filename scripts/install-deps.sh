@@ -13,6 +13,7 @@ packages=(build-essential g++ cmake ninja-build ccache pkg-config
   python3-icalendar  # parses the served .ics in tests/booking_changes_test.py
   libjs-chart.js  # Chart.js, compiled into slotd for the dashboard
   chromium        # the browser of the UI tests
+  clang-14 libclang-rt-14-dev  # libFuzzer and its sanitizers, for the fuzz targets (tests/fuzz)
   "$@")  # extra packages may be named on the command line (bench: wrk curl)
 # Node.js and npm for the UI tests: Debian's, unless the machine already has them (a
 # nodejs package from elsewhere bundles its own npm, which Debian's npm would conflict with).

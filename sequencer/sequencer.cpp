@@ -319,41 +319,70 @@ void Sequencer::run_journal() {
       pipe_.pop_front();
       pipe_cv_.notify_all();
     }
-    BatchResults& results = *decided.results;
-    if (!results.records.empty()) {
-      auto t0 = std::chrono::steady_clock::now();
-      JournalStatus status = journal_->append(results.records);
-      if (!status) {
-        // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
-        {
-          std::lock_guard lock(pipe_mutex_);
-          journal_failed_ = true;
-          pipe_.clear();
-          pipe_cv_.notify_all();
-        }
-        {
-          std::lock_guard lock(durable_mutex_);
-          journal_dead_ = true;
-        }
-        durable_cv_.notify_all();
-        config_.on_journal_failure(status.message);
-        return;
-      }
-      auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                               std::chrono::steady_clock::now() - t0)
-                                               .count());
-      stats_.journal_append_ns.fetch_add(ns, std::memory_order_relaxed);
-      stats_.last_append_ns.store(ns, std::memory_order_relaxed);
-      reads_->publish(results.records, results.changes);
+    if (!write_and_finish(decided)) return;
+  }
+}
+
+bool Sequencer::write_and_finish(Decided& decided) {
+  BatchResults& results = *decided.results;
+  if (!results.records.empty()) {
+    auto t0 = std::chrono::steady_clock::now();
+    JournalStatus status = journal_->append(results.records);
+    if (!status) {
+      // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
       {
-        // Under the lock, so a snapshot waiting for this seq cannot miss the wake-up.
+        std::lock_guard lock(pipe_mutex_);
+        journal_failed_ = true;
+        pipe_.clear();
+        pipe_cv_.notify_all();
+      }
+      {
         std::lock_guard lock(durable_mutex_);
-        durable_seq_.store(results.records.back().seq, std::memory_order_release);
+        journal_dead_ = true;
       }
       durable_cv_.notify_all();
-      stats_.batches.fetch_add(1, std::memory_order_relaxed);
+      config_.on_journal_failure(status.message);
+      return false;
     }
-    finish_batch(decided.results, decided.waiting);
+    auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - t0)
+                                             .count());
+    stats_.journal_append_ns.fetch_add(ns, std::memory_order_relaxed);
+    stats_.last_append_ns.store(ns, std::memory_order_relaxed);
+    reads_->publish(results.records, results.changes);
+    {
+      // Under the lock, so a snapshot waiting for this seq cannot miss the wake-up.
+      std::lock_guard lock(durable_mutex_);
+      durable_seq_.store(results.records.back().seq, std::memory_order_release);
+    }
+    durable_cv_.notify_all();
+    stats_.batches.fetch_add(1, std::memory_order_relaxed);
+  }
+  finish_batch(decided.results, decided.waiting);
+  return true;
+}
+
+bool Sequencer::run_queued() {
+  std::vector<Submission> batch;
+  for (;;) {
+    {
+      std::lock_guard lock(pipe_mutex_);
+      if (journal_failed_) return false;
+    }
+    {
+      std::lock_guard lock(queue_mutex_);
+      const std::size_t n = std::min(queue_.size(), config_.max_batch);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Decided decided;
+    decided.results = decide_batch(batch, decided.waiting);
+    const bool was_empty = batch.empty();
+    batch.clear();
+    if (decided.results && !write_and_finish(decided)) return false;
+    if (was_empty) return true;  // completions may have queued more: loop until none did
   }
 }
 

@@ -152,6 +152,13 @@ class Sequencer {
   // already at the last seq (graceful shutdown).
   [[nodiscard]] SnapshotStatus write_final_snapshot();
 
+  // Instead of start(): runs what is queued through both stages on the calling thread
+  // (decide, journal, publish, observers, completions), batch by batch until the queue is
+  // empty — a sequencer without threads, so fuzzing and tests are deterministic and may look
+  // at engine() between calls. ExpireDue is issued as in start()'s threads, from the clock.
+  // Returns false once the journal has failed (on_journal_failure was called).
+  [[nodiscard]] bool run_queued();
+
   // False when the queue is full or the sequencer is stopping: answer 503, do not wait.
   [[nodiscard]] bool submit(Submission&& submission);
 
@@ -205,9 +212,12 @@ class Sequencer {
   const Engine& engine() const { return engine_; }
 
  private:
+  struct Decided;
   Sequencer(SequencerConfig config, std::unique_ptr<Journal> journal);
   void run_decide();
   void run_journal();
+  // Stage 2 for one batch; false if the journal failed (nothing of it is published).
+  bool write_and_finish(Decided& decided);
   std::shared_ptr<BatchResults> decide_batch(std::vector<Submission>& batch,
                                              std::vector<Submission>& waiting);
   void finish_batch(const std::shared_ptr<BatchResults>& batch, std::vector<Submission>& waiting);

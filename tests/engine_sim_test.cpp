@@ -1269,6 +1269,30 @@ TEST_CASE("a snapshot keeps moves and the waitlist: the restored engine hashes e
   CHECK(copy.state_hash() == engine.state_hash());
 }
 
+TEST_CASE("an engine state is refused unless its Idempotency-Keys are in the order encode writes them, so each state has one encoding (found by the snapshot_file fuzz target)") {
+  Engine engine;
+  std::vector<Event> out;
+  REQUIRE(engine.execute(AddDoctor{1, "Dr. A", "GP"}, kT0, out) == Rejection::none);
+  REQUIRE(engine.execute(CreateSlots{1, {{kT0, kT0 + kMinute}, {kT0 + kMinute, kT0 + 2 * kMinute}}}, kT0, out) == Rejection::none);
+  REQUIRE(engine.execute(BookSlot{1, "Ann", 0, {}, {slotd::testing::key("k1"), 7}}, kT0, out) == Rejection::none);
+  REQUIRE(engine.execute(BookSlot{2, "Bob", 0, {}, {slotd::testing::key("k2"), 7}}, kT0, out) == Rejection::none);
+  const std::string bytes = encode(engine);
+  Engine copy;
+  REQUIRE_FALSE(StateCodec::decode(bytes, copy).has_value());
+  // The two 48-byte key records sit right before the (empty) webhooks and waitlist: a 4-byte
+  // webhook count and an 8-byte waitlist count end the state.
+  constexpr std::size_t kRecord = 48;
+  const std::size_t first = bytes.size() - 4 - 8 - 2 * kRecord;
+  std::string swapped = bytes.substr(0, first) + bytes.substr(first + kRecord, kRecord) +
+                        bytes.substr(first, kRecord) + bytes.substr(first + 2 * kRecord);
+  REQUIRE(swapped.size() == bytes.size());
+  REQUIRE(swapped != bytes);
+  Engine unordered;
+  auto error = StateCodec::decode(swapped, unordered);
+  REQUIRE(error.has_value());
+  CHECK(error->find("out of order") != std::string::npos);
+}
+
 TEST_CASE("simulation: seeds 1-5 agree with the naive model for 20,000 random commands each") {
   simulate_seeds(1, 5);
 }

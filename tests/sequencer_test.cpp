@@ -488,3 +488,53 @@ TEST_CASE("pipelined batches complete in seq order, and a refusal waits for what
   // with max_batch 1 unless refusals (no events) shared the pipeline without a sync.
   CHECK(seq->stats().batches.load() < seq->stats().commands.load());
 }
+
+TEST_CASE("without threads, run_queued decides, journals and completes what is queued on the calling thread, and expires holds from the clock") {
+  TempDir dir;
+  ManualClock clock;
+  SequencerConfig config;
+  config.engine.hold_ttl_ms = 5'000;
+  config.expiry_interval = std::chrono::milliseconds(1'000);
+  config.clock = clock.fn();
+  std::uint64_t hash = 0, durable = 0;
+  {
+    auto seq = open_sequencer(dir.path(), config);
+    const std::thread::id caller = std::this_thread::get_id();
+    std::vector<CommandResult> results;
+    auto queue = [&](Command command) {
+      REQUIRE(seq->submit(submission(std::move(command), Actor::admin, 1, [&](CommandResult&& r) {
+        CHECK(std::this_thread::get_id() == caller);
+        results.push_back(std::move(r));
+      })));
+    };
+    queue(AddDoctor{1, "Dr. Sync", "GP"});
+    queue(CreateSlots{1, {{1'925'000'000'000, 1'925'000'001'000}}});
+    queue(book(1));
+    CHECK(results.empty());  // nothing runs until asked
+    REQUIRE(seq->run_queued());
+    REQUIRE(results.size() == 3);
+    for (const CommandResult& r : results) CHECK(r.rejection == Rejection::none);
+    CHECK(seq->reads().booking(1)->status == BookingStatus::pending);
+    CHECK_FALSE(seq->engine().broken_invariant());
+
+    // A refused command: answered, nothing journaled, the state unchanged.
+    const std::uint64_t before = seq->durable_seq();
+    const std::uint64_t hash_before = engine_hash(*seq);
+    queue(book(1));
+    REQUIRE(seq->run_queued());
+    CHECK(results.back().rejection == Rejection::slot_unavailable);
+    CHECK(seq->durable_seq() == before);
+    CHECK(engine_hash(*seq) == hash_before);
+
+    // Past the TTL, the next run issues ExpireDue even with nothing queued.
+    clock.now->fetch_add(5'001);
+    REQUIRE(seq->run_queued());
+    CHECK(seq->reads().booking(1)->status == BookingStatus::failed);
+    CHECK(seq->durable_seq() > before);
+    hash = engine_hash(*seq);
+    durable = seq->durable_seq();
+  }
+  auto again = open_sequencer(dir.path(), config);
+  CHECK(again->durable_seq() == durable);
+  CHECK(engine_hash(*again) == hash);
+}
