@@ -36,7 +36,8 @@ namespace slotd::testing {
 enum class CutOutcome {
   synced_only,  // files cut to their synced length; directories as of their last fsync
   all_written,  // everything written survives (the cache was flushed just in time)
-  torn,         // a random part of each unsynced tail survives, its last bytes garbage;
+  torn,         // a random part of each unsynced tail survives, its last bytes zeros (a page
+                // that reached the disk in part: appended blocks read as zeros until written);
                 // directories as of their last fsync
 };
 
@@ -388,11 +389,14 @@ inline void cut_file(const std::string& path, const PowerState::FileData& f, Cut
     const std::uint64_t keep = f.synced + rng() % (f.written - f.synced + 1);
     std::filesystem::resize_file(path, keep, ec);
     if (keep > f.synced) {
-      // The last page of what survived may hold garbage instead of the data.
+      // The last page of what survived may hold zeros instead of the data. Not random
+      // bytes: a file system that orders data before metadata (ext4's default, xfs) never
+      // shows stale blocks in a file, and RocksDB refuses a MANIFEST whose unsynced tail
+      // holds them (it treats zeros as the end).
       std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-      const std::uint64_t garbage = std::min<std::uint64_t>(keep - f.synced, 1 + rng() % 64);
-      file.seekp(static_cast<std::streamoff>(keep - garbage));
-      for (std::uint64_t i = 0; i < garbage; ++i) file.put(static_cast<char>(rng()));
+      const std::uint64_t zeros = std::min<std::uint64_t>(keep - f.synced, 1 + rng() % 64);
+      file.seekp(static_cast<std::streamoff>(keep - zeros));
+      for (std::uint64_t i = 0; i < zeros; ++i) file.put('\0');
     }
   }
 }
