@@ -36,7 +36,8 @@ namespace slotd::testing {
 enum class CutOutcome {
   synced_only,  // files cut to their synced length; directories as of their last fsync
   all_written,  // everything written survives (the cache was flushed just in time)
-  torn,         // a random part of each unsynced tail survives, its last bytes garbage;
+  torn,         // a random part of each unsynced tail survives, its last bytes zeros (a page
+                // that reached the disk in part: appended blocks read as zeros until written);
                 // directories as of their last fsync
 };
 
@@ -387,16 +388,15 @@ inline void cut_file(const std::string& path, const PowerState::FileData& f, Cut
   } else if (outcome == CutOutcome::torn && f.written > f.synced) {
     const std::uint64_t keep = f.synced + rng() % (f.written - f.synced + 1);
     std::filesystem::resize_file(path, keep, ec);
-    // Not in a MANIFEST: RocksDB 7.8 refuses to open a database whose MANIFEST ends in an
-    // unsynced record with garbage (checksum mismatch; seen with seed 2 under ASan) — a
-    // finding left open (README, "Durability"), so torn MANIFEST tails are only truncated.
-    const bool manifest = std::filesystem::path(path).filename().string().starts_with("MANIFEST-");
-    if (keep > f.synced && !manifest) {
-      // The last page of what survived may hold garbage instead of the data.
+    if (keep > f.synced) {
+      // The last page of what survived may hold zeros instead of the data. Not random
+      // bytes: a file system that orders data before metadata (ext4's default, xfs) never
+      // shows stale blocks in a file, and RocksDB refuses a MANIFEST whose unsynced tail
+      // holds them (it treats zeros as the end).
       std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-      const std::uint64_t garbage = std::min<std::uint64_t>(keep - f.synced, 1 + rng() % 64);
-      file.seekp(static_cast<std::streamoff>(keep - garbage));
-      for (std::uint64_t i = 0; i < garbage; ++i) file.put(static_cast<char>(rng()));
+      const std::uint64_t zeros = std::min<std::uint64_t>(keep - f.synced, 1 + rng() % 64);
+      file.seekp(static_cast<std::streamoff>(keep - zeros));
+      for (std::uint64_t i = 0; i < zeros; ++i) file.put('\0');
     }
   }
 }

@@ -121,6 +121,14 @@ TEST_CASE("a webhook URL is http or https with a host, without credentials or fr
   CHECK(problem_of("http://exa%6dple.com/").find("%-escapes") != std::string::npos);
 }
 
+TEST_CASE("URLs that Boost.URL 1.81's parse_uri aborts on are refused with a problem, not a crash (found by the route_body fuzz target)") {
+  for (const char* text : {"http:?", "http:]", "htth:}", "x:#", "HTTP:<", "https:|"}) {
+    INFO(text);
+    CHECK(problem_of(text) == "the url must start with http:// or https://");
+  }
+  CHECK(url("HTTPS://hooks.example.com/x"));  // the scheme is case-insensitive
+}
+
 TEST_CASE("localhost resolves to loopback addresses: refused unless private destinations are allowed") {
   std::vector<IpAddress> addresses;
   std::string error;

@@ -2,7 +2,8 @@
 // without threads (Sequencer::run_queued) on a real RocksDB journal in a temp dir, an Api
 // with an admin token, the built-in web UI and a webhook control that needs no network,
 // and the durable batches for the feed. Time is a clock the world moves by one second per
-// input, so holds expire as inputs go by (TTL 120 inputs), deterministically.
+// input, so holds expire as inputs go by (TTL 120 inputs), deterministically; each world
+// starts at kStartMs, a day before its seeded slots.
 //
 // Checked on every request: exactly one answer, no 5xx, JSON bodies that parse (so valid
 // UTF-8), errors of the one shape {"error":{"code","message"}}, a refused request (4xx) that
@@ -218,6 +219,7 @@ class FuzzWorld {
       tear_down();
       std::error_code ec;
       std::filesystem::remove_all(data_dir(), ec);
+      clock_ms_ = kStartMs;  // a new journal, so time may start again: the seeds stay in the future
       build();
     }
   }
@@ -266,7 +268,7 @@ class FuzzWorld {
     api_ = std::make_unique<Api>(*sequencer_, options, stats_);
 
     // Something for ids in inputs to hit: clinic 2, doctors 1-2, slots 1-4, booking 1,
-    // webhook 1.
+    // webhook 1, waitlist entry 1.
     seed("POST", "/clinics", R"({"name":"North","timeZone":"Europe/Berlin"})");
     seed("POST", "/doctors", R"({"name":"Dr. A","specialty":"GP"})");
     seed("POST", "/doctors", R"({"name":"Dr. B","specialty":"Skin","clinicId":2})");
@@ -277,6 +279,8 @@ class FuzzWorld {
     seed("POST", "/slots", R"({"doctorId":2,"start":"2031-01-07T08:00:00Z","end":"2031-01-07T09:30:00+01:00"})");
     seed("POST", "/booking", R"({"slotId":1,"patientName":"Ann"})");
     seed("POST", "/admin/webhooks", R"({"url":"https://hooks.example/slotd","events":["booking.confirmed"]})");
+    seed("POST", "/waitlist",
+         R"({"doctorId":1,"from":"2031-01-06T00:00:00Z","to":"2031-01-07T00:00:00Z","patientName":"Wes"})");
     batches_.clear();
   }
 

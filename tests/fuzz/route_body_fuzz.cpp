@@ -23,6 +23,7 @@ constexpr BodyRoute kBodyRoutes[] = {
     {"PATCH", "/clinics/1"},     {"PATCH", "/clinics/2"},
     {"POST", "/slots"},          {"POST", "/booking"},
     {"POST", "/admin/webhooks"}, {"POST", "/admin/webhooks/1/redeliver"},
+    {"POST", "/waitlist"},       {"POST", "/booking/1/reschedule"},
 };
 
 }  // namespace
