@@ -3,7 +3,7 @@
 # hello_server running the same Lua script, in one invocation: for A/B comparisons of a change
 # on a noisy machine (alternate the binaries and repeat: A B A B).
 # For each binary: a fresh temp data dir, seeded with DURATION x 100,000 one-minute slots
-# through the admin bulk POST /slots, then wrk -t2 -c64 -dDURATION --latency
+# by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
 # -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
 # statuses and slotd's batches (group commits) and commands from /metrics.
 # Usage: bench/booking_ab.sh DURATION_S PINNED(yes|no) SLOTD_BINARY...
@@ -47,31 +47,8 @@ for bin in "$@"; do
   d=$(mktemp -d "$work/data.XXXXXX")
   # shellcheck disable=SC2086 # SLOTD_ARGS is a list of flags
   start "$bin" --host 127.0.0.1 --port 0 --data-dir "$d" --admin-token T --hold-ttl 3600 --threads 1 ${SLOTD_ARGS:-}
-  first=$(python3 - "$port" T "$slots" <<'PY'
-import datetime, http.client, json, sys
-port, token, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-base = datetime.datetime(2031, 1, 1, tzinfo=datetime.timezone.utc)
-def iso(m): return (base + datetime.timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-def post(path, body):
-    c.request("POST", path, json.dumps(body), h)
-    r = c.getresponse(); data = json.loads(r.read())
-    assert r.status == 201, data
-    return data
-first, made = None, 0
-while made < total:
-    d = post("/doctors", {"name": "Dr %d" % made, "specialty": "GP"})["id"]
-    for chunk in range(0, min(100000, total - made), 10000):
-        n = min(10000, total - made)
-        ids = [s["id"] for s in post("/slots", {"doctorId": d, "slots": [
-            {"start": iso(chunk + i), "end": iso(chunk + i + 1)} for i in range(n)]})]
-        assert ids == list(range(ids[0], ids[0] + n)), "slot ids are not consecutive"
-        first = first or ids[0]
-        made += n
-print(first)
-PY
-  )
+  python3 "$root/bench/seed_slots.py" "$port" T "$slots"
+  first=1  # a fresh slotd's first slot
   before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
   perf_pid=''
   if [[ -n ${PERF:-} && $n == $# ]]; then
