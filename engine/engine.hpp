@@ -500,6 +500,8 @@ class Engine {
   Rejection decide_create_slots(const CreateSlots& c, TimeMs now_ms,
                                 std::vector<Event>& out) const;
   Rejection decide_book(const BookSlot& c, TimeMs now_ms, std::vector<Event>& out) const;
+  void apply_held(const SlotHeld& e);
+  void apply_confirmed(const BookingConfirmed& e);
   Rejection decide_confirm(const ConfirmBooking& c, TimeMs now_ms,
                            std::vector<Event>& out) const;
   Rejection decide_cancel(const CancelBooking& c, TimeMs now_ms, std::vector<Event>& out) const;

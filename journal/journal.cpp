@@ -420,55 +420,67 @@ JournalStatus Journal::delete_cursor(std::uint64_t consumer_id) {
 }
 
 JournalStatus Journal::append(std::span<const JournalRecord> records) {
+  const std::span<const JournalRecord> parts[1] = {records};
+  return append_parts(parts);
+}
+
+JournalStatus Journal::append_parts(std::span<const std::span<const JournalRecord>> parts) {
   Impl& impl = *impl_;
   if (!impl.write_failure.empty()) {
     return JournalStatus::error("journal append refused after an earlier write failure: " +
                                 impl.write_failure);
   }
-  if (records.empty()) return {};
+  std::size_t count = 0;
+  for (const auto& part : parts) count += part.size();
+  if (count == 0) return {};
 
   const std::uint64_t last = impl.last_seq.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const JournalRecord& record = records[i];
-    const std::uint64_t expected = last + 1 + i;
-    if (record.seq != expected) {
-      return JournalStatus::error(fmt::format(
-          "journal append: record {} of the batch has seq {}, expected {} (last_seq is {})", i,
-          record.seq, expected, last));
-    }
-    if (static_cast<std::uint8_t>(record.actor) > static_cast<std::uint8_t>(Actor::patient)) {
-      return JournalStatus::error(fmt::format("journal append: seq {} has actor {} out of range",
-                                              record.seq, static_cast<unsigned>(record.actor)));
-    }
-    if (record.event.valueless_by_exception()) {
-      return JournalStatus::error(fmt::format("journal append: seq {} has no event", record.seq));
+  std::size_t i = 0;
+  for (const auto& part : parts) {
+    for (const JournalRecord& record : part) {
+      const std::uint64_t expected = last + 1 + i;
+      if (record.seq != expected) {
+        return JournalStatus::error(fmt::format(
+            "journal append: record {} of the batch has seq {}, expected {} (last_seq is {})", i,
+            record.seq, expected, last));
+      }
+      if (static_cast<std::uint8_t>(record.actor) > static_cast<std::uint8_t>(Actor::patient)) {
+        return JournalStatus::error(fmt::format("journal append: seq {} has actor {} out of range",
+                                                record.seq, static_cast<unsigned>(record.actor)));
+      }
+      if (record.event.valueless_by_exception()) {
+        return JournalStatus::error(fmt::format("journal append: seq {} has no event", record.seq));
+      }
+      ++i;
     }
   }
 
   impl.batch.Clear();
   impl.index_keys.clear();
   char key[8];
-  for (const JournalRecord& record : records) {
-    impl.value_buffer.clear();
-    encode_record(record, impl.value_buffer);
-    put_key(key, record.seq);
-    const rocksdb::Status put =
-        impl.batch.Put(rocksdb::Slice(key, sizeof key), rocksdb::Slice(impl.value_buffer));
-    if (!put.ok()) {
-      return JournalStatus::error(
-          fmt::format("journal append: cannot batch seq {}: {}", record.seq, put.ToString()));
+  for (const auto& part : parts) {
+    for (const JournalRecord& record : part) {
+      impl.value_buffer.clear();
+      encode_record(record, impl.value_buffer);
+      put_key(key, record.seq);
+      const rocksdb::Status put =
+          impl.batch.Put(rocksdb::Slice(key, sizeof key), rocksdb::Slice(impl.value_buffer));
+      if (!put.ok()) {
+        return JournalStatus::error(
+            fmt::format("journal append: cannot batch seq {}: {}", record.seq, put.ToString()));
+      }
+      index_keys_of(record.event, record.seq, nullptr, impl.index_keys);
     }
-    index_keys_of(record.event, record.seq, nullptr, impl.index_keys);
   }
 
   put_index_keys(impl.batch, impl.entities, impl.index_keys);
   const rocksdb::Status written = impl.db->Write(impl.write_options, &impl.batch);
   if (!written.ok()) {
     impl.write_failure = fmt::format("write of seqs {}..{} failed: {}", last + 1,
-                                     last + records.size(), written.ToString());
+                                     last + count, written.ToString());
     return JournalStatus::error("journal append: " + impl.write_failure);
   }
-  impl.last_seq.store(last + records.size(), std::memory_order_release);
+  impl.last_seq.store(last + count, std::memory_order_release);
   return {};
 }
 

@@ -74,6 +74,9 @@ class Journal {
   // a failed write every later append fails too, because the WAL's state is then
   // unknown — the owner must stop and recover by reopening.
   [[nodiscard]] JournalStatus append(std::span<const JournalRecord> records);
+  // The same for records split over several spans (consecutive batches of the sequencer
+  // written together): one WriteBatch, one sync for all of them.
+  [[nodiscard]] JournalStatus append_parts(std::span<const std::span<const JournalRecord>> parts);
 
   // Visits records with seq >= from_seq in order, at most `limit` (0 = all); `visit`
   // returns false to stop early. Errors (naming the seq) on a gap in the seqs, a bad key

@@ -309,25 +309,34 @@ std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& b
 // ---- stage 2: journal, publish, complete --------------------------------------------
 
 void Sequencer::run_journal() {
+  std::vector<Decided> group;
   for (;;) {
-    Decided decided;
     {
       std::unique_lock lock(pipe_mutex_);
       pipe_cv_.wait(lock, [&] { return !pipe_.empty() || decide_done_; });
       if (pipe_.empty()) return;  // decide_done_ and nothing left
-      decided = std::move(pipe_.front());
-      pipe_.pop_front();
+      // Every batch decided while the previous sync ran goes into one write and one sync:
+      // the group grows with the load instead of staying at what one wake-up collected.
+      while (!pipe_.empty()) {
+        group.push_back(std::move(pipe_.front()));
+        pipe_.pop_front();
+      }
       pipe_cv_.notify_all();
     }
-    if (!write_and_finish(decided)) return;
+    if (!write_and_finish(group)) return;
+    group.clear();
   }
 }
 
-bool Sequencer::write_and_finish(Decided& decided) {
-  BatchResults& results = *decided.results;
-  if (!results.records.empty()) {
+bool Sequencer::write_and_finish(std::span<Decided> group) {
+  std::vector<std::span<const JournalRecord>>& parts = append_parts_;
+  parts.clear();
+  for (const Decided& decided : group) {
+    if (!decided.results->records.empty()) parts.emplace_back(decided.results->records);
+  }
+  if (!parts.empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    JournalStatus status = journal_->append(results.records);
+    JournalStatus status = journal_->append_parts(parts);
     if (!status) {
       // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
       {
@@ -349,16 +358,23 @@ bool Sequencer::write_and_finish(Decided& decided) {
                                              .count());
     stats_.journal_append_ns.fetch_add(ns, std::memory_order_relaxed);
     stats_.last_append_ns.store(ns, std::memory_order_relaxed);
-    reads_->publish(results.records, results.changes);
-    {
-      // Under the lock, so a snapshot waiting for this seq cannot miss the wake-up.
-      std::lock_guard lock(durable_mutex_);
-      durable_seq_.store(results.records.back().seq, std::memory_order_release);
-    }
-    durable_cv_.notify_all();
     stats_.batches.fetch_add(1, std::memory_order_relaxed);
   }
-  finish_batch(decided.results, decided.waiting);
+  // In seq order, each batch as it was decided: readers, observers and callers see the
+  // same batches as with one sync per batch.
+  for (Decided& decided : group) {
+    BatchResults& results = *decided.results;
+    if (!results.records.empty()) {
+      reads_->publish(results.records, results.changes);
+      {
+        // Under the lock, so a snapshot waiting for this seq cannot miss the wake-up.
+        std::lock_guard lock(durable_mutex_);
+        durable_seq_.store(results.records.back().seq, std::memory_order_release);
+      }
+      durable_cv_.notify_all();
+    }
+    finish_batch(decided.results, decided.waiting);
+  }
   return true;
 }
 
@@ -381,7 +397,7 @@ bool Sequencer::run_queued() {
     decided.results = decide_batch(batch, decided.waiting);
     const bool was_empty = batch.empty();
     batch.clear();
-    if (decided.results && !write_and_finish(decided)) return false;
+    if (decided.results && !write_and_finish(std::span<Decided>(&decided, 1))) return false;
     if (was_empty) return true;  // completions may have queued more: loop until none did
   }
 }

@@ -2,13 +2,13 @@
 //
 // Owns the engine and the read store. Stage 1, the sequencer thread, takes commands from a
 // bounded queue and decides/applies a batch in order; stage 2, the journal thread, appends
-// the batch's events to the journal as one write with one sync (group commit), then
-// publishes the durable state to readers and completes the callers. Stage 1 decides batch
-// N+1 while stage 2 syncs batch N; completions and publication happen strictly in seq
-// order, each only after its own batch (and so every earlier one) is durable. Stage 1 also
-// issues ExpireDue from its own clock, and starts snapshots (snapshots/) at batch
-// boundaries. May include engine/, journal/ and snapshots/; no Beast, no
-// sockets: completions must not block.
+// the events of every batch decided so far to the journal as one write with one sync (group
+// commit), then publishes the durable state to readers and completes the callers. Stage 1
+// decides batch N+1 (and more) while stage 2 syncs batch N; completions and publication
+// happen strictly in seq order, each only after its own batch (and so every earlier one) is
+// durable. Stage 1 also issues ExpireDue from its own clock, and starts snapshots
+// (snapshots/) at batch boundaries. May include engine/, journal/ and snapshots/; no Beast,
+// no sockets: completions must not block.
 #pragma once
 
 #include <atomic>
@@ -216,8 +216,9 @@ class Sequencer {
   Sequencer(SequencerConfig config, std::unique_ptr<Journal> journal);
   void run_decide();
   void run_journal();
-  // Stage 2 for one batch; false if the journal failed (nothing of it is published).
-  bool write_and_finish(Decided& decided);
+  // Stage 2 for consecutive batches: one append and one sync for all, then each batch is
+  // published and completed in order; false if the journal failed (nothing is published).
+  bool write_and_finish(std::span<Decided> group);
   std::shared_ptr<BatchResults> decide_batch(std::vector<Submission>& batch,
                                              std::vector<Submission>& waiting);
   void finish_batch(const std::shared_ptr<BatchResults>& batch, std::vector<Submission>& waiting);
@@ -257,12 +258,14 @@ class Sequencer {
   std::thread decide_thread_;
 
   // Stage 1 → stage 2: decided batches with the submissions waiting for them. Bounded, so
-  // the decide stage cannot run far ahead of the disk.
+  // the decide stage cannot run far ahead of the disk; roomy enough that one slow sync does
+  // not stop decisions (stage 2 writes all waiting batches with one sync).
   struct Decided {
     std::shared_ptr<BatchResults> results;
     std::vector<Submission> waiting;
   };
-  static constexpr std::size_t kMaxInFlight = 2;
+  static constexpr std::size_t kMaxInFlight = 16;
+  std::vector<std::span<const JournalRecord>> append_parts_;  // journal thread, reused
   std::mutex pipe_mutex_;
   std::condition_variable pipe_cv_;
   std::deque<Decided> pipe_;

@@ -836,6 +836,34 @@ TEST_CASE(
   CHECK(all.back().seq == 4);
 }
 
+TEST_CASE("append_parts writes consecutive spans as one batch and refuses a gap between spans, writing nothing") {
+  TempDir dir;
+  {
+    auto journal = open_journal(dir.str());
+    const auto first = closed_slot_records(1, 3);
+    const auto second = closed_slot_records(4, 2);
+    const auto after_gap = closed_slot_records(7, 1);  // 6 is missing
+    const std::span<const JournalRecord> with_gap[] = {first, second, after_gap};
+    const JournalStatus gap = journal->append_parts(with_gap);
+    CHECK_FALSE(gap.ok);
+    CHECK(contains(gap.message, "seq 7, expected 6"));
+    CHECK(journal->last_seq() == 0);
+    CHECK(read_all(*journal).empty());
+
+    const std::span<const JournalRecord> empty;
+    const std::span<const JournalRecord> parts[] = {first, empty, second};
+    REQUIRE(journal->append_parts(parts).ok);
+    CHECK(journal->last_seq() == 5);
+  }
+  auto reopened = open_journal(dir.str());
+  const auto all = read_all(*reopened);
+  REQUIRE(all.size() == 5);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    CHECK(all[i].seq == i + 1);
+    CHECK(std::get<SlotClosed>(all[i].event).slot_id == i + 1);
+  }
+}
+
 TEST_CASE("read returns exactly the requested window") {
   TempDir dir;
   auto journal = open_journal(dir.str());

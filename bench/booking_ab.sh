@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# booking_ab.sh — durable POST /booking of two or more slotd binaries back to back, next to
+# hello_server running the same Lua script, in one invocation: for A/B comparisons of a change
+# on a noisy machine (alternate the binaries and repeat: A B A B).
+# For each binary: a fresh temp data dir, seeded with DURATION x 100,000 one-minute slots
+# by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
+# -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
+# statuses and slotd's batches (group commits) and commands from /metrics.
+# Usage: bench/booking_ab.sh DURATION_S PINNED(yes|no) SLOTD_BINARY...
+# Env: SLOTD_ARGS (more slotd flags), PERF=FILE (perf record -g the last binary's run into FILE).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+(($# >= 3)) || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+dur=$1 pinned=$2; shift 2
+hello=$root/build/release/bench/hello_server
+work=$(mktemp -d -t booking-ab.XXXXXX)
+pid=''
+cleanup() { if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$work"; }
+trap cleanup EXIT
+sp=() wp=()
+[[ $pinned == yes ]] && sp=(taskset -c 0) && wp=(taskset -c 1)
+start() {
+  : >"$work/log"
+  "${sp[@]}" "$@" >"$work/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9]*\).*/\1/p' "$work/log" | head -n1)
+    [[ -n $port ]] && return 0
+    sleep 0.1
+  done
+  cat "$work/log" >&2; exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=''; }
+slots=$((dur * 100000))
+wrk_run() { # FIRST_SLOT
+  timeout $((dur + 30)) "${wp[@]}" wrk -t2 -c64 -d"${dur}s" --latency -s "$root/bench/book_unique.lua" \
+    "http://127.0.0.1:$port/" -- $((slots / 2)) "$1" >"$work/wrk"
+  awk '/^Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} /^wrk-status/ {st=$0}
+       END {printf "rps=%s p50=%s p99=%s %s\n", r, p50, p99, st}' "$work/wrk"
+}
+start "$hello" --host 127.0.0.1 --port 0 --threads 1
+echo "hello_server: $(wrk_run 1)"
+stop
+n=0
+for bin in "$@"; do
+  n=$((n + 1))
+  d=$(mktemp -d "$work/data.XXXXXX")
+  # shellcheck disable=SC2086 # SLOTD_ARGS is a list of flags
+  start "$bin" --host 127.0.0.1 --port 0 --data-dir "$d" --admin-token T --hold-ttl 3600 --threads 1 ${SLOTD_ARGS:-}
+  python3 "$root/bench/seed_slots.py" "$port" T "$slots"
+  first=1  # a fresh slotd's first slot
+  before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  perf_pid=''
+  if [[ -n ${PERF:-} && $n == $# ]]; then
+    perf record -F 999 -g -o "$PERF" -p "$pid" -- sleep $((dur > 1 ? dur - 1 : 1)) >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  echo "$bin: $(wrk_run "$first")"
+  [[ -n $perf_pid ]] && wait "$perf_pid"
+  after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  read -r b0 c0 <<<"$before"; read -r b1 c1 <<<"$after"
+  echo "  group commits during the load: $((b1 - b0)), commands: $((c1 - c0))"
+  stop
+done
