@@ -9,9 +9,18 @@
 namespace slotd {
 
 void get_healthz(Call& call) {
-  call.respond(json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{}}})",
-                                           call.api.sequencer().durable_seq(),
-                                           call.reads().as_of_seq())));
+  const ClusterRole* cluster = call.api.options().cluster;
+  if (!cluster) {
+    call.respond(json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{}}})",
+                                             call.api.sequencer().durable_seq(),
+                                             call.reads().as_of_seq())));
+    return;
+  }
+  call.respond(json_reply(
+      200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"cluster":{{"node":"{}","role":"{}","leader":"{}","streamSeq":{},"lagBatches":{}}}}})",
+                       call.api.sequencer().durable_seq(), call.reads().as_of_seq(), cluster->node_id(),
+                       cluster->leading() ? "leader" : "follower", cluster->leader_url(),
+                       cluster->stream_seq(), cluster->lag_batches())));
 }
 
 namespace {
@@ -74,6 +83,12 @@ void get_metrics(Call& call) {
   metric("ws_messages_total", "counter", "WebSocket messages sent", server.ws_messages_sent.load());
   metric("ws_slow_closed_total", "counter", "WebSocket clients closed as slow consumers",
          server.ws_slow_closed.load());
+  if (const ClusterRole* cluster = call.api.options().cluster) {
+    metric("cluster_leader", "gauge", "1 while this node leads its partition", cluster->leading() ? 1 : 0);
+    metric("cluster_stream_seq", "gauge", "last stream message (batch) published or applied", cluster->stream_seq());
+    metric("cluster_lag_batches", "gauge", "stream messages not yet applied (followers)", cluster->lag_batches());
+    metric("cluster_took_lead_total", "counter", "times this node became leader", cluster->failovers());
+  }
   if (WebhookControl* webhooks = call.api.options().webhooks) webhooks->render_metrics(body);
   call.api.metrics().render_all(body, route_name);
   HttpResponse r;

@@ -187,6 +187,16 @@ bool Sequencer::submit(Submission&& submission) {
   return true;
 }
 
+bool Sequencer::submit_replicated(std::vector<JournalRecord>&& records) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) return false;
+    replicated_.push_back(std::move(records));
+  }
+  queue_cv_.notify_one();
+  return true;
+}
+
 CommandResult Sequencer::execute(Command command, Actor actor) {
   std::promise<CommandResult> promise;
   auto future = promise.get_future();
@@ -222,37 +232,84 @@ TimeMs Sequencer::now_ms() {
 void Sequencer::run_decide() {
   std::vector<Submission> batch;
   batch.reserve(config_.max_batch);
+  std::deque<std::vector<JournalRecord>> replicated;
   for (;;) {
     bool stop_now = false;
     {
       std::unique_lock lock(queue_mutex_);
       // Waits on the steady clock: a wall-clock step cannot stall expiry.
       queue_cv_.wait_for(lock, config_.expiry_interval,
-                         [&] { return !queue_.empty() || stopping_; });
-      stop_now = queue_.empty() && stopping_;
+                         [&] { return !queue_.empty() || !replicated_.empty() || stopping_; });
+      stop_now = queue_.empty() && replicated_.empty() && stopping_;
       std::size_t n = std::min(queue_.size(), config_.max_batch);
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      replicated.swap(replicated_);
     }
     if (stop_now) break;
+    // The leader's batches come before anything decided here, which must follow them.
+    if (!replicated.empty()) {
+      Decided applied;
+      applied.replicated = true;
+      applied.results = apply_replicated(replicated);
+      replicated.clear();
+      if (applied.results) {
+        if (!hand_off(std::move(applied))) return;
+      } else {
+        std::lock_guard lock(pipe_mutex_);
+        if (journal_failed_) return;
+      }
+    }
     Decided decided;
     decided.results = decide_batch(batch, decided.waiting);
     batch.clear();
-    if (decided.results) {
-      std::unique_lock lock(pipe_mutex_);
-      pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
-      if (journal_failed_) return;  // nothing more may be written or answered
-      pipe_.push_back(std::move(decided));
-      pipe_cv_.notify_all();
-    }
+    if (decided.results && !hand_off(std::move(decided))) return;
     // After the hand-off, so the journal stage syncs while this thread forks.
     maybe_snapshot();
   }
   std::lock_guard lock(pipe_mutex_);
   decide_done_ = true;
   pipe_cv_.notify_all();
+}
+
+// False once the journal stage failed: nothing more may be written or answered.
+bool Sequencer::hand_off(Decided&& decided) {
+  std::unique_lock lock(pipe_mutex_);
+  pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
+  if (journal_failed_) return false;
+  pipe_.push_back(std::move(decided));
+  pipe_cv_.notify_all();
+  return true;
+}
+
+// A follower replays its leader's batches as recovery does: apply alone, seqs checked.
+std::shared_ptr<BatchResults> Sequencer::apply_replicated(
+    std::deque<std::vector<JournalRecord>>& batches) {
+  auto results = std::make_shared<BatchResults>();
+  for (std::vector<JournalRecord>& records : batches) {
+    for (JournalRecord& r : records) {
+      if (r.seq != next_seq_) {
+        {
+          std::lock_guard lock(pipe_mutex_);
+          journal_failed_ = true;
+          pipe_cv_.notify_all();
+        }
+        config_.on_journal_failure(fmt::format(
+            "replicated record seq {} does not follow the local seq {}", r.seq, next_seq_ - 1));
+        return nullptr;
+      }
+      engine_.apply(r.event);
+      ++next_seq_;
+      last_record_at_ms_ = std::max(last_record_at_ms_, r.at_ms);
+      last_now_ms_ = std::max(last_now_ms_, r.at_ms);
+      results->decided_at_ms = r.at_ms;
+      results->records.push_back(std::move(r));
+    }
+  }
+  if (results->records.empty()) return nullptr;
+  return results;
 }
 
 std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& batch,
@@ -287,7 +344,7 @@ std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& b
   };
 
   // Expiry is an ordinary journaled command, issued from the sequencer's own clock.
-  if (now >= next_expiry_ms_) {
+  if (now >= next_expiry_ms_ && deciding_.load(std::memory_order_acquire)) {
     next_expiry_ms_ = now + config_.expiry_interval.count();
     CommandOutcome o = run_command(ExpireDue{}, Actor::system, 0);
     std::uint64_t expired = 0;
@@ -327,7 +384,9 @@ bool Sequencer::write_and_finish(Decided& decided) {
   BatchResults& results = *decided.results;
   if (!results.records.empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    JournalStatus status = journal_->append(results.records);
+    JournalStatus status;
+    if (config_.replicate && !decided.replicated) status = config_.replicate(results.records);
+    if (status) status = journal_->append(results.records);
     if (!status) {
       // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
       {
