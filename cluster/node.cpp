@@ -307,10 +307,21 @@ void ClusterNode::lease_tick() {
       taken = kvEntry_Revision(e) != lease_revision_;
       kvEntry_Destroy(e);
     }
-    if (taken || std::chrono::steady_clock::now() - last_renewal_ > options_.lease_ttl / 2) {
-      step_down("lease lost: " + nats_error(s));
+    if (!taken && std::chrono::steady_clock::now() - last_renewal_ <= options_.lease_ttl / 2) return;
+    step_down("lease lost: " + nats_error(s));
+    // Falls through: learn the new leader's address now, for the 421 answers.
+  }
+  // A consumer whose nats-server went away can go quiet without an error: if the stream
+  // has moved on and nothing arrived since the last tick, subscribe again from here.
+  const std::uint64_t stream_last = stream_last_seq();
+  if (stream_last != UINT64_MAX) {
+    role_.set_lag(applied_stream_seq_, stream_last);
+    if (stream_last > applied_stream_seq_ && applied_stream_seq_ == applied_at_last_tick_ && sub_) {
+      options_.log(fmt::format("no stream message since stream seq {} of {}: subscribing again",
+                               applied_stream_seq_, stream_last));
+      unsubscribe();
     }
-    return;
+    applied_at_last_tick_ = applied_stream_seq_;
   }
   kvEntry* e = nullptr;
   natsStatus s = kvStore_Get(&e, kv_, key_.c_str());

@@ -291,9 +291,12 @@ std::shared_ptr<BatchResults> Sequencer::apply_replicated(
   for (std::vector<JournalRecord>& records : batches) {
     for (JournalRecord& r : records) {
       if (r.seq != next_seq_) {
+        // The engine cannot follow its leader any more: batches already handed off are
+        // finished (they are the leader's too), nothing after them is.
         {
           std::lock_guard lock(pipe_mutex_);
           journal_failed_ = true;
+          decide_done_ = true;
           pipe_cv_.notify_all();
         }
         config_.on_journal_failure(fmt::format(
