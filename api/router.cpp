@@ -8,6 +8,7 @@
 #include "api/auth.hpp"
 #include "api/call.hpp"
 #include "api/json_in.hpp"
+#include "api/json_out.hpp"
 #include "journal/digest.hpp"
 
 namespace slotd {
@@ -187,9 +188,9 @@ static HttpResponse wrong_node(const ClusterRole& cluster) {
   }
   HttpResponse r;
   r.status = 421;
-  r.body = fmt::format(
-      R"({{"error":{{"code":"wrong_node","message":"this node does not take writes; send them to the leader","leader":"{}"}}}})",
-      leader);
+  r.body = R"({"error":{"code":"wrong_node","message":"this node does not take writes; send them to the leader","leader":)";
+  append_json_string(r.body, leader);
+  r.body += "}}";
   return r;
 }
 

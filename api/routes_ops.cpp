@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "api/call.hpp"
+#include "api/json_out.hpp"
 #include "api/openapi.hpp"
 
 namespace slotd {
@@ -16,11 +17,14 @@ void get_healthz(Call& call) {
                                              call.reads().as_of_seq())));
     return;
   }
-  call.respond(json_reply(
-      200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"cluster":{{"node":"{}","role":"{}","leader":"{}","streamSeq":{},"lagBatches":{}}}}})",
-                       call.api.sequencer().durable_seq(), call.reads().as_of_seq(), cluster->node_id(),
-                       cluster->leading() ? "leader" : "follower", cluster->leader_url(),
-                       cluster->stream_seq(), cluster->lag_batches())));
+  std::string body = fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"cluster":{{"node":)",
+                                 call.api.sequencer().durable_seq(), call.reads().as_of_seq());
+  append_json_string(body, cluster->node_id());
+  fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
+  append_json_string(body, cluster->leader_url());
+  fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"lagBatches":{}}}}})", cluster->stream_seq(),
+                 cluster->lag_batches());
+  call.respond(json_reply(200, std::move(body)));
 }
 
 namespace {
