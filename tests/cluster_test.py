@@ -266,6 +266,49 @@ class DeposedLeader(ClusterCase):
         self.assert_one_gap_free_history(new, [n for n in self.nodes if n.running()])
 
 
+class LapsedLease(ClusterCase):
+    nodes_count = 0
+
+    def test_two_nodes_that_both_believe_they_lead_cannot_both_append_the_stream_fences_the_stale_one(self):
+        # A creates the lease bucket (TTL 1.5 s). B renews only every 10 s (its --lease-ttl
+        # is 40): once it leads, its lease lapses unnoticed, as for a paused or cut-off node.
+        a = cluster_node(SLOTD, self.nats, "a", lease_ttl=LEASE_TTL)
+        b = cluster_node(SLOTD, self.nats, "b", lease_ttl=40)
+        for n in (a, b):
+            self.addCleanup(n.cleanup)
+        self.nodes = self.servers = [a, b]
+        a.start(ready_timeout=30)
+        self.assertIs(self.wait_leader(), a)
+        b.start(ready_timeout=30)
+        _, slots = self.setup_slots(4)
+        self.assertEqual(a.stop(), 0)  # gives the lease up; B takes it at its next tick
+        self.assertIs(self.wait_leader(timeout=20), b)
+        r = self.book(b, slots[0]["id"], "While B leads")
+        self.assertEqual(r.status, 201, r.describe())
+        a.start(ready_timeout=30)  # takes the lapsed lease and leads, B still believes it leads
+        deadline = time.monotonic() + 10
+        while self.health(a)["cluster"]["role"] != "leader":
+            self.assertLess(time.monotonic(), deadline, "A did not take the lapsed lease")
+            time.sleep(0.05)
+        self.assertEqual(self.health(b)["cluster"]["role"], "leader", "B noticed too early: nothing to fence")
+        r = self.book(a, slots[1]["id"], "New leader A")
+        self.assertEqual(r.status, 201, r.describe())
+        try:
+            stale = self.book(b, slots[2]["id"], "Stale leader B")
+            answer = stale.status
+        except (OSError, http.client.HTTPException) as e:
+            answer = repr(e)
+        self.assertNotEqual(answer, 201, "the stale leader acknowledged a write")
+        b.proc.wait(20)
+        self.assertEqual(b.proc.returncode, 75, b.log_tail())
+        self.assertIn("fenced", b.log_of_last_start())
+        status = {s["id"]: s["status"] for s in a.api.req("GET", f"/slots/{slots[2]['doctorId']}").json}
+        self.assertEqual([status[s["id"]] for s in slots], ["HELD", "HELD", "AVAILABLE", "AVAILABLE"])
+        # Restarted, B follows the stream again and agrees with A.
+        b.start(ready_timeout=30)
+        self.assert_one_gap_free_history(a, [b])
+
+
 class FollowerFeed(ClusterCase):
     nodes_count = 2
 
