@@ -71,6 +71,8 @@ std::span<const Route> routes();
 // Handlers, by file.
 // The booking token the caller presented (X-Booking-Token or ?token=), if well formed.
 std::optional<Token> presented_token(const Call& call);  // routes_booking.cpp
+// Takes one booking-rate token for the client; false after answering 429 (routes_booking.cpp).
+bool take_booking_rate(Call& call);
 // ?fromSeq= (default 1) and ?limit= (1 to 10,000, default `default_limit`) of a journal
 // read; on a bad value the call is failed with 400 invalid_query and the result is empty.
 struct JournalPage {

@@ -20,13 +20,17 @@ std::optional<Token> presented_token(const Call& call) {
   return std::nullopt;
 }
 
+bool take_booking_rate(Call& call) {
+  unsigned wait_s = call.api.booking_limiter().take(call.request.identity);
+  if (wait_s == 0) return true;
+  call.fail(ApiError{429, "rate_limited",
+                     fmt::format("too many booking requests from this client; retry in {} s", wait_s),
+                     wait_s});
+  return false;
+}
+
 void post_booking(Call& call) {
-  if (unsigned wait_s = call.api.booking_limiter().take(call.request.identity)) {
-    return call.fail(ApiError{429, "rate_limited",
-                              fmt::format("too many booking requests from this client; retry in {} s",
-                                          wait_s),
-                              wait_s});
-  }
+  if (!take_booking_rate(call)) return;
   auto obj = parse_body(call.request.body);
   if (!obj) return call.fail(obj.error());
   auto slot_id = id_field(*obj, "slotId");

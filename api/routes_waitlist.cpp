@@ -66,12 +66,7 @@ void append_waitlist_entry_json(std::string& out, const WaitlistView& w, const R
 // {"doctorId","from","to","patientName"}: the range holds the starts of the slots wanted
 // (from <= start < to); one clinic-local day is the day's two midnights.
 void post_waitlist(Call& call) {
-  if (unsigned wait_s = call.api.booking_limiter().take(call.request.identity)) {
-    return call.fail(ApiError{429, "rate_limited",
-                              fmt::format("too many booking requests from this client; retry in {} s",
-                                          wait_s),
-                              wait_s});
-  }
+  if (!take_booking_rate(call)) return;
   auto obj = parse_body(call.request.body);
   if (!obj) return call.fail(obj.error());
   auto doctor_id = id_field(*obj, "doctorId");

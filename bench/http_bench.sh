@@ -26,24 +26,7 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
 threads=2; connections=${CONNECTIONS:-256}; slots_per_thread=200000
-python3 - "$port" "$token" $((threads * slots_per_thread)) <<'PY'
-import datetime, http.client, json, sys
-port, token, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = http.client.HTTPConnection("127.0.0.1", port)
-h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-made = 0
-while made < total:
-    c.request("POST", "/doctors", json.dumps({"name": f"Dr. Bench {made}", "specialty": "GP"}), h)
-    doctor = json.loads(c.getresponse().read())["id"]
-    n = min(10000, total - made)
-    base = 1924992000000  # 2031-01-01
-    def iso(ms): return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    spans = [{"start": iso(base + i * 60000), "end": iso(base + (i + 1) * 60000)} for i in range(n)]
-    c.request("POST", "/slots", json.dumps({"doctorId": doctor, "slots": spans}), h)
-    r = c.getresponse(); r.read()
-    assert r.status == 201, r.status
-    made += n
-PY
+python3 "$(dirname "$0")/seed_slots.py" "$port" "$token" $((threads * slots_per_thread))
 
 read_rps=$(wrk -t$threads -c$connections -d${duration}s "http://127.0.0.1:$port/doctors" | awk '/Requests\/sec/ {print $2}')
 before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_bookings / {print $2}')

@@ -71,24 +71,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "$base/healthz" >/dev/null || { echo "webhook_latency: slotd did not start"; cat "$dir/slotd.log"; exit 1; }
 
-python3 - "$port" "$token" $((threads * slots_per_thread)) <<'PY'
-import datetime, http.client, json, sys
-port, token, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = http.client.HTTPConnection("127.0.0.1", port)
-h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-made = 0
-while made < total:
-    c.request("POST", "/doctors", json.dumps({"name": f"Dr. Bench {made}", "specialty": "GP"}), h)
-    doctor = json.loads(c.getresponse().read())["id"]
-    n = min(10000, total - made)
-    base = 1924992000000  # 2031-01-01
-    def iso(ms): return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    spans = [{"start": iso(base + i * 60000), "end": iso(base + (i + 1) * 60000)} for i in range(n)]
-    c.request("POST", "/slots", json.dumps({"doctorId": doctor, "slots": spans}), h)
-    r = c.getresponse(); r.read()
-    assert r.status == 201, r.status
-    made += n
-PY
+python3 "$(dirname "$0")/seed_slots.py" "$port" "$token" $((threads * slots_per_thread))
 
 metric() { curl -s "$base/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # wrk --latency prints "     99%    2.31ms": in microseconds.

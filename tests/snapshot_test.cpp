@@ -18,10 +18,12 @@
 
 #include "journal/journal.hpp"
 #include "sequencer/sequencer.hpp"
+#include "tests/failing_sync_fs.hpp"
 #include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 using namespace slotd;
+using testing::FailingSyncFileSystem;
 using testing::TempDir;
 
 namespace {
@@ -325,44 +327,6 @@ TEST_CASE("only the newest --snapshots-kept snapshots stay on disk") {
   }
   CHECK(snapshot_seqs(dir.path()) == std::vector<std::uint64_t>{taken[3], taken[2]});
 }
-
-namespace {
-
-class FailingSyncFile : public rocksdb::FSWritableFileOwnerWrapper {
- public:
-  FailingSyncFile(std::unique_ptr<rocksdb::FSWritableFile> file, std::shared_ptr<std::atomic<bool>> fail)
-      : FSWritableFileOwnerWrapper(std::move(file)), fail_(std::move(fail)) {}
-  rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    if (fail_->load()) return rocksdb::IOStatus::IOError("injected sync failure");
-    return target()->Sync(o, d);
-  }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    if (fail_->load()) return rocksdb::IOStatus::IOError("injected fsync failure");
-    return target()->Fsync(o, d);
-  }
-
- private:
-  std::shared_ptr<std::atomic<bool>> fail_;
-};
-
-class FailingSyncFileSystem : public rocksdb::FileSystemWrapper {
- public:
-  explicit FailingSyncFileSystem(std::shared_ptr<std::atomic<bool>> fail)
-      : FileSystemWrapper(rocksdb::FileSystem::Default()), fail_(std::move(fail)) {}
-  const char* Name() const override { return "FailingSyncFileSystem"; }
-  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                    rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = target()->NewWritableFile(name, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<FailingSyncFile>(std::move(*result), fail_);
-    return s;
-  }
-
- private:
-  std::shared_ptr<std::atomic<bool>> fail_;
-};
-
-}  // namespace
 
 TEST_CASE("a snapshot whose seq never becomes durable (the journal sync failed) is never published") {
   TempDir dir;
