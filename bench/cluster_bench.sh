@@ -40,24 +40,7 @@ role_of() { curl -s --max-time 1 "http://127.0.0.1:$1/healthz" | python3 -c 'imp
 now_ms() { date +%s%3N; }
 
 seed_slots() {  # port: a doctor per 10,000 slots, enough for every thread of wrk
-  python3 - "$1" "$token" $((threads * slots_per_thread)) <<'PY'
-import datetime, http.client, json, sys
-port, token, total = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-h = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
-made = 0
-def iso(ms): return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-while made < total:
-    c.request("POST", "/doctors", json.dumps({"name": f"Dr. Bench {made}", "specialty": "GP"}), h)
-    r = c.getresponse(); doctor = json.loads(r.read())["id"]
-    n = min(10000, total - made)
-    base = 1924992000000  # 2031-01-01
-    spans = [{"start": iso(base + i * 60000), "end": iso(base + (i + 1) * 60000)} for i in range(n)]
-    c.request("POST", "/slots", json.dumps({"doctorId": doctor, "slots": spans}), h)
-    r = c.getresponse(); r.read()
-    assert r.status == 201, r.status
-    made += n
-PY
+  python3 "$(dirname "$0")/seed_slots.py" "$1" "$token" $((threads * slots_per_thread))
 }
 
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="slotd_$2" '$1 == m {print $2}'; }
@@ -90,6 +73,8 @@ port=$(free_port)
 single=$!; pids+=("$single")
 wait_http "$port"; seed_slots "$port"
 book_run "$port" "embedded RocksDB (single node)"
+read_run "$port" "single node GET /doctors" /doctors
+read_run "$port" "single node GET /slots/1" "/slots/1?from=2031-01-01T00:00:00.000Z&to=2031-01-01T01:40:00.000Z"
 kill -TERM "$single"; wait "$single" 2>/dev/null || true
 
 # 2. JetStream R1 and R3: 3 nats-server nodes, a leader and a follower.
@@ -141,6 +126,7 @@ for replicas in 1 3; do
     printf "%-34s %10s ms from kill -9 of the leader to the first 201 on the follower (lease TTL %s s, last answer %s)\n" \
       "R3 failover" "$((t1 - t0))" "$lease_ttl" "$code" | tee -a "$out"
   fi
-  for p in "${node_pids[@]}" "${nats_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${node_pids[@]}" "${nats_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${node_pids[@]}" "${nats_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 done
 echo "written: $out"
