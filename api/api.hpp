@@ -19,6 +19,7 @@
 #include "api/metrics.hpp"
 #include "api/rate_limit.hpp"
 #include "api/webhook_control.hpp"
+#include "cluster/role.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace slotd {
@@ -33,6 +34,9 @@ struct ApiOptions {
   std::function<std::optional<HttpResponse>(const HttpRequest&)> web;
   // Webhook delivery (webhooks/); nullptr = the webhook routes answer 503.
   WebhookControl* webhooks = nullptr;
+  // Cluster mode: writes only while this node leads, else 421 wrong_node naming the
+  // leader; nullptr = single node.
+  const ClusterRole* cluster = nullptr;
 };
 
 // How to answer a command once it is durable.

@@ -137,6 +137,16 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_base_s); }},
       {"webhook-backoff-max", "the longest wait between two attempts, in seconds (1800)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_max_s); }},
+      {"nats", "cluster mode: comma-separated NATS URLs (JetStream); empty = single node (the default)", true,
+       [](Config& c, std::string_view v) { c.nats_urls = split_csv(v); return !c.nats_urls.empty(); }},
+      {"node-id", "cluster mode: this node's unique name (host:port)", true,
+       [](Config& c, std::string_view v) { c.node_id = v; return !v.empty() && v.find(' ') == std::string_view::npos; }},
+      {"advertise-url", "cluster mode: this node's HTTP base URL, given to clients when it leads (http://host:port)", true,
+       [](Config& c, std::string_view v) { c.advertise_url = v; return !v.empty() && v.find(' ') == std::string_view::npos; }},
+      {"stream-replicas", "cluster mode: replicas of the JetStream stream and lease bucket, 1 to 5 (3)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.stream_replicas) && c.stream_replicas >= 1 && c.stream_replicas <= 5; }},
+      {"lease-ttl", "cluster mode: seconds a leader's lease lasts without renewal; failover takes about this long (3)", true,
+       [](Config& c, std::string_view v) { return parse_seconds(v, c.lease_ttl_s); }},
   };
   return all;
 }

@@ -45,6 +45,12 @@ struct Config {
   double webhook_timeout_s = 10;
   double webhook_backoff_base_s = 2;
   double webhook_backoff_max_s = 1800;
+  // Cluster mode (cluster/): on when nats_urls is not empty.
+  std::vector<std::string> nats_urls;
+  std::string node_id;        // default: host:port
+  std::string advertise_url;  // default: http://host:port
+  int stream_replicas = 3;
+  double lease_ttl_s = 3;
 };
 
 struct ConfigResult {

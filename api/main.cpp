@@ -23,6 +23,7 @@
 #include "api/time_zones.hpp"
 #include "api/web_assets.hpp"
 #include "audit/audit.hpp"
+#include "cluster/node.hpp"
 #include "sequencer/sequencer.hpp"
 #include "webhooks/delivery.hpp"
 
@@ -182,6 +183,43 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<std::int64_t>(config.snapshot_interval_s * 1000.0));
   seq_config.snapshots_kept = config.snapshots_kept;
 
+  // Cluster mode: the journal of record is a JetStream stream; the local RocksDB journal
+  // keeps a copy. A node starts as a follower (cluster/node.hpp).
+  std::unique_ptr<ClusterNode> cluster;
+  if (!config.nats_urls.empty()) {
+    if (config.demo) {
+      std::fprintf(stderr, "slotd: --demo is for a single node (seed the leader through the API)\n");
+      return 2;
+    }
+    if (config.port == 0 && config.advertise_url.empty()) {
+      std::fprintf(stderr, "slotd: cluster mode needs --port or --advertise-url: clients are sent to the leader's address\n");
+      return 2;
+    }
+    ClusterOptions cluster_options;
+    cluster_options.nats_urls = config.nats_urls;
+    cluster_options.node_id = config.node_id.empty() ? fmt::format("{}:{}", config.host, config.port) : config.node_id;
+    cluster_options.advertise_url = config.advertise_url.empty()
+                                        ? fmt::format("http://{}:{}", config.host, config.port)
+                                        : config.advertise_url;
+    cluster_options.replicas = config.stream_replicas;
+    cluster_options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(config.lease_ttl_s * 1000.0));
+    JournalStatus connected = ClusterNode::connect(cluster_options, cluster);
+    if (!connected) {
+      std::fprintf(stderr, "slotd: %s\n", connected.message.c_str());
+      return 1;
+    }
+    seq_config.replicate = [node = cluster.get()](std::span<const JournalRecord> records) {
+      return node->publish(records);
+    };
+    // A fenced leader exits 75 (another node leads; restart it to follow), any other
+    // journal failure 70; neither answers the batch.
+    seq_config.on_journal_failure = [](const std::string& message) {
+      std::fprintf(stderr, "slotd: journal failure, stopping without replying: %s\n", message.c_str());
+      std::fflush(stderr);
+      std::_Exit(message.rfind("fenced", 0) == 0 ? 75 : 70);
+    };
+  }
+
   auto started = std::chrono::steady_clock::now();
   std::unique_ptr<Sequencer> sequencer;
   JournalStatus opened = Sequencer::open(config.data_dir, seq_config, sequencer);
@@ -227,6 +265,7 @@ int main(int argc, char** argv) {
     std::string_view path = request.target.substr(0, request.target.find_first_of("?#"));
     return web.lookup(path, request.if_none_match);
   };
+  if (cluster) api_options.cluster = &cluster->role();
   Api api(*sequencer, api_options, server_stats);
 
   ServerOptions server_options;
@@ -253,11 +292,14 @@ int main(int argc, char** argv) {
   sequencer->add_observer([&webhooks](const std::shared_ptr<const BatchResults>&) {
     webhooks.notify_durable();
   });
+  // A cluster node follows (decides nothing) until it holds the lease.
+  if (cluster) cluster->start(*sequencer);
   sequencer->start();
   webhooks.start();
   // Clinic 1 takes the default time zone on the very first start (then it is journaled
-  // state, and a later flag change does not move it).
-  if (sequencer->durable_seq() == 0 && config.default_time_zone != "UTC") {
+  // state, and a later flag change does not move it). Not in cluster mode: only a leader
+  // may decide, and it is not known yet.
+  if (!cluster && sequencer->durable_seq() == 0 && config.default_time_zone != "UTC") {
     (void)sequencer->execute(UpdateClinic{1, {}, config.default_time_zone});
   }
   if (config.demo) seed_demo(*sequencer);
@@ -280,6 +322,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   server.run([&] { sequencer->stop(); });
+  if (cluster) cluster->stop();
   // Before the server goes: a waiting registration's callback holds its connection.
   webhooks.stop();
   // Graceful shutdown ends with a snapshot, so the next start replays nothing.

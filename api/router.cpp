@@ -8,6 +8,7 @@
 #include "api/auth.hpp"
 #include "api/call.hpp"
 #include "api/json_in.hpp"
+#include "api/json_out.hpp"
 #include "journal/digest.hpp"
 
 namespace slotd {
@@ -179,6 +180,20 @@ HttpResponse etag_reply(const Call& call, std::string etag,
   return r;
 }
 
+// A write on a node that does not lead: the client retries at the leader, never a proxy.
+static HttpResponse wrong_node(const ClusterRole& cluster) {
+  const std::string leader = cluster.leader_url();
+  if (leader.empty()) {
+    return error_response(ApiError{503, "no_leader", "no node leads this partition right now; retry shortly", 1});
+  }
+  HttpResponse r;
+  r.status = 421;
+  r.body = R"({"error":{"code":"wrong_node","message":"this node does not take writes; send them to the leader","leader":)";
+  append_json_string(r.body, leader);
+  r.body += "}}";
+  return r;
+}
+
 void Api::handle(const HttpRequest& request, Responder& responder, PendingCommand& pending) {
   const auto started = std::chrono::steady_clock::now();
   auto answer = [&](HttpResponse&& r) {
@@ -198,6 +213,9 @@ void Api::handle(const HttpRequest& request, Responder& responder, PendingComman
     path_known = true;
     if (route.method != method) continue;
     Call call{*this, request, target, responder, pending, static_cast<std::uint16_t>(r), started};
+    if (options_.cluster && method != "GET" && !options_.cluster->leading()) {
+      return call.respond(wrong_node(*options_.cluster));
+    }
     call.admin = is_admin(request.authorization, options_.admin_token);
     if (route.admin_only && !call.admin) return call.fail(unauthorized());
     if (!id_segment.empty()) {

@@ -4,14 +4,27 @@
 #include <fmt/format.h>
 
 #include "api/call.hpp"
+#include "api/json_out.hpp"
 #include "api/openapi.hpp"
 
 namespace slotd {
 
 void get_healthz(Call& call) {
-  call.respond(json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{}}})",
-                                           call.api.sequencer().durable_seq(),
-                                           call.reads().as_of_seq())));
+  const ClusterRole* cluster = call.api.options().cluster;
+  if (!cluster) {
+    call.respond(json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{}}})",
+                                             call.api.sequencer().durable_seq(),
+                                             call.reads().as_of_seq())));
+    return;
+  }
+  std::string body = fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"cluster":{{"node":)",
+                                 call.api.sequencer().durable_seq(), call.reads().as_of_seq());
+  append_json_string(body, cluster->node_id());
+  fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
+  append_json_string(body, cluster->leader_url());
+  fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"lagBatches":{}}}}})", cluster->stream_seq(),
+                 cluster->lag_batches());
+  call.respond(json_reply(200, std::move(body)));
 }
 
 namespace {
@@ -74,6 +87,12 @@ void get_metrics(Call& call) {
   metric("ws_messages_total", "counter", "WebSocket messages sent", server.ws_messages_sent.load());
   metric("ws_slow_closed_total", "counter", "WebSocket clients closed as slow consumers",
          server.ws_slow_closed.load());
+  if (const ClusterRole* cluster = call.api.options().cluster) {
+    metric("cluster_leader", "gauge", "1 while this node leads its partition", cluster->leading() ? 1 : 0);
+    metric("cluster_stream_seq", "gauge", "last stream message (batch) published or applied", cluster->stream_seq());
+    metric("cluster_lag_batches", "gauge", "stream messages not yet applied (followers)", cluster->lag_batches());
+    metric("cluster_took_lead_total", "counter", "times this node became leader", cluster->failovers());
+  }
   if (WebhookControl* webhooks = call.api.options().webhooks) webhooks->render_metrics(body);
   call.api.metrics().render_all(body, route_name);
   HttpResponse r;

@@ -14,6 +14,7 @@ packages=(build-essential g++ cmake ninja-build ccache pkg-config
   libjs-chart.js  # Chart.js, compiled into slotd for the dashboard
   chromium        # the browser of the UI tests
   clang-14 libclang-rt-14-dev  # libFuzzer and its sanitizers, for the fuzz targets (tests/fuzz)
+  libnats-dev nats-server  # cluster mode (cluster/): the NATS C client, and JetStream for its tests
   "$@")  # extra packages may be named on the command line (bench: wrk curl)
 # Node.js and npm for the UI tests: Debian's, unless the machine already has them (a
 # nodejs package from elsewhere bundles its own npm, which Debian's npm would conflict with).

@@ -187,6 +187,16 @@ bool Sequencer::submit(Submission&& submission) {
   return true;
 }
 
+bool Sequencer::submit_replicated(std::vector<JournalRecord>&& records) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) return false;
+    replicated_.push_back(std::move(records));
+  }
+  queue_cv_.notify_one();
+  return true;
+}
+
 CommandResult Sequencer::execute(Command command, Actor actor) {
   std::promise<CommandResult> promise;
   auto future = promise.get_future();
@@ -222,37 +232,87 @@ TimeMs Sequencer::now_ms() {
 void Sequencer::run_decide() {
   std::vector<Submission> batch;
   batch.reserve(config_.max_batch);
+  std::deque<std::vector<JournalRecord>> replicated;
   for (;;) {
     bool stop_now = false;
     {
       std::unique_lock lock(queue_mutex_);
       // Waits on the steady clock: a wall-clock step cannot stall expiry.
       queue_cv_.wait_for(lock, config_.expiry_interval,
-                         [&] { return !queue_.empty() || stopping_; });
-      stop_now = queue_.empty() && stopping_;
+                         [&] { return !queue_.empty() || !replicated_.empty() || stopping_; });
+      stop_now = queue_.empty() && replicated_.empty() && stopping_;
       std::size_t n = std::min(queue_.size(), config_.max_batch);
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      replicated.swap(replicated_);
     }
     if (stop_now) break;
+    // The leader's batches come before anything decided here, which must follow them.
+    if (!replicated.empty()) {
+      Decided applied;
+      applied.replicated = true;
+      applied.results = apply_replicated(replicated);
+      replicated.clear();
+      if (applied.results) {
+        if (!hand_off(std::move(applied))) return;
+      } else {
+        std::lock_guard lock(pipe_mutex_);
+        if (journal_failed_) return;
+      }
+    }
     Decided decided;
     decided.results = decide_batch(batch, decided.waiting);
     batch.clear();
-    if (decided.results) {
-      std::unique_lock lock(pipe_mutex_);
-      pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
-      if (journal_failed_) return;  // nothing more may be written or answered
-      pipe_.push_back(std::move(decided));
-      pipe_cv_.notify_all();
-    }
+    if (decided.results && !hand_off(std::move(decided))) return;
     // After the hand-off, so the journal stage syncs while this thread forks.
     maybe_snapshot();
   }
   std::lock_guard lock(pipe_mutex_);
   decide_done_ = true;
   pipe_cv_.notify_all();
+}
+
+// False once the journal stage failed: nothing more may be written or answered.
+bool Sequencer::hand_off(Decided&& decided) {
+  std::unique_lock lock(pipe_mutex_);
+  pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
+  if (journal_failed_) return false;
+  pipe_.push_back(std::move(decided));
+  pipe_cv_.notify_all();
+  return true;
+}
+
+// A follower replays its leader's batches as recovery does: apply alone, seqs checked.
+std::shared_ptr<BatchResults> Sequencer::apply_replicated(
+    std::deque<std::vector<JournalRecord>>& batches) {
+  auto results = std::make_shared<BatchResults>();
+  for (std::vector<JournalRecord>& records : batches) {
+    for (JournalRecord& r : records) {
+      if (r.seq != next_seq_) {
+        // The engine cannot follow its leader any more: batches already handed off are
+        // finished (they are the leader's too), nothing after them is.
+        {
+          std::lock_guard lock(pipe_mutex_);
+          journal_failed_ = true;
+          decide_done_ = true;
+          pipe_cv_.notify_all();
+        }
+        config_.on_journal_failure(fmt::format(
+            "replicated record seq {} does not follow the local seq {}", r.seq, next_seq_ - 1));
+        return nullptr;
+      }
+      engine_.apply(r.event);
+      ++next_seq_;
+      last_record_at_ms_ = std::max(last_record_at_ms_, r.at_ms);
+      last_now_ms_ = std::max(last_now_ms_, r.at_ms);
+      results->decided_at_ms = r.at_ms;
+      results->records.push_back(std::move(r));
+    }
+  }
+  if (results->records.empty()) return nullptr;
+  return results;
 }
 
 std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& batch,
@@ -287,7 +347,7 @@ std::shared_ptr<BatchResults> Sequencer::decide_batch(std::vector<Submission>& b
   };
 
   // Expiry is an ordinary journaled command, issued from the sequencer's own clock.
-  if (now >= next_expiry_ms_) {
+  if (now >= next_expiry_ms_ && deciding_.load(std::memory_order_acquire)) {
     next_expiry_ms_ = now + config_.expiry_interval.count();
     CommandOutcome o = run_command(ExpireDue{}, Actor::system, 0);
     std::uint64_t expired = 0;
@@ -328,6 +388,28 @@ void Sequencer::run_journal() {
   }
 }
 
+// Cluster mode: the group's batches decided here go to the stream as one message (their
+// records are consecutive), before the local append; batches that came from the stream don't.
+JournalStatus Sequencer::replicate_group(std::span<Decided> group) {
+  if (!config_.replicate) return {};
+  std::size_t own = 0;
+  const Decided* only = nullptr;
+  for (const Decided& decided : group) {
+    if (decided.replicated || decided.results->records.empty()) continue;
+    ++own;
+    only = &decided;
+  }
+  if (own == 0) return {};
+  if (own == 1) return config_.replicate(only->results->records);
+  std::vector<JournalRecord>& records = replicate_buffer_;
+  records.clear();
+  for (const Decided& decided : group) {
+    if (decided.replicated) continue;
+    records.insert(records.end(), decided.results->records.begin(), decided.results->records.end());
+  }
+  return config_.replicate(records);
+}
+
 bool Sequencer::write_and_finish(std::span<Decided> group) {
   std::vector<std::span<const JournalRecord>>& parts = append_parts_;
   parts.clear();
@@ -336,7 +418,8 @@ bool Sequencer::write_and_finish(std::span<Decided> group) {
   }
   if (!parts.empty()) {
     auto t0 = std::chrono::steady_clock::now();
-    JournalStatus status = journal_->append_parts(parts);
+    JournalStatus status = replicate_group(group);
+    if (status) status = journal_->append_parts(parts);
     if (!status) {
       // Nothing of this batch, nor of any batch decided after it, may be seen by anyone.
       {

@@ -110,6 +110,10 @@ struct SequencerConfig {
   std::shared_ptr<rocksdb::FileSystem> snapshot_fs;
   // Start-up and snapshot log lines; default: stdout, prefixed "slotd: ".
   std::function<void(const std::string&)> log;
+  // Cluster mode (cluster/): called on the journal thread with each decided batch before
+  // the local journal append; the batch counts as durable only once it returns ok. An
+  // error is a journal failure (on_journal_failure). Empty = single-node mode.
+  std::function<JournalStatus(std::span<const JournalRecord>)> replicate;
 };
 
 // How start-up rebuilt the state.
@@ -161,6 +165,14 @@ class Sequencer {
 
   // False when the queue is full or the sequencer is stopping: answer 503, do not wait.
   [[nodiscard]] bool submit(Submission&& submission);
+
+  // Cluster followers: a batch decided by the leader (seqs must continue the engine's),
+  // applied as replay does, then journaled locally, published and fed like any batch, but
+  // never passed to `replicate`. False when stopping.
+  [[nodiscard]] bool submit_replicated(std::vector<JournalRecord>&& records);
+  // Whether this sequencer decides on its own (ExpireDue from its clock): a cluster
+  // follower does not, its leader does. Any thread; true by default.
+  void set_deciding(bool deciding) { deciding_.store(deciding, std::memory_order_release); }
 
   // Submits and blocks the calling (non-io) thread until the result is durable.
   [[nodiscard]] CommandResult execute(Command command, Actor actor = Actor::admin);
@@ -219,8 +231,11 @@ class Sequencer {
   // Stage 2 for consecutive batches: one append and one sync for all, then each batch is
   // published and completed in order; false if the journal failed (nothing is published).
   bool write_and_finish(std::span<Decided> group);
+  JournalStatus replicate_group(std::span<Decided> group);
   std::shared_ptr<BatchResults> decide_batch(std::vector<Submission>& batch,
                                              std::vector<Submission>& waiting);
+  std::shared_ptr<BatchResults> apply_replicated(std::deque<std::vector<JournalRecord>>& batches);
+  bool hand_off(Decided&& decided);
   void finish_batch(const std::shared_ptr<BatchResults>& batch, std::vector<Submission>& waiting);
   TimeMs now_ms();
   void maybe_snapshot();
@@ -254,7 +269,9 @@ class Sequencer {
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::deque<Submission> queue_;
+  std::deque<std::vector<JournalRecord>> replicated_;  // cluster follower: leader's batches
   bool stopping_ = false;
+  std::atomic<bool> deciding_{true};
   std::thread decide_thread_;
 
   // Stage 1 → stage 2: decided batches with the submissions waiting for them. Bounded, so
@@ -263,9 +280,11 @@ class Sequencer {
   struct Decided {
     std::shared_ptr<BatchResults> results;
     std::vector<Submission> waiting;
+    bool replicated = false;  // the leader's batch: already in the cluster's stream
   };
   static constexpr std::size_t kMaxInFlight = 16;
   std::vector<std::span<const JournalRecord>> append_parts_;  // journal thread, reused
+  std::vector<JournalRecord> replicate_buffer_;                // journal thread, reused
   std::mutex pipe_mutex_;
   std::condition_variable pipe_cv_;
   std::deque<Decided> pipe_;

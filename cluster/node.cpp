@@ -1,0 +1,394 @@
+#include "cluster/node.hpp"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "cluster/batch_codec.hpp"
+#include "sequencer/sequencer.hpp"
+
+namespace slotd {
+namespace {
+
+std::string nats_error(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  const char* last = nats_GetLastError(nullptr);
+  return fmt::format("{} (jetstream error {}){}{}", natsStatus_GetText(s), static_cast<int>(jerr),
+                     last && *last ? ": " : "", last ? last : "");
+}
+
+std::string random_epoch() {
+  std::random_device device;
+  return fmt::format("{:08x}{:08x}", device(), device());
+}
+
+}  // namespace
+
+ClusterNode::ClusterNode(ClusterOptions options)
+    : options_(std::move(options)),
+      stream_("SLOTD_" + options_.partition),
+      subject_("slotd." + options_.partition + ".batches"),
+      key_(options_.partition),
+      lease_value_(options_.node_id + " " + options_.advertise_url),
+      epoch_(random_epoch()),
+      role_(options_.node_id) {
+  if (!options_.log) {
+    options_.log = [](const std::string& line) {
+      std::printf("slotd: cluster: %s\n", line.c_str());
+      std::fflush(stdout);
+    };
+  }
+}
+
+ClusterNode::~ClusterNode() {
+  stop();
+  unsubscribe();
+  if (kv_) kvStore_Destroy(kv_);
+  if (js_) jsCtx_Destroy(js_);
+  if (nc_) natsConnection_Destroy(nc_);
+}
+
+JournalStatus ClusterNode::connect(ClusterOptions options, std::unique_ptr<ClusterNode>& out) {
+  std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options)));
+  ClusterNode& n = *node;
+  natsOptions* opts = nullptr;
+  std::vector<const char*> urls;
+  for (const std::string& u : n.options_.nats_urls) urls.push_back(u.c_str());
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK) s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
+  // Reconnect forever: a nats-server going away is routine in a cluster.
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 100);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
+  if (s == NATS_OK) s = natsConnection_Connect(&n.nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) return JournalStatus::error("cannot connect to NATS: " + nats_error(s));
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 5000;
+  s = natsConnection_JetStream(&n.js_, n.nc_, &jo);
+  if (s != NATS_OK) return JournalStatus::error("no JetStream context: " + nats_error(s));
+
+  // The stream: file storage, every batch kept (the journal of record), dedup by message id
+  // for publishes retried after a timeout.
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = n.stream_.c_str();
+  const char* subjects[] = {n.subject_.c_str()};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Storage = js_FileStorage;
+  sc.Replicas = n.options_.replicas;
+  sc.Duplicates = static_cast<int64_t>(120) * 1'000'000'000;  // ns
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  for (int attempt = 0;; ++attempt) {
+    s = js_AddStream(&si, n.js_, &sc, nullptr, &jerr);
+    if (s == NATS_OK || jerr == JSStreamNameExistErr) break;
+    // A freshly started JetStream cluster has no meta leader for a moment.
+    if (attempt >= 50) return JournalStatus::error("cannot create stream " + n.stream_ + ": " + nats_error(s, jerr));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (si) jsStreamInfo_Destroy(si);
+
+  kvConfig kc;
+  kvConfig_Init(&kc);
+  const std::string bucket = "slotd_leaders";
+  kc.Bucket = bucket.c_str();
+  kc.History = 1;
+  kc.TTL = n.options_.lease_ttl.count() * 1'000'000;  // nanoseconds, as the stream's MaxAge
+  kc.Replicas = n.options_.replicas;
+  kc.StorageType = js_FileStorage;
+  for (int attempt = 0;; ++attempt) {
+    s = js_CreateKeyValue(&n.kv_, n.js_, &kc);
+    const std::string create_error = s == NATS_OK ? "" : nats_error(s);
+    if (s != NATS_OK) s = js_KeyValue(&n.kv_, n.js_, bucket.c_str());
+    if (s == NATS_OK) break;
+    if (attempt >= 50) return JournalStatus::error("cannot open the lease bucket: " + create_error);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  out = std::move(node);
+  return {};
+}
+
+JournalStatus ClusterNode::publish(std::span<const JournalRecord> records) {
+  if (!role_.leading()) {
+    return JournalStatus::error("fenced: this node is not the leader (a write raced a step-down)");
+  }
+  std::string body;
+  encode_batch(records, body);
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_Create(&msg, subject_.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  if (s != NATS_OK) return JournalStatus::error("cannot build the batch message: " + nats_error(s));
+  const std::uint64_t expected = last_stream_seq_.load(std::memory_order_acquire);
+  // Unique per process and batch: a retry is deduplicated, another node's batch never is.
+  const std::string msg_id = fmt::format("{}-{}-{}", options_.node_id, epoch_, records.front().seq);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = msg_id.c_str();
+  po.MaxWait = 2000;
+  if (expected == 0) {
+    po.ExpectNoMessage = true;  // the stream has one subject: "no message on it" = empty
+  } else {
+    po.ExpectLastSeq = expected;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + options_.publish_timeout;
+  JournalStatus result;
+  for (;;) {
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_PublishMsg(&ack, js_, msg, &po, &jerr);
+    if (s == NATS_OK) {
+      const std::uint64_t got = ack->Sequence;
+      jsPubAck_Destroy(ack);
+      if (got != expected + 1) {
+        result = JournalStatus::error(fmt::format("fenced: batch stored at stream seq {}, expected {}", got, expected + 1));
+      } else {
+        last_published_event_seq_.store(records.back().seq, std::memory_order_release);
+        last_stream_seq_.store(got, std::memory_order_release);
+        role_.set_lag(got, got);
+      }
+      break;
+    }
+    if (jerr == JSStreamWrongLastSequenceErr) {
+      result = JournalStatus::error(fmt::format(
+          "fenced: the stream moved past seq {} (another node leads): {}", expected, nats_error(s, jerr)));
+      break;
+    }
+    // Timeouts and a stream changing its leader: retry the same message (same id).
+    if (std::chrono::steady_clock::now() >= deadline) {
+      result = JournalStatus::error("JetStream did not acknowledge a batch in time: " + nats_error(s, jerr));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  natsMsg_Destroy(msg);
+  return result;
+}
+
+void ClusterNode::start(Sequencer& sequencer) {
+  sequencer_ = &sequencer;
+  submitted_seq_ = sequencer.durable_seq();
+  sequencer.set_deciding(false);
+  thread_ = std::thread([this] { run(); });
+}
+
+void ClusterNode::stop() {
+  if (stopping_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  if (role_.leading() && kv_) {
+    // Gives the lease up only if it is still ours (a delete is unconditional, so check).
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, kv_, key_.c_str()) == NATS_OK) {
+      if (kvEntry_Revision(e) == lease_revision_) (void)kvStore_Delete(kv_, key_.c_str());
+      kvEntry_Destroy(e);
+    }
+  }
+  role_.set_leading(false);
+}
+
+void ClusterNode::run() {
+  auto next_lease = std::chrono::steady_clock::now();
+  const auto lease_every = options_.lease_ttl / 4;
+  while (!stopping_.load()) {
+    if (role_.leading()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else if (!follow_once(std::chrono::milliseconds(50))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (std::chrono::steady_clock::now() >= next_lease) {
+      lease_tick();
+      next_lease = std::chrono::steady_clock::now() + lease_every;
+    }
+  }
+}
+
+bool ClusterNode::subscribe() {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream_.c_str();
+  so.Ordered = true;
+  if (applied_stream_seq_ > 0) {
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = applied_stream_seq_ + 1;
+  }
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(&sub_, js_, subject_.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) {
+    sub_ = nullptr;
+    options_.log("cannot subscribe to the stream (will retry): " + nats_error(s, jerr));
+    return false;
+  }
+  return true;
+}
+
+void ClusterNode::unsubscribe() {
+  if (!sub_) return;
+  (void)natsSubscription_Unsubscribe(sub_);
+  natsSubscription_Destroy(sub_);
+  sub_ = nullptr;
+}
+
+// One stream message (or none within `wait`): decoded and handed to the sequencer.
+bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
+  if (!sub_ && !subscribe()) return false;
+  natsMsg* msg = nullptr;
+  natsStatus s = natsSubscription_NextMsg(&msg, sub_, wait.count());
+  if (s == NATS_TIMEOUT) return true;
+  if (s != NATS_OK) {
+    options_.log("stream consumer failed (resubscribing): " + nats_error(s));
+    unsubscribe();
+    return false;
+  }
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+    natsMsg_Destroy(msg);
+    return true;
+  }
+  const std::uint64_t stream_seq = meta->Sequence.Stream;
+  const std::uint64_t pending = meta->NumPending;
+  jsMsgMetaData_Destroy(meta);
+  std::vector<JournalRecord> records;
+  JournalStatus decoded = decode_batch(
+      std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
+  natsMsg_Destroy(msg);
+  if (!decoded) {
+    // The stream is the journal of record: a message we cannot read stops the node.
+    std::fprintf(stderr, "slotd: cluster: stream seq %llu: %s\n",
+                 static_cast<unsigned long long>(stream_seq), decoded.message.c_str());
+    std::_Exit(70);
+  }
+  if (stream_seq <= applied_stream_seq_) return true;  // redelivered
+  applied_stream_seq_ = stream_seq;
+  if (!records.empty()) stream_event_seq_ = records.back().seq;
+  // Records this node already holds (its local journal, after a restart) are skipped.
+  std::erase_if(records, [&](const JournalRecord& r) { return r.seq <= submitted_seq_; });
+  if (!records.empty()) {
+    if (records.front().seq != submitted_seq_ + 1) {
+      std::fprintf(stderr, "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu\n",
+                   static_cast<unsigned long long>(stream_seq),
+                   static_cast<unsigned long long>(records.front().seq),
+                   static_cast<unsigned long long>(submitted_seq_));
+      std::_Exit(70);
+    }
+    submitted_seq_ = records.back().seq;
+    if (!sequencer_->submit_replicated(std::move(records))) return false;
+  }
+  role_.set_lag(stream_seq, stream_seq + pending);
+  return true;
+}
+
+std::uint64_t ClusterNode::stream_last_seq() {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr) != NATS_OK) return UINT64_MAX;
+  const std::uint64_t last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  return last;
+}
+
+void ClusterNode::lease_tick() {
+  if (role_.leading()) {
+    std::uint64_t revision = 0;
+    natsStatus s = kvStore_UpdateString(&revision, kv_, key_.c_str(), lease_value_.c_str(), lease_revision_);
+    if (s == NATS_OK) {
+      lease_revision_ = revision;
+      last_renewal_ = std::chrono::steady_clock::now();
+      return;
+    }
+    // Renewal failed: a new owner or an unreachable NATS. Lead no longer than the lease
+    // could still be ours; the fence stops anything published after that.
+    kvEntry* e = nullptr;
+    bool taken = false;
+    if (kvStore_Get(&e, kv_, key_.c_str()) == NATS_OK) {
+      taken = kvEntry_Revision(e) != lease_revision_;
+      kvEntry_Destroy(e);
+    }
+    if (!taken && std::chrono::steady_clock::now() - last_renewal_ <= options_.lease_ttl / 2) return;
+    step_down("lease lost: " + nats_error(s));
+    // Falls through: learn the new leader's address now, for the 421 answers.
+  }
+  // A consumer whose nats-server went away can go quiet without an error: if the stream
+  // has moved on and nothing arrived since the last tick, subscribe again from here.
+  const std::uint64_t stream_last = stream_last_seq();
+  if (stream_last != UINT64_MAX) {
+    role_.set_lag(applied_stream_seq_, stream_last);
+    if (stream_last > applied_stream_seq_ && applied_stream_seq_ == applied_at_last_tick_ && sub_) {
+      options_.log(fmt::format("no stream message since stream seq {} of {}: subscribing again",
+                               applied_stream_seq_, stream_last));
+      unsubscribe();
+    }
+    applied_at_last_tick_ = applied_stream_seq_;
+  }
+  kvEntry* e = nullptr;
+  natsStatus s = kvStore_Get(&e, kv_, key_.c_str());
+  if (s == NATS_OK) {
+    std::string value = kvEntry_ValueString(e) ? kvEntry_ValueString(e) : "";
+    kvEntry_Destroy(e);
+    const auto space = value.find(' ');
+    role_.set_leader_url(space == std::string::npos ? std::string() : value.substr(space + 1));
+    return;
+  }
+  if (s != NATS_NOT_FOUND) return;
+  role_.set_leader_url({});
+  std::uint64_t revision = 0;
+  if (kvStore_CreateString(&revision, kv_, key_.c_str(), lease_value_.c_str()) != NATS_OK) return;
+  lease_revision_ = revision;
+  last_renewal_ = std::chrono::steady_clock::now();
+  if (!try_lead()) step_down("could not catch up with the stream");
+}
+
+// Holding the lease: catch up to the stream's last message, then lead.
+bool ClusterNode::try_lead() {
+  const auto started = std::chrono::steady_clock::now();
+  const std::uint64_t last = stream_last_seq();
+  if (last == UINT64_MAX) return false;
+  options_.log(fmt::format("took the lease; catching up to stream seq {} (at {})", last, applied_stream_seq_));
+  while (applied_stream_seq_ < last) {
+    if (stopping_.load() || std::chrono::steady_clock::now() - started > options_.lease_ttl / 2) return false;
+    (void)follow_once(std::chrono::milliseconds(20));
+  }
+  if (last > 0 && stream_event_seq_ != submitted_seq_) {
+    options_.log(fmt::format("refusing to lead: the stream ends at event {}, this node holds {}",
+                             stream_event_seq_, submitted_seq_));
+    return false;
+  }
+  // Everything handed over must be applied before this node decides anything new.
+  while (sequencer_->durable_seq() < submitted_seq_) {
+    if (stopping_.load()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  unsubscribe();
+  last_stream_seq_.store(last, std::memory_order_release);
+  role_.set_lag(last, last);
+  role_.set_leader_url(options_.advertise_url);
+  sequencer_->set_deciding(true);
+  role_.set_leading(true);
+  role_.count_failover();
+  options_.log(fmt::format("leading from stream seq {}, event seq {} ({} ms to catch up)", last, submitted_seq_,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - started)
+                               .count()));
+  return true;
+}
+
+void ClusterNode::step_down(const std::string& why) {
+  options_.log("stepping down: " + why);
+  role_.set_leading(false);
+  sequencer_->set_deciding(false);
+  role_.set_leader_url({});
+  // Follow from what this node published or applied; the sequencer's in-flight batches
+  // are fenced (publish refuses once not leading).
+  const std::uint64_t last = last_stream_seq_.load(std::memory_order_acquire);
+  if (last > applied_stream_seq_) {
+    applied_stream_seq_ = last;
+    stream_event_seq_ = last_published_event_seq_.load(std::memory_order_acquire);
+  }
+  submitted_seq_ = std::max({submitted_seq_, sequencer_->durable_seq(),
+                             last_published_event_seq_.load(std::memory_order_acquire)});
+}
+
+}  // namespace slotd

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Cluster mode (NATS JetStream) against real processes: 3 nats-server nodes and 3 slotd
+nodes on loopback ports, started and stopped by each test (temp dirs, removed after).
+Run: python3 tests/cluster_test.py --slotd build/release/api/slotd [-k pattern]
+Needs nats-server on PATH (Debian package nats-server). Prints `cluster: N passed, M
+failed` last. Standard library only; every wait and every load loop is bounded.
+"""
+import http.client
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_util import NatsCluster, cluster_node, run_main, slot_body_times  # noqa: E402
+from ws_test import Ws  # noqa: E402
+
+SLOTD = None  # set from --slotd
+LEASE_TTL = 1.5
+
+
+class ClusterCase(unittest.TestCase):
+    """Each test gets a fresh 3-server NATS cluster and `nodes` slotd nodes."""
+    nodes_count = 3
+    replicas = 3
+
+    def setUp(self):
+        self.nats = NatsCluster(3)
+        self.addCleanup(self.nats.cleanup)
+        self.nats.start()
+        self.nodes = []
+        for i in range(self.nodes_count):
+            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=LEASE_TTL, replicas=self.replicas)
+            self.addCleanup(n.cleanup)
+            n.start(ready_timeout=30)
+            self.nodes.append(n)
+        self.servers = self.nodes  # their logs are printed on a failure
+
+    def _outcome_logs(self):
+        return "\n".join(n.log_tail(3000) for n in self.nodes) + "\n" + self.nats.log_tail()
+
+    # ---- cluster helpers ------------------------------------------------------------
+
+    def health(self, node):
+        try:
+            r = node.api.healthz(timeout=2)
+            return r.json if r.status == 200 else None
+        except OSError:
+            return None
+
+    def wait_leader(self, among=None, timeout=20.0, not_node=None):
+        """The one running node that says it leads (exactly one may)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = []
+            for n in (among or self.nodes):
+                if n is not_node or not n.running():
+                    continue
+                h = self.health(n)
+                if h and h["cluster"]["role"] == "leader":
+                    leaders.append(n)
+            self.assertLessEqual(len(leaders), 1, "two nodes lead at once")
+            if leaders:
+                return leaders[0]
+            time.sleep(0.05)
+        self.fail(f"no leader within {timeout}s\n{self._outcome_logs()}")
+
+    def node_at(self, url):
+        for n in self.nodes:
+            if n.running() and url == f"http://127.0.0.1:{n.port}":
+                return n
+        return None
+
+    def write(self, method, path, body=None, admin=False, timeout=20.0, headers=None):
+        """Sends a write to whoever leads, following 421 wrong_node and waiting out 503 and
+        a dead leader; the first answer that is neither is returned."""
+        deadline = time.monotonic() + timeout
+        target = self.wait_leader(timeout=timeout)
+        while time.monotonic() < deadline:
+            try:
+                r = target.api.req(method, path, body, admin=admin, timeout=5, headers=headers)
+            except (OSError, http.client.HTTPException):
+                r = None
+            if r is not None and r.status == 421 and self.node_at(r.json["error"]["leader"]):
+                target = self.node_at(r.json["error"]["leader"])
+                continue
+            if r is not None and r.status not in (421, 503):
+                return r
+            time.sleep(0.1)
+            target = self.wait_leader(timeout=max(0.1, deadline - time.monotonic()))
+        self.fail(f"{method} {path}: no answer from a leader within {timeout}s")
+
+    def setup_slots(self, n_slots):
+        d = self.write("POST", "/doctors", {"name": "Dr. Cluster", "specialty": "GP"}, admin=True)
+        self.assertEqual(d.status, 201, d.describe())
+        doctor = d.json
+        body = {"doctorId": doctor["id"], "slots": [slot_body_times(k) for k in range(n_slots)]}
+        r = self.write("POST", "/slots", body, admin=True)
+        self.assertEqual(r.status, 201, r.describe())
+        return doctor, r.json
+
+    def events(self, node, from_seq=1):
+        """The whole journal of one node, as GET /events shows it."""
+        out = []
+        while True:
+            r = node.api.req("GET", f"/events?fromSeq={from_seq}&limit=10000", admin=True, timeout=10)
+            self.assertEqual(r.status, 200, r.describe())
+            page = r.json
+            out += page["events"]
+            if not page["events"] or page["nextSeq"] > page["lastSeq"]:
+                return out
+            from_seq = page["nextSeq"]
+
+    def wait_caught_up(self, nodes, seq, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        for n in nodes:
+            while True:
+                h = self.health(n)
+                if h and h["asOfSeq"] >= seq:
+                    break
+                if time.monotonic() > deadline:
+                    self.fail(f"node {n.port} did not reach seq {seq} within {timeout}s: {h}")
+                time.sleep(0.05)
+
+    def assert_one_gap_free_history(self, leader, nodes):
+        """The leader's journal has seqs 1..N with no gap, every SlotHeld names a slot no
+        earlier SlotHeld holds (nothing frees a slot in these tests), and every other node
+        shows exactly the same records."""
+        leader_events = self.events(leader)
+        self.assertEqual([e["seq"] for e in leader_events], list(range(1, len(leader_events) + 1)))
+        held = [e["data"]["slotId"] for e in leader_events if e["type"] == "SlotHeld"]
+        self.assertEqual(len(held), len(set(held)), "a slot was held twice")
+        self.wait_caught_up(nodes, len(leader_events))
+        for n in nodes:
+            self.assertEqual(self.events(n), leader_events, f"node {n.port} differs from the leader")
+        return leader_events
+
+    def book(self, target, slot_id, patient="P"):
+        return target.api.req("POST", "/booking", {"slotId": slot_id, "patientName": patient}, timeout=5)
+
+
+class LeaderFailover(ClusterCase):
+    def test_a_leader_killed_with_sigkill_during_booking_load_is_replaced_and_every_acknowledged_booking_survives(self):
+        leader = self.wait_leader()
+        doctor, slots = self.setup_slots(300)
+        slot_ids = [s["id"] for s in slots]
+        acked, lock = [], threading.Lock()
+        acked_after_kill = []
+        killed = threading.Event()
+        stop_at = time.monotonic() + 40
+
+        def client(seed):
+            rnd = random.Random(seed)
+            target = leader
+            for _ in range(400):  # bounded in count and in time
+                if time.monotonic() > stop_at or (killed.is_set() and len(acked_after_kill) >= 40):
+                    return
+                slot = rnd.choice(slot_ids)
+                try:
+                    r = self.book(target, slot, f"P{seed}")
+                except (OSError, http.client.HTTPException):  # the leader died mid-request
+                    r = None
+                if r is not None and r.status == 201:
+                    b = r.json
+                    with lock:
+                        acked.append((b["id"], slot, b["token"], b["seq"]))
+                        if killed.is_set():
+                            acked_after_kill.append(b["id"])
+                elif r is not None and r.status == 421 and self.node_at(r.json["error"]["leader"]):
+                    target = self.node_at(r.json["error"]["leader"])
+                elif r is not None and r.status == 409:
+                    pass
+                else:  # 503, a dead leader named by 421 or gone itself: ask the nodes alive
+                    time.sleep(0.05)
+                    alive = [n for n in self.nodes if n.running()]
+                    target = alive[rnd.randrange(len(alive))]
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(acked) < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertGreaterEqual(len(acked), 40, "no booking load on the first leader")
+        leader.kill()
+        killed.set()
+        t_kill = time.monotonic()
+        for t in threads:
+            t.join(60)
+        new_leader = self.wait_leader(not_node=leader)
+        self.assertIsNot(new_leader, leader)
+        self.assertFalse(any(t.is_alive() for t in threads), "a load thread did not end")
+        self.assertGreater(len(acked_after_kill), 0,
+                           f"no booking was acknowledged after the failover ({len(acked)} before)")
+        print(f"  failover: {len(acked)} bookings acknowledged, {len(acked_after_kill)} after the kill "
+              f"({time.monotonic() - t_kill:.1f}s of load after it)")
+
+        alive = [n for n in self.nodes if n.running()]
+        events = self.assert_one_gap_free_history(new_leader, alive)
+        held = {e["data"]["bookingId"]: e["data"]["slotId"] for e in events if e["type"] == "SlotHeld"}
+        for booking_id, slot, token, seq in acked:
+            self.assertEqual(held.get(booking_id), slot, f"acknowledged booking {booking_id} (seq {seq}) is lost")
+            r = new_leader.api.req("GET", f"/booking/{booking_id}", token=token)
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.json["slotId"], slot)
+        self.assertEqual(len({slot for _, slot, _, _ in acked}), len(acked), "two acknowledged bookings share a slot")
+
+        # The killed node comes back as a follower and catches up from the stream.
+        leader.start(ready_timeout=30)
+        self.wait_caught_up([leader], len(events))
+        self.assertEqual(self.health(leader)["cluster"]["role"], "follower")
+        self.assertEqual(self.events(leader), self.events(new_leader)[: len(events)])
+
+
+class NatsServerLoss(ClusterCase):
+    def test_writes_continue_when_one_nats_server_is_killed(self):
+        self.wait_leader()
+        _, slots = self.setup_slots(60)
+        before = self.write("POST", "/booking", {"slotId": slots[0]["id"], "patientName": "Before"})
+        self.assertEqual(before.status, 201, before.describe())
+        self.nats.kill(0)
+        for k in range(1, 31):
+            # A reply lost to the failover is retried with the same key: answered, not redone.
+            key = {"Idempotency-Key": f"nats-loss-booking-{k:04d}"}
+            r = self.write("POST", "/booking", {"slotId": slots[k]["id"], "patientName": f"After {k}"},
+                           timeout=30, headers=key)
+            self.assertEqual(r.status, 201, r.describe())
+        leader = self.wait_leader()
+        self.assert_one_gap_free_history(leader, [n for n in self.nodes if n.running()])
+
+
+class DeposedLeader(ClusterCase):
+    def test_a_deposed_leader_that_comes_back_cannot_write_and_follows_the_new_leader(self):
+        old = self.wait_leader()
+        _, slots = self.setup_slots(10)
+        os.kill(old.proc.pid, signal.SIGSTOP)
+        try:
+            new = self.wait_leader(not_node=old, timeout=20)
+            r = self.book(new, slots[0]["id"], "New leader")
+            self.assertEqual(r.status, 201, r.describe())
+        finally:
+            os.kill(old.proc.pid, signal.SIGCONT)
+        # At once after it wakes up, before or after it notices the lost lease: never 201.
+        outcomes = []
+        for k in range(1, 6):
+            try:
+                r = self.book(old, slots[k]["id"], "Old leader")
+                outcomes.append(r.status)
+                self.assertIn(r.status, (421, 503), r.describe())
+            except (OSError, http.client.HTTPException) as e:  # a fenced leader exits (75) unanswered
+                outcomes.append(repr(e))
+        print(f"  the deposed leader answered: {outcomes}")
+        for k in range(1, 6):
+            r = new.api.req("GET", f"/slots/{slots[k]['doctorId']}")
+            self.assertEqual(r.status, 200)
+            status = {s["id"]: s["status"] for s in r.json}
+            self.assertEqual(status[slots[k]["id"]], "AVAILABLE", "a deposed leader's write reached the cluster")
+        if old.running():
+            self.assertEqual(self.health(old)["cluster"]["role"], "follower")
+        else:
+            self.assertEqual(old.proc.returncode, 75, old.log_tail())
+            old.start(ready_timeout=30)
+        self.assert_one_gap_free_history(new, [n for n in self.nodes if n.running()])
+
+
+class LapsedLease(ClusterCase):
+    nodes_count = 0
+
+    def test_two_nodes_that_both_believe_they_lead_cannot_both_append_the_stream_fences_the_stale_one(self):
+        # A creates the lease bucket (TTL 1.5 s). B renews only every 10 s (its --lease-ttl
+        # is 40): once it leads, its lease lapses unnoticed, as for a paused or cut-off node.
+        a = cluster_node(SLOTD, self.nats, "a", lease_ttl=LEASE_TTL)
+        b = cluster_node(SLOTD, self.nats, "b", lease_ttl=40)
+        for n in (a, b):
+            self.addCleanup(n.cleanup)
+        self.nodes = self.servers = [a, b]
+        a.start(ready_timeout=30)
+        self.assertIs(self.wait_leader(), a)
+        b.start(ready_timeout=30)
+        _, slots = self.setup_slots(4)
+        self.assertEqual(a.stop(), 0)  # gives the lease up; B takes it at its next tick
+        self.assertIs(self.wait_leader(timeout=20), b)
+        r = self.book(b, slots[0]["id"], "While B leads")
+        self.assertEqual(r.status, 201, r.describe())
+        a.start(ready_timeout=30)  # takes the lapsed lease and leads, B still believes it leads
+        deadline = time.monotonic() + 10
+        while self.health(a)["cluster"]["role"] != "leader":
+            self.assertLess(time.monotonic(), deadline, "A did not take the lapsed lease")
+            time.sleep(0.05)
+        self.assertEqual(self.health(b)["cluster"]["role"], "leader", "B noticed too early: nothing to fence")
+        r = self.book(a, slots[1]["id"], "New leader A")
+        self.assertEqual(r.status, 201, r.describe())
+        try:
+            stale = self.book(b, slots[2]["id"], "Stale leader B")
+            answer = stale.status
+        except (OSError, http.client.HTTPException) as e:
+            answer = repr(e)
+        self.assertNotEqual(answer, 201, "the stale leader acknowledged a write")
+        b.proc.wait(20)
+        self.assertEqual(b.proc.returncode, 75, b.log_tail())
+        self.assertIn("fenced", b.log_of_last_start())
+        status = {s["id"]: s["status"] for s in a.api.req("GET", f"/slots/{slots[2]['doctorId']}").json}
+        self.assertEqual([status[s["id"]] for s in slots], ["HELD", "HELD", "AVAILABLE", "AVAILABLE"])
+        # Restarted, B follows the stream again and agrees with A.
+        b.start(ready_timeout=30)
+        self.assert_one_gap_free_history(a, [b])
+
+
+class FollowerFeed(ClusterCase):
+    nodes_count = 2
+
+    def test_a_followers_feed_matches_the_leaders_event_for_event(self):
+        leader = self.wait_leader()
+        follower = next(n for n in self.nodes if n is not leader)
+        doctor, slots = self.setup_slots(40)
+        feeds = [Ws(n.port) for n in (leader, follower)]
+        for w in feeds:
+            self.addCleanup(w.close)
+            self.assertEqual(w.status, 101)
+            # From seq 1: the missed events (read from each node's own journal), then live ones.
+            w.send_json({"op": "subscribe", "doctorIds": [doctor["id"]], "fromSeq": 1})
+        last_seq = 0
+        for k in range(20):
+            r = self.book(leader, slots[k]["id"], f"Feed {k}")
+            self.assertEqual(r.status, 201, r.describe())
+            b = r.json
+            last_seq = b["seq"]
+            if k % 3 == 0:
+                c = leader.api.req("POST", f"/booking/{b['id']}/cancel", token=b["token"])
+                self.assertEqual(c.status, 200, c.describe())
+                last_seq = max(last_seq, c.json.get("seq", last_seq))
+        got = []
+        for w in feeds:
+            messages = []
+            while not messages or messages[-1]["seq"] < last_seq:
+                m = w.recv_json(timeout=10, what=f"events up to seq {last_seq}")
+                self.assertIn(m["type"], ("slot", "booking"), m)
+                messages.append(m)
+            got.append(messages)
+        self.assertGreaterEqual(len(got[0]), 40 + 20)  # the slots, then each booking's events
+        self.assertEqual(got[1], got[0])
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(sys.modules[__name__], "cluster"))

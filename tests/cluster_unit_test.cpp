@@ -1,0 +1,205 @@
+// Cluster mode without NATS: the batch message format, and the sequencer's two cluster
+// seams (replicate before the local append; submit_replicated on a follower), with real
+// RocksDB journals in temp dirs. The NATS side runs in tests/cluster_test.py.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "cluster/batch_codec.hpp"
+#include "sequencer/sequencer.hpp"
+#include "tests/test_support.hpp"
+
+using namespace slotd;
+using testing::TempDir;
+
+namespace {
+
+constexpr TimeMs kBase = 1'925'000'000'000;  // 2031: slots must lie after 2000-01-01
+
+std::unique_ptr<Sequencer> open_sequencer(const TempDir& dir, SequencerConfig config = {}) {
+  std::unique_ptr<Sequencer> seq;
+  JournalStatus st = Sequencer::open(dir.str(), std::move(config), seq);
+  REQUIRE_MESSAGE(st.ok, st.message);
+  return seq;
+}
+
+std::vector<std::string> journal_values(const Sequencer& seq) {
+  std::vector<std::string> out;
+  JournalStatus st = seq.read_journal(1, 0, [&](const JournalRecord& r) {
+    std::string v = std::to_string(r.seq) + ":";
+    encode_record(r, v);
+    out.push_back(std::move(v));
+    return true;
+  });
+  REQUIRE_MESSAGE(st.ok, st.message);
+  return out;
+}
+
+void wait_durable(const Sequencer& seq, std::uint64_t seq_no) {
+  for (int i = 0; i < 10'000 && seq.durable_seq() < seq_no; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(seq.durable_seq() == seq_no);
+}
+
+std::vector<JournalRecord> some_records(std::uint64_t first) {
+  std::vector<JournalRecord> out;
+  out.push_back({first, kBase, 7, Actor::admin, DoctorAdded{1, 1, "Dr. Batch", "GP"}});
+  out.push_back({first + 1, kBase + 1, 8, Actor::admin, SlotCreated{1, 1, kBase, kBase + 1000}});
+  out.push_back({first + 2, kBase + 2, 0, Actor::system, SlotClosed{1}});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a batch message carries its records byte for byte, seqs included") {
+  const auto records = some_records(41);
+  std::string message;
+  encode_batch(records, message);
+  std::vector<JournalRecord> decoded;
+  JournalStatus st = decode_batch(message, decoded);
+  REQUIRE_MESSAGE(st.ok, st.message);
+  REQUIRE(decoded.size() == records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    CHECK(decoded[i].seq == records[i].seq);
+    std::string a, b;
+    encode_record(records[i], a);
+    encode_record(decoded[i], b);
+    CHECK(a == b);
+  }
+}
+
+TEST_CASE("a truncated, extended or unknown-version batch message is refused") {
+  std::string message;
+  encode_batch(some_records(1), message);
+  std::vector<JournalRecord> out;
+  for (std::size_t cut = 0; cut < message.size(); ++cut) {
+    CHECK_FALSE(decode_batch(std::string_view(message).substr(0, cut), out).ok);
+  }
+  CHECK_FALSE(decode_batch(message + '\0', out).ok);
+  std::string other_version = message;
+  other_version[0] = 2;
+  CHECK_FALSE(decode_batch(other_version, out).ok);
+}
+
+TEST_CASE("a follower fed the leader's batch messages reaches the leader's journal and state, and decides no expiry of its own") {
+  TempDir leader_dir, follower_dir;
+  std::mutex mutex;
+  std::vector<std::string> messages;  // what the leader would have published
+  SequencerConfig leader_config;
+  leader_config.engine.hold_ttl_ms = 60'000;
+  leader_config.clock = [] { return kBase; };
+  leader_config.replicate = [&](std::span<const JournalRecord> records) {
+    std::string m;
+    encode_batch(records, m);
+    std::lock_guard lock(mutex);
+    messages.push_back(std::move(m));
+    return JournalStatus{};
+  };
+  auto leader = open_sequencer(leader_dir, leader_config);
+  leader->start();
+  CommandResult doctor = leader->execute(AddDoctor{1, "Dr. Lead", "GP"});
+  const Id doctor_id = std::get<DoctorAdded>(doctor.events.at(0)).doctor_id;
+  CreateSlots create{doctor_id, {}};
+  for (int i = 0; i < 20; ++i) create.spans.push_back({kBase + 3'600'000 + i * 1000LL, kBase + 3'600'000 + i * 1000LL + 1000});
+  REQUIRE(leader->execute(std::move(create)).rejection == Rejection::none);
+  for (Id slot = 1; slot <= 10; ++slot) {
+    REQUIRE(leader->execute(BookSlot{slot, "Pat", 0, Token{1, 2, 3}}, Actor::patient).rejection == Rejection::none);
+  }
+  leader->stop();
+
+  // The follower's clock is an hour ahead: the holds are due, but only a leader expires them.
+  SequencerConfig follower_config;
+  follower_config.engine.hold_ttl_ms = 60'000;
+  follower_config.clock = [] { return kBase + 3'600'000; };
+  follower_config.expiry_interval = std::chrono::milliseconds(1);
+  follower_config.replicate = [](std::span<const JournalRecord>) {
+    FAIL("a follower published its leader's batch");
+    return JournalStatus::error("unreachable");
+  };
+  auto follower = open_sequencer(follower_dir, follower_config);
+  follower->set_deciding(false);
+  follower->start();
+  for (const std::string& m : messages) {
+    std::vector<JournalRecord> records;
+    JournalStatus st = decode_batch(m, records);
+    REQUIRE_MESSAGE(st.ok, st.message);
+    REQUIRE(follower->submit_replicated(std::move(records)));
+  }
+  wait_durable(*follower, leader->durable_seq());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // room for a wrong expiry
+  follower->stop();
+  CHECK(follower->durable_seq() == leader->durable_seq());
+  CHECK(follower->engine().state_hash() == leader->engine().state_hash());
+  CHECK(journal_values(*follower) == journal_values(*leader));
+  CHECK(follower->reads().as_of_seq() == leader->durable_seq());
+}
+
+TEST_CASE("a batch whose replication fails is never answered nor written to the local journal") {
+  TempDir dir;
+  std::atomic<int> replicate_calls{0};
+  std::string failure;
+  std::mutex mutex;
+  SequencerConfig config;
+  config.replicate = [&](std::span<const JournalRecord>) {
+    // The first batch (the doctor) replicates; the second is fenced.
+    return replicate_calls.fetch_add(1) == 0 ? JournalStatus{} : JournalStatus::error("fenced: test");
+  };
+  config.on_journal_failure = [&](const std::string& message) {
+    std::lock_guard lock(mutex);
+    failure = message;
+  };
+  {
+    auto seq = open_sequencer(dir, config);
+    seq->start();
+    REQUIRE(seq->execute(AddDoctor{1, "Dr. One", "GP"}).rejection == Rejection::none);
+    std::atomic<bool> answered{false};
+    Submission s;
+    s.command = AddDoctor{1, "Dr. Two", "GP"};
+    s.actor = Actor::admin;
+    s.done = [&](CommandResult&&) { answered = true; };
+    REQUIRE(seq->submit(std::move(s)));
+    for (int i = 0; i < 5'000; ++i) {
+      {
+        std::lock_guard lock(mutex);
+        if (!failure.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    seq->stop();
+    CHECK_FALSE(answered.load());
+    std::lock_guard lock(mutex);
+    CHECK(failure == "fenced: test");
+    CHECK(seq->durable_seq() == 1);
+  }
+  auto reopened = open_sequencer(dir);
+  CHECK(reopened->durable_seq() == 1);
+}
+
+TEST_CASE("a replicated batch that does not continue the follower's seqs stops the follower") {
+  TempDir dir;
+  std::mutex mutex;
+  std::string failure;
+  SequencerConfig config;
+  config.on_journal_failure = [&](const std::string& message) {
+    std::lock_guard lock(mutex);
+    failure = message;
+  };
+  auto seq = open_sequencer(dir, config);
+  seq->set_deciding(false);
+  seq->start();
+  REQUIRE(seq->submit_replicated(some_records(2)));  // seq 1 is missing
+  for (int i = 0; i < 5'000; ++i) {
+    {
+      std::lock_guard lock(mutex);
+      if (!failure.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  seq->stop();
+  std::lock_guard lock(mutex);
+  CHECK(failure.find("replicated record seq 2") != std::string::npos);
+  CHECK(seq->durable_seq() == 0);
+}
