@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/overloaded.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 
 #include <fmt/format.h>
 
@@ -56,6 +57,9 @@ Sequencer::~Sequencer() { stop(); }
 
 JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig config,
                               std::unique_ptr<Sequencer>& out) {
+  // Before the engine exists: its chunks then sit on huge pages, which keeps the fork() of
+  // every snapshot short (snapshots/huge_page_chunks.hpp).
+  if (config.huge_page_chunks) use_huge_page_chunks();
   std::unique_ptr<Journal> journal;
   JournalStatus status =
       Journal::open((std::filesystem::path(data_dir) / "journal").string(), journal,
