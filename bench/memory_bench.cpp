@@ -6,7 +6,10 @@
 // (RSS from /proc, so allocator overhead counts) next to Engine::memory_bytes(). Prints
 // the figures and writes them to --out; nothing is asserted.
 //
-//   memory_bench [--slots N] [--bookings N] [--slots-per-doctor N] [--out PATH]
+// Chunks come from huge pages as in slotd (snapshots/huge_page_chunks.hpp); --heap-chunks
+// takes them from the heap instead, for comparison.
+//
+//   memory_bench [--slots N] [--bookings N] [--slots-per-doctor N] [--heap-chunks] [--out PATH]
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -17,6 +20,7 @@
 
 #include "engine/engine.hpp"
 #include "sequencer/read_store.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 
 namespace {
 
@@ -39,15 +43,25 @@ std::uint64_t rss_bytes() {
 int main(int argc, char** argv) {
   std::uint64_t slots = 10'000'000, bookings = 1'000'000, per_doctor = 5'000;
   std::string out = "memory_bench.results.txt";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool heap_chunks = false;
+  for (int i = 1; i < argc; i += 2) {
     const std::string_view flag = argv[i];
+    if (flag == "--heap-chunks") {
+      heap_chunks = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "usage: memory_bench [--slots N] [--bookings N] [--slots-per-doctor N] [--heap-chunks] [--out PATH]\n");
+      return 2;
+    }
     const std::uint64_t v = std::strtoull(argv[i + 1], nullptr, 10);
     if (flag == "--slots") slots = v;
     else if (flag == "--bookings") bookings = v;
     else if (flag == "--slots-per-doctor") per_doctor = v;
     else if (flag == "--out") out = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: memory_bench [--slots N] [--bookings N] [--slots-per-doctor N] [--out PATH]\n");
+      std::fprintf(stderr, "usage: memory_bench [--slots N] [--bookings N] [--slots-per-doctor N] [--heap-chunks] [--out PATH]\n");
       return 2;
     }
   }
@@ -57,6 +71,7 @@ int main(int argc, char** argv) {
   }
   constexpr TimeMs kT0 = 1'925'000'000'000;
   constexpr TimeMs kSlotMs = 30 * 60 * 1000;
+  if (!heap_chunks) use_huge_page_chunks();
   EngineConfig config;
   config.max_slots_per_request = 1'000'000;
   Engine engine(config);
@@ -97,7 +112,8 @@ int main(int argc, char** argv) {
     std::puts(line.c_str());
     report += line + "\n";
   };
-  say(fmt::format("memory_bench: {} slots ({} doctors x {}), {} confirmed bookings", slots, doctors, per_doctor, bookings));
+  say(fmt::format("memory_bench: {} slots ({} doctors x {}), {} confirmed bookings, chunks from {}", slots, doctors,
+                  per_doctor, bookings, heap_chunks ? "the heap" : "huge pages"));
   say(fmt::format("engine, slots only     : {:6.1f} B/slot RSS   ({:6.1f} B/slot by Engine::memory_bytes)",
                   per(rss_slots - rss0, slots), per(engine_slots, slots)));
   say(fmt::format("engine, per booking    : {:6.1f} B/booking RSS ({:6.1f} B/booking by memory_bytes)",

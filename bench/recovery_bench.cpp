@@ -2,7 +2,8 @@
 // writer's pause while a snapshot is taken. Prints a table and writes it to a results
 // file; asserts nothing about time.
 //
-//   recovery_bench [--quick] [--out PATH] [--dir DIR] [--slots N,...]
+//   recovery_bench [--quick] [--out PATH] [--dir DIR] [--slots N,...] [--heap-chunks] [--no-pause]
+//                  [--keep-data]
 //
 // For each size (default 1M and 10M slots; --quick 100k and 1M) it builds a data dir
 // through the real Journal: S slots from SlotCreated events (10,000 per doctor), then
@@ -17,6 +18,10 @@
 //     a client thread) and takes fork()-based snapshots; the longest fork() pause is the
 //     sequencer stall; the slowest single command with and without a snapshot in flight
 //     is the client's view of it (it includes an fsync each).
+// Each open is timed in wall time and in CPU time of the whole process (RocksDB's threads
+// included): on a shared machine the CPU time moves less. --heap-chunks keeps the engine's
+// chunks on the heap instead of huge pages (SequencerConfig::huge_page_chunks = false).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +43,7 @@
 #include "journal/journal.hpp"
 #include "sequencer/sequencer.hpp"
 #include "engine/state_codec.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 #include "snapshots/snapshot_store.hpp"
 
 namespace {
@@ -49,6 +55,17 @@ using Clock = std::chrono::steady_clock;
 constexpr TimeMs kBase = 1'925'193'600'000;  // 2031-01-06
 constexpr std::uint64_t kTail = 1'000'000;
 constexpr std::size_t kBatch = 4096;
+
+bool g_heap_chunks = false;
+bool g_keep_data = false;  // leave each data dir (snapshot at E - 1M and the journal) behind
+bool g_no_pause = false;   // skip the fork()-pause phase (it appends events and snapshots)
+
+double process_cpu_s() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -96,8 +113,8 @@ class Builder {
 struct Figures {
   std::uint64_t slots = 0, bookings = 0, events = 0;
   double build_s = 0;
-  double full_replay_s = 0;
-  double snapshot_tail_s = 0;
+  double full_replay_s = 0, full_replay_cpu_s = 0;
+  double snapshot_tail_s = 0, snapshot_tail_cpu_s = 0;
   std::uint64_t snapshot_seq = 0;
   double snapshot_write_s = 0;
   std::uint64_t snapshot_bytes = 0;
@@ -111,6 +128,7 @@ struct Figures {
   std::uint64_t commands_under_load = 0;
   double rss_mb = 0;            // of this process while the snapshots ran
   std::uint64_t mappings = 0;   // its memory mappings (fork copies each one's page tables)
+  double huge_mb = 0;           // of which anonymous memory on transparent huge pages
 };
 
 double rss_mb() {
@@ -118,6 +136,16 @@ double rss_mb() {
   std::uint64_t size = 0, resident = 0;
   in >> size >> resident;
   return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+// AnonHugePages of /proc/self/smaps_rollup, in MiB.
+double huge_mb() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  for (std::string line; std::getline(in, line);) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line.c_str(), "AnonHugePages: %llu kB", &kb) == 1) return static_cast<double>(kb) / 1024;
+  }
+  return 0;
 }
 
 std::uint64_t mappings() {
@@ -130,6 +158,7 @@ std::uint64_t mappings() {
 std::unique_ptr<Sequencer> open_data(const fs::path& dir, SequencerConfig config = {}) {
   std::unique_ptr<Sequencer> seq;
   if (!config.log) config.log = [](const std::string&) {};
+  config.huge_page_chunks = !g_heap_chunks;
   JournalStatus st = Sequencer::open(dir.string(), std::move(config), seq);
   if (!st) {
     std::fprintf(stderr, "open: %s\n", st.message.c_str());
@@ -194,8 +223,10 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
   std::uint64_t full_hash = 0;
   {
     const auto t0 = Clock::now();
+    const double cpu0 = process_cpu_s();
     auto seq = open_data(data);
     f.full_replay_s = seconds_since(t0);
+    f.full_replay_cpu_s = process_cpu_s() - cpu0;
     full_hash = seq->engine().state_hash();
   }
 
@@ -224,8 +255,10 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
   // Snapshot + 1M tail.
   {
     const auto t0 = Clock::now();
+    const double cpu0 = process_cpu_s();
     auto seq = open_data(data);
     f.snapshot_tail_s = seconds_since(t0);
+    f.snapshot_tail_cpu_s = process_cpu_s() - cpu0;
     if (seq->recovery().snapshot_seq != f.snapshot_seq || seq->engine().state_hash() != full_hash) {
       std::fprintf(stderr, "snapshot + tail did not rebuild the same state\n");
       std::exit(1);
@@ -233,7 +266,7 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
   }
 
   // The writer's pause under load: fork()-based snapshots every 20,000 events.
-  {
+  if (!g_no_pause) {
     SequencerConfig config;
     config.snapshot_every = 20'000;
     config.snapshots_kept = 1;
@@ -266,6 +299,7 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
     }
     f.rss_mb = rss_mb();
     f.mappings = mappings();
+    f.huge_mb = huge_mb();
     seq->stop();
     f.max_fork_us = seq->snapshot_stats().max_fork_ns.load() / 1000;
     f.max_fork_cpu_us = seq->snapshot_stats().max_fork_cpu_ns.load() / 1000;
@@ -274,7 +308,7 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
     f.slowest_command_ms_idle = slowest_idle;
     f.slowest_command_ms_snapshot = slowest_busy;
   }
-  fs::remove_all(data);
+  if (!g_keep_data) fs::remove_all(data);
   return f;
 }
 
@@ -290,6 +324,9 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--out" && i + 1 < argc) out_path = argv[++i];
     else if (a == "--dir" && i + 1 < argc) root = argv[++i];
+    else if (a == "--heap-chunks") g_heap_chunks = true;
+    else if (a == "--keep-data") g_keep_data = true;
+    else if (a == "--no-pause") g_no_pause = true;
     else if (a == "--slots" && i + 1 < argc) {
       std::string list = argv[++i];
       for (std::size_t p = 0; p < list.size();) {
@@ -298,45 +335,52 @@ int main(int argc, char** argv) {
         p = comma == std::string::npos ? list.size() : comma + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: recovery_bench [--quick] [--out PATH] [--dir DIR] [--slots N,...]\n");
+      std::fprintf(stderr, "usage: recovery_bench [--quick] [--out PATH] [--dir DIR] [--slots N,...] [--heap-chunks] [--no-pause] [--keep-data]\n");
       return 2;
     }
   }
   if (sizes.empty()) sizes = quick ? std::vector<std::uint64_t>{100'000, 1'000'000}
                                    : std::vector<std::uint64_t>{1'000'000, 10'000'000};
+  // As slotd does (Sequencer::open), before any engine exists: the data dirs' builders then
+  // leave no heap behind that the forks would copy page tables of.
+  if (!g_heap_chunks) use_huge_page_chunks();
   const bool own_root = root.empty();
   if (own_root) root = fs::temp_directory_path() / fmt::format("slotd-recovery-bench-{}", ::getpid());
   fs::create_directories(root);
 
-  std::string report = "recovery_bench: Sequencer::open from a real journal (RocksDB, fsync'd batches of 4096)\n";
+  std::string report = fmt::format(
+      "recovery_bench: Sequencer::open from a real journal (RocksDB, fsync'd batches of 4096), chunks from {}\n",
+      g_heap_chunks ? "the heap" : "huge pages");
   for (std::uint64_t slots : sizes) {
     std::fprintf(stderr, "building %llu slots...\n", static_cast<unsigned long long>(slots));
     const Figures f = run_size(root, slots);
     report += fmt::format(
         "\n{} slots, {} bookings (held + confirmed), {} events (built in {:.1f} s)\n"
-        "  full replay of {} events:                     {:8.3f} s\n"
-        "  snapshot at seq {} + {} tail events:     {:8.3f} s\n"
+        "  full replay of {} events:                     {:8.3f} s ({:.3f} s CPU)\n"
+        "  snapshot at seq {} + {} tail events:     {:8.3f} s ({:.3f} s CPU)\n"
         "  snapshot write (in-process, fsync'd):         {:8.3f} s, {} bytes\n"
-        "  fork()-based snapshots under load:            {} written, longest sequencer pause (fork) {} us wall, {} us CPU; last write {:.0f} ms (process: {:.0f} MiB resident, {} mappings)\n"
+        "  fork()-based snapshots under load:            {} written, longest sequencer pause (fork) {} us wall, {} us CPU; last write {:.0f} ms (process: {:.0f} MiB resident, {:.0f} MiB of it on huge pages, {} mappings)\n"
         "  slowest single command (incl. fsync):         {:.2f} ms without / {:.2f} ms with a snapshot in flight ({} commands)\n"
         "  memory: {:.1f} bytes/slot, {:.1f} bytes/booking (Engine::memory_bytes)\n"
         "  disk:   snapshot {:.1f} bytes/slot, {:.1f} bytes/booking (StateCodec::encoded_size); journal {:.1f} bytes/event (records + entity index)\n",
-        f.slots, f.bookings, f.events, f.build_s, f.events, f.full_replay_s, f.snapshot_seq, f.events - f.snapshot_seq,
-        f.snapshot_tail_s, f.snapshot_write_s, f.snapshot_bytes, f.snapshots_under_load, f.max_fork_us,
-        f.max_fork_cpu_us, f.fork_snapshot_write_ms, f.rss_mb, f.mappings, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot,
+        f.slots, f.bookings, f.events, f.build_s, f.events, f.full_replay_s, f.full_replay_cpu_s, f.snapshot_seq,
+        f.events - f.snapshot_seq, f.snapshot_tail_s, f.snapshot_tail_cpu_s, f.snapshot_write_s, f.snapshot_bytes,
+        f.snapshots_under_load, f.max_fork_us, f.max_fork_cpu_us, f.fork_snapshot_write_ms, f.rss_mb, f.huge_mb, f.mappings, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot,
         f.commands_under_load, f.mem_per_slot, f.mem_per_booking, f.engine_bytes_per_slot, f.engine_bytes_per_booking,
         f.journal_bytes_per_event);
     std::fputs(report.c_str(), stdout);
     report.clear();
     std::ofstream(out_path, std::ios::app) << fmt::format(
-        "slots={} events={} full_replay_s={:.3f} snapshot_tail_s={:.3f} snapshot_write_s={:.3f} snapshot_bytes={} "
-        "max_fork_us={} max_fork_cpu_us={} rss_mb={:.0f} mappings={} fork_snapshot_write_ms={:.0f} slowest_cmd_ms_idle={:.2f} slowest_cmd_ms_snapshot={:.2f} "
+        "chunks={} slots={} events={} full_replay_s={:.3f} full_replay_cpu_s={:.3f} snapshot_tail_s={:.3f} "
+        "snapshot_tail_cpu_s={:.3f} snapshot_write_s={:.3f} snapshot_bytes={} "
+        "max_fork_us={} max_fork_cpu_us={} rss_mb={:.0f} huge_mb={:.0f} mappings={} fork_snapshot_write_ms={:.0f} slowest_cmd_ms_idle={:.2f} slowest_cmd_ms_snapshot={:.2f} "
         "mem_bytes_per_slot={:.1f} mem_bytes_per_booking={:.1f} snapshot_bytes_per_slot={:.1f} snapshot_bytes_per_booking={:.1f} journal_bytes_per_event={:.1f}\n",
-        f.slots, f.events, f.full_replay_s, f.snapshot_tail_s, f.snapshot_write_s, f.snapshot_bytes, f.max_fork_us, f.max_fork_cpu_us,
-        f.rss_mb, f.mappings, f.fork_snapshot_write_ms, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot, f.mem_per_slot,
+        g_heap_chunks ? "heap" : "huge", f.slots, f.events, f.full_replay_s, f.full_replay_cpu_s, f.snapshot_tail_s,
+        f.snapshot_tail_cpu_s, f.snapshot_write_s, f.snapshot_bytes, f.max_fork_us, f.max_fork_cpu_us, f.rss_mb, f.huge_mb, f.mappings, f.fork_snapshot_write_ms, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot, f.mem_per_slot,
         f.mem_per_booking, f.engine_bytes_per_slot, f.engine_bytes_per_booking, f.journal_bytes_per_event);
   }
-  if (own_root) fs::remove_all(root);
+  if (own_root && !g_keep_data) fs::remove_all(root);
+  if (g_keep_data) std::printf("data dirs kept under %s\n", root.c_str());
   std::printf("results appended to %s\n", out_path.c_str());
   return 0;
 }

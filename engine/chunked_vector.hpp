@@ -5,9 +5,11 @@
 // array. The chunk directory is reserved once and never reallocated, so another thread
 // may read element i while the owner appends, provided it learned that i exists through a
 // release/acquire pair (the read side of the sequencer relies on this for fields that
-// never change after creation). Standard library only.
+// never change after creation). By default a chunk holds at least 2 MiB, so it can be
+// backed by huge pages (engine/chunk_memory.hpp). Standard library only.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <memory>
@@ -16,23 +18,37 @@
 #include <utility>
 #include <vector>
 
+#include "engine/chunk_memory.hpp"
+
 namespace slotd {
 
-template <class T, std::size_t kChunkBits = 12>
+// The fewest elements per chunk (a power of two) that fill kChunkTargetBytes.
+template <class T>
+constexpr std::size_t big_chunk_bits() {
+  std::size_t bits = 0;
+  while ((std::size_t{1} << bits) * sizeof(T) < kChunkTargetBytes) ++bits;
+  return bits;
+}
+
+template <class T, std::size_t kChunkBits = big_chunk_bits<T>()>
 class ChunkedVector {
  public:
   using value_type = T;
   static constexpr std::size_t kChunkSize = std::size_t{1} << kChunkBits;
-  static constexpr std::size_t kMaxChunks = std::size_t{1} << 16;
-  static constexpr std::size_t kMaxSize = kChunkSize * kMaxChunks;
+  static constexpr std::size_t kChunkBytes = kChunkSize * sizeof(T);
+  // 2^(bits + 16) elements, but never more than 2^28 (ids are 32-bit, with room to spare).
+  static constexpr std::size_t kMaxSize = std::min(std::size_t{1} << (kChunkBits + 16), std::size_t{1} << 28);
+  static constexpr std::size_t kMaxChunks = kMaxSize / kChunkSize;
+  static_assert(alignof(T) <= kChunkAlignment);
 
-  ChunkedVector() { chunks_.reserve(kMaxChunks); }
+  ChunkedVector() : source_(&current_chunk_source()) { chunks_.reserve(kMaxChunks); }
   ~ChunkedVector() { destroy(); }
   ChunkedVector(ChunkedVector&& other) noexcept
-      : chunks_(std::move(other.chunks_)), size_(std::exchange(other.size_, 0)) {}
+      : source_(other.source_), chunks_(std::move(other.chunks_)), size_(std::exchange(other.size_, 0)) {}
   ChunkedVector& operator=(ChunkedVector&& other) noexcept {
     if (this != &other) {
       destroy();
+      source_ = other.source_;
       chunks_ = std::move(other.chunks_);
       size_ = std::exchange(other.size_, 0);
     }
@@ -52,10 +68,8 @@ class ChunkedVector {
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
-  T& operator[](std::size_t i) { return chunks_[i >> kChunkBits].get()[i & (kChunkSize - 1)]; }
-  const T& operator[](std::size_t i) const {
-    return chunks_[i >> kChunkBits].get()[i & (kChunkSize - 1)];
-  }
+  T& operator[](std::size_t i) { return chunks_[i >> kChunkBits][i & (kChunkSize - 1)]; }
+  const T& operator[](std::size_t i) const { return chunks_[i >> kChunkBits][i & (kChunkSize - 1)]; }
   T& back() { return (*this)[size_ - 1]; }
 
   // Default-constructs the next element in place and returns it. A chunk's memory is
@@ -63,9 +77,9 @@ class ChunkedVector {
   T& emplace_back() {
     assert(size_ < kMaxSize);
     if ((size_ & (kChunkSize - 1)) == 0) {
-      chunks_.emplace_back(static_cast<T*>(::operator new(kChunkSize * sizeof(T), std::align_val_t{alignof(T)})));
+      chunks_.push_back(static_cast<T*>(source_->allocate(kChunkBytes)));
     }
-    T* slot = &chunks_[size_ >> kChunkBits].get()[size_ & (kChunkSize - 1)];
+    T* slot = &chunks_[size_ >> kChunkBits][size_ & (kChunkSize - 1)];
     ::new (static_cast<void*>(slot)) T();
     ++size_;
     return *slot;
@@ -74,7 +88,7 @@ class ChunkedVector {
 
   // Bytes held by the chunks (allocated, whether used or not) and the directory.
   std::size_t memory_bytes() const {
-    return chunks_.size() * kChunkSize * sizeof(T) + chunks_.capacity() * sizeof(chunks_[0]);
+    return chunks_.size() * kChunkBytes + chunks_.capacity() * sizeof(chunks_[0]);
   }
 
   template <class Self, class Ref>
@@ -96,18 +110,17 @@ class ChunkedVector {
   auto end() const { return Iterator<const ChunkedVector, const T&>(this, size_); }
 
  private:
-  struct FreeChunk {
-    void operator()(T* p) const { ::operator delete(p, std::align_val_t{alignof(T)}); }
-  };
   void destroy() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
       for (std::size_t i = 0; i < size_; ++i) (*this)[i].~T();
     }
     size_ = 0;
+    for (T* chunk : chunks_) source_->release(chunk, kChunkBytes);
     chunks_.clear();
   }
 
-  std::vector<std::unique_ptr<T, FreeChunk>> chunks_;
+  const ChunkSource* source_;  // the chunks are released where they came from
+  std::vector<T*> chunks_;
   std::size_t size_ = 0;
 };
 

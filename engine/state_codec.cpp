@@ -262,6 +262,12 @@ bool StateCodec::encode(const Engine& e, StateSink& sink) {
 }
 
 std::optional<std::string> StateCodec::decode(std::string_view bytes, Engine& e) {
+  if (auto error = decode_unchecked(bytes, e)) return error;
+  if (auto broken = e.broken_invariant()) return "engine state: breaks an invariant: " + *broken;
+  return std::nullopt;
+}
+
+std::optional<std::string> StateCodec::decode_unchecked(std::string_view bytes, Engine& e) {
   Reader r(bytes);
   auto bad = [](std::string what) -> std::optional<std::string> {
     return "engine state: " + std::move(what);
@@ -457,7 +463,6 @@ std::optional<std::string> StateCodec::decode(std::string_view bytes, Engine& e)
   if (r.failed()) return bad("truncated");
   if (r.left() != 0) return bad(std::to_string(r.left()) + " bytes after the end");
   e.set_config(e.config_);  // rebuilds the per-client hold counts
-  if (auto broken = e.broken_invariant()) return bad("breaks an invariant: " + *broken);
   return std::nullopt;
 }
 

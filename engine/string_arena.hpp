@@ -1,7 +1,7 @@
 // engine/string_arena.hpp — append-only storage for short immutable strings (patient
 // names), so a booking holds an 8-byte reference instead of a heap-allocated string.
 //
-// Strings live in 1 MiB chunks that never move and are never freed while the arena lives;
+// Strings live in 2 MiB chunks (from the installed ChunkSource) that never move and are never freed while the arena lives;
 // like ChunkedVector, the chunk directory is reserved once, so another thread may read a
 // string it learned about through a release/acquire pair. Standard library only.
 #pragma once
@@ -9,9 +9,11 @@
 #include <cassert>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "engine/chunk_memory.hpp"
 
 namespace slotd {
 
@@ -25,18 +27,29 @@ struct StrRef {
 
 class StringArena {
  public:
-  static constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+  static constexpr std::size_t kChunkBytes = kChunkTargetBytes;
   static constexpr std::size_t kMaxChunks = std::size_t{1} << 16;
   static constexpr std::size_t kMaxLength = 0xFFFF;
+  static_assert(kChunkBytes <= (std::size_t{1} << 24), "offsets are 24 bits");
 
-  StringArena() { chunks_.reserve(kMaxChunks); }
-  StringArena(StringArena&&) noexcept = default;
-  StringArena& operator=(StringArena&&) noexcept = default;
+  StringArena() : source_(&current_chunk_source()) { chunks_.reserve(kMaxChunks); }
+  ~StringArena() { release(); }
+  StringArena(StringArena&& other) noexcept
+      : source_(other.source_), chunks_(std::move(other.chunks_)), used_(std::exchange(other.used_, 0)) {}
+  StringArena& operator=(StringArena&& other) noexcept {
+    if (this != &other) {
+      release();
+      source_ = other.source_;
+      chunks_ = std::move(other.chunks_);
+      used_ = std::exchange(other.used_, 0);
+    }
+    return *this;
+  }
   StringArena(const StringArena& other) : StringArena() {
     for (std::size_t i = 0; i < other.chunks_.size(); ++i) {
       const std::size_t used = i + 1 == other.chunks_.size() ? other.used_ : kChunkBytes;
-      chunks_.emplace_back(new char[kChunkBytes]);
-      std::memcpy(chunks_.back().get(), other.chunks_[i].get(), used);
+      chunks_.push_back(static_cast<char*>(source_->allocate(kChunkBytes)));
+      std::memcpy(chunks_.back(), other.chunks_[i], used);
     }
     used_ = other.used_;
   }
@@ -52,11 +65,12 @@ class StringArena {
     assert(s.size() <= kMaxLength);
     if (chunks_.empty() || used_ + s.size() > kChunkBytes) {
       assert(chunks_.size() < kMaxChunks);
-      chunks_.emplace_back(new char[kChunkBytes]);  // not zeroed: only written bytes are read
+      // not zeroed: only written bytes are read
+      chunks_.push_back(static_cast<char*>(source_->allocate(kChunkBytes)));
       used_ = 0;
     }
     const std::uint64_t chunk = chunks_.size() - 1;
-    std::memcpy(chunks_.back().get() + used_, s.data(), s.size());
+    std::memcpy(chunks_.back() + used_, s.data(), s.size());
     StrRef ref{chunk << 40 | std::uint64_t{used_} << 16 | s.size()};
     used_ += s.size();
     return ref;
@@ -64,13 +78,20 @@ class StringArena {
 
   std::string_view view(StrRef ref) const {
     if (ref.length() == 0) return {};
-    return {chunks_[ref.chunk()].get() + ref.offset(), ref.length()};
+    return {chunks_[ref.chunk()] + ref.offset(), ref.length()};
   }
 
   std::size_t memory_bytes() const { return chunks_.size() * kChunkBytes; }
 
  private:
-  std::vector<std::unique_ptr<char[]>> chunks_;
+  void release() {
+    for (char* chunk : chunks_) source_->release(chunk, kChunkBytes);
+    chunks_.clear();
+    used_ = 0;
+  }
+
+  const ChunkSource* source_;  // the chunks are released where they came from
+  std::vector<char*> chunks_;
   std::size_t used_ = 0;  // bytes used in the last chunk
 };
 

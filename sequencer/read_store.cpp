@@ -432,11 +432,20 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     view.slot_ids_.store(std::make_shared<const std::vector<std::uint32_t>>(ids));
   }
   doctor_count_.store(doctors_.size(), std::memory_order_release);
+  // Counted in plain integers and stored once: no reader sees this store before load ends,
+  // and an atomic add per slot is most of the cost of a load of 10M slots.
+  using Counts = std::array<std::uint64_t, 4>;
+  std::vector<Counts> doctor_slots(engine.doctors().size(), Counts{});
+  Counts slots{};
   for (std::size_t i = 0; i < engine.slots().size(); ++i) {
     const Slot& s = engine.slots()[i];
-    slot_status_.emplace_back().store(static_cast<std::uint8_t>(s.status));
-    counts_.slots[index_of(s.status)].fetch_add(1, std::memory_order_relaxed);
-    doctors_[s.doctor_id - 1].counts_.slots[index_of(s.status)].fetch_add(1);
+    slot_status_.emplace_back().store(static_cast<std::uint8_t>(s.status), std::memory_order_relaxed);
+    ++slots[index_of(s.status)];
+    ++doctor_slots[s.doctor_id - 1][index_of(s.status)];
+  }
+  for (std::size_t k = 0; k < 4; ++k) {
+    counts_.slots[k].fetch_add(slots[k], std::memory_order_relaxed);
+    for (std::size_t d = 0; d < doctor_slots.size(); ++d) doctors_[d].counts_.slots[k].fetch_add(doctor_slots[d][k]);
   }
   // Recent activity for the stats, from the bookings' own times.
   std::vector<std::pair<TimeMs, TimeMs>> confirmed;  // (confirmed_at, hold-to-confirm)

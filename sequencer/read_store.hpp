@@ -261,7 +261,7 @@ class ReadStore {
   std::atomic<std::uint64_t> as_of_seq_{0};
   std::atomic<std::uint64_t> slot_count_{0};
   std::atomic<std::uint64_t> booking_count_{0};
-  ChunkedVector<std::atomic<std::uint8_t>, 14> slot_status_;
+  ChunkedVector<std::atomic<std::uint8_t>> slot_status_;
   ChunkedVector<DurableBooking> bookings_;
   ChunkedVector<DurableWaitlistEntry, 10> waitlist_;
   std::atomic<std::uint64_t> waitlist_count_{0};

@@ -106,6 +106,10 @@ struct SequencerConfig {
   std::uint64_t snapshot_every = 1'000'000;
   std::chrono::milliseconds snapshot_interval{0};
   std::size_t snapshots_kept = 3;
+  // Engine and read-side chunks on transparent huge pages (process-wide, from open() on):
+  // the fork() of a snapshot then copies far fewer page-table entries. false leaves the
+  // chunks on the heap (bench/recovery_bench --heap-chunks compares the two).
+  bool huge_page_chunks = true;
   // File system of the snapshot files (tests inject faults); nullptr = the default.
   std::shared_ptr<rocksdb::FileSystem> snapshot_fs;
   // Start-up and snapshot log lines; default: stdout, prefixed "slotd: ".

@@ -1,6 +1,7 @@
 // Snapshots with a real sequencer and RocksDB journal in a temp dir: fork-based snapshots
 // while commands run, recovery from snapshot + journal tail, skipping every kind of bad
-// snapshot with a log line, retention, and no snapshot before its seq is durable.
+// snapshot with a log line, retention, and no snapshot before its seq is durable; and the
+// huge-page chunks that keep the snapshot's fork() short.
 #include <doctest/doctest.h>
 #include <xxhash.h>
 
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -18,6 +20,7 @@
 
 #include "journal/journal.hpp"
 #include "sequencer/sequencer.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 #include "tests/failing_sync_fs.hpp"
 #include "tests/test_support.hpp"
 
@@ -356,4 +359,78 @@ TEST_CASE("a snapshot whose seq never becomes durable (the journal sync failed) 
   for (std::uint64_t s : snapshot_seqs(dir.path())) CHECK(s <= durable);
   fail->store(false);
   seq->stop();
+}
+
+namespace {
+
+// The VmFlags line of the mapping that holds `address` (from /proc/self/smaps).
+std::string vm_flags_of(const void* address) {
+  const auto a = reinterpret_cast<std::uintptr_t>(address);
+  std::ifstream smaps("/proc/self/smaps");
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long long from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx ", &from, &to) == 2 && line.find(':') > line.find(' ')) {
+      inside = a >= from && a < to;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return {};
+}
+
+std::atomic<int> g_counted_chunks{0};
+const ChunkSource kCountingChunks{
+    [](std::size_t bytes) {
+      ++g_counted_chunks;
+      return kHeapChunks.allocate(bytes);
+    },
+    [](void* chunk, std::size_t bytes) {
+      --g_counted_chunks;
+      kHeapChunks.release(chunk, bytes);
+    },
+};
+
+}  // namespace
+
+TEST_CASE("a big chunk from the huge-page source starts on a 2 MiB boundary, is advised for huge pages and holds what was written") {
+  constexpr std::size_t kBytes = (std::size_t{11} << 20) / 4;  // 2.75 MiB: not a multiple
+  void* chunk = huge_page_chunks().allocate(kBytes);
+  REQUIRE(chunk != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(chunk) % (std::size_t{2} << 20) == 0);
+  // MADV_HUGEPAGE sets the mapping's "hg" flag whatever the system's THP setting.
+  const std::string flags = vm_flags_of(chunk);
+  CHECK_MESSAGE(flags.find(" hg") != std::string::npos, flags);
+  auto* bytes = static_cast<unsigned char*>(chunk);
+  for (std::size_t i = 0; i < kBytes; i += 4096) bytes[i] = static_cast<unsigned char>(i / 4096);
+  bytes[kBytes - 1] = 0xAB;
+  bool kept = bytes[kBytes - 1] == 0xAB;
+  for (std::size_t i = 0; i < kBytes; i += 4096) kept = kept && bytes[i] == static_cast<unsigned char>(i / 4096);
+  CHECK(kept);
+  huge_page_chunks().release(chunk, kBytes);
+  CHECK(vm_flags_of(chunk).empty());  // unmapped
+
+  // A small chunk comes from the heap (it could not fill a huge page).
+  void* small = huge_page_chunks().allocate(4096);
+  CHECK(vm_flags_of(small).find(" hg") == std::string::npos);
+  huge_page_chunks().release(small, 4096);
+}
+
+TEST_CASE("containers release their chunks to the source they came from, even after another source is installed") {
+  const ChunkSource& before = current_chunk_source();
+  install_chunk_source(kCountingChunks);
+  {
+    ChunkedVector<Slot> slots;
+    StringArena names;
+    install_chunk_source(before);  // later containers use the other one; these keep theirs
+    for (std::size_t i = 0; i < ChunkedVector<Slot>::kChunkSize + 1; ++i) slots.emplace_back().doctor_id = static_cast<std::uint32_t>(i);
+    const StrRef ref = names.add("Ada Lovelace");
+    CHECK(g_counted_chunks.load() == 3);  // two slot chunks, one name chunk
+    CHECK(slots[ChunkedVector<Slot>::kChunkSize].doctor_id == ChunkedVector<Slot>::kChunkSize);
+    CHECK(names.view(ref) == "Ada Lovelace");
+    ChunkedVector<Slot> moved = std::move(slots);
+    CHECK(moved[7].doctor_id == 7);
+  }
+  CHECK(g_counted_chunks.load() == 0);
+  CHECK(&current_chunk_source() == &before);
 }

@@ -1,0 +1,20 @@
+// snapshots/huge_page_chunks — backs the engine's big chunks with transparent huge pages.
+//
+// A snapshot's fork() copies the page tables of every touched anonymous page: 512 entries
+// per 2 MiB of state with 4 KiB pages, one with a huge page. This ChunkSource maps each
+// chunk of 2 MiB or more on its own 2 MiB boundary and advises MADV_HUGEPAGE (honoured
+// when /sys/kernel/mm/transparent_hugepage/enabled is `madvise` or `always`; otherwise it
+// is ordinary memory). Smaller chunks come from the heap.
+#pragma once
+
+#include "engine/chunk_memory.hpp"
+
+namespace slotd {
+
+// The source, for containers that ask for it explicitly.
+const ChunkSource& huge_page_chunks();
+
+// Installs it for every container made from now on (idempotent, thread-safe).
+void use_huge_page_chunks();
+
+}  // namespace slotd
