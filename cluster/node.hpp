@@ -5,7 +5,7 @@
 // and hands the leader's batches to the sequencer (Sequencer::submit_replicated); it
 // watches the lease key and, when the key is free, takes it, catches up to the stream's
 // last message and only then lets the sequencer decide and the API take writes. As leader
-// it is the sequencer's replicate step: one message per batch, published with the stream
+// it is the sequencer's replicate step: one message per group commit, published with the stream
 // seq it expects to follow (the fence), on the journal thread. May include sequencer/,
 // journal/ and nats.c; no Beast.
 #pragma once
