@@ -307,8 +307,14 @@ std::shared_ptr<BatchResults> Sequencer::apply_replicated(
           decide_done_ = true;
           pipe_cv_.notify_all();
         }
+        // A replicated record at a seq this node decided itself but has not made durable:
+        // it led, was deposed, and its own batch can never be published (the stream holds
+        // the new leader's). That is a fence (exit 75), not a broken journal.
+        const bool deposed = r.seq < next_seq_ && r.seq > durable_seq();
         config_.on_journal_failure(fmt::format(
-            "replicated record seq {} does not follow the local seq {}", r.seq, next_seq_ - 1));
+            "{}replicated record seq {} does not follow the local seq {}",
+            deposed ? "fenced: this node's own undurable batch conflicts with the new leader's; " : "", r.seq,
+            next_seq_ - 1));
         return nullptr;
       }
       engine_.apply(r.event);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -201,5 +202,57 @@ TEST_CASE("a replicated batch that does not continue the follower's seqs stops t
   seq->stop();
   std::lock_guard lock(mutex);
   CHECK(failure.find("replicated record seq 2") != std::string::npos);
+  CHECK(failure.rfind("fenced", 0) != 0);  // a gap is a broken journal (exit 70), not a fence
   CHECK(seq->durable_seq() == 0);
+}
+
+TEST_CASE("a deposed leader whose own batch is still replicating when the new leader's batch arrives is fenced") {
+  // The race CI met: the old leader decided seq 1 and is publishing it when it steps down
+  // and, as follower, receives the new leader's seq 1. Its own batch can never be stored.
+  TempDir dir;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::string first_failure;
+  bool release = false;
+  bool replicating = false;
+  SequencerConfig config;
+  config.replicate = [&](std::span<const JournalRecord>) {
+    std::unique_lock lock(mutex);
+    replicating = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    return JournalStatus::error("fenced: this node is not the leader");
+  };
+  config.on_journal_failure = [&](const std::string& message) {
+    std::lock_guard lock(mutex);
+    if (first_failure.empty()) first_failure = message;
+    cv.notify_all();
+  };
+  auto seq = open_sequencer(dir, config);
+  seq->start();
+  std::atomic<bool> answered{false};
+  Submission s;
+  s.command = AddDoctor{1, "Dr. Old Leader", "GP"};
+  s.actor = Actor::admin;
+  s.done = [&](CommandResult&&) { answered = true; };
+  REQUIRE(seq->submit(std::move(s)));
+  {
+    std::unique_lock lock(mutex);  // seq 1 is decided once its replication has begun
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return replicating; }));
+  }
+  seq->set_deciding(false);
+  REQUIRE(seq->submit_replicated(some_records(1)));
+  {
+    std::unique_lock lock(mutex);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return !first_failure.empty(); });
+    release = true;
+    cv.notify_all();
+  }
+  seq->stop();
+  CHECK_FALSE(answered.load());
+  CHECK(seq->durable_seq() == 0);
+  std::lock_guard lock(mutex);
+  INFO(first_failure);
+  CHECK(first_failure.rfind("fenced", 0) == 0);
+  CHECK(first_failure.find("replicated record seq 1") != std::string::npos);
 }
