@@ -18,8 +18,14 @@ struct ChunkSource {
 };
 
 // Chunks are big (ChunkedVector's default holds at least this many bytes): few of them,
-// and each can be backed by whole huge pages.
+// and each can be backed by whole huge pages. The fuzz build defines it small (4 KiB):
+// small inputs then cross chunk boundaries, and the sanitizer does not spend each input
+// mapping and poisoning megabytes for engines that hold a few records.
+#ifdef SLOTD_CHUNK_TARGET_BYTES
+inline constexpr std::size_t kChunkTargetBytes = SLOTD_CHUNK_TARGET_BYTES;
+#else
 inline constexpr std::size_t kChunkTargetBytes = std::size_t{2} << 20;
+#endif
 inline constexpr std::size_t kChunkAlignment = 64;
 
 inline const ChunkSource kHeapChunks{

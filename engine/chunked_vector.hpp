@@ -2,7 +2,8 @@
 //
 // Elements never move: growth allocates one more chunk and never copies (no pause that
 // grows with the state), and a reference to element i stays valid for the life of the
-// array. The chunk directory is reserved once and never reallocated, so another thread
+// array. The chunk directory is reserved in full when the first chunk is added (an empty
+// array allocates nothing) and never reallocated after that, so another thread
 // may read element i while the owner appends, provided it learned that i exists through a
 // release/acquire pair (the read side of the sequencer relies on this for fields that
 // never change after creation). By default a chunk holds at least 2 MiB, so it can be
@@ -41,7 +42,7 @@ class ChunkedVector {
   static constexpr std::size_t kMaxChunks = kMaxSize / kChunkSize;
   static_assert(alignof(T) <= kChunkAlignment);
 
-  ChunkedVector() : source_(&current_chunk_source()) { chunks_.reserve(kMaxChunks); }
+  ChunkedVector() : source_(&current_chunk_source()) {}
   ~ChunkedVector() { destroy(); }
   ChunkedVector(ChunkedVector&& other) noexcept
       : source_(other.source_), chunks_(std::move(other.chunks_)), size_(std::exchange(other.size_, 0)) {}
@@ -77,6 +78,7 @@ class ChunkedVector {
   T& emplace_back() {
     assert(size_ < kMaxSize);
     if ((size_ & (kChunkSize - 1)) == 0) {
+      if (chunks_.capacity() == 0) chunks_.reserve(kMaxChunks);
       chunks_.push_back(static_cast<T*>(source_->allocate(kChunkBytes)));
     }
     T* slot = &chunks_[size_ >> kChunkBits][size_ & (kChunkSize - 1)];

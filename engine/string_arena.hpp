@@ -2,10 +2,11 @@
 // names), so a booking holds an 8-byte reference instead of a heap-allocated string.
 //
 // Strings live in 2 MiB chunks (from the installed ChunkSource) that never move and are never freed while the arena lives;
-// like ChunkedVector, the chunk directory is reserved once, so another thread may read a
+// like ChunkedVector, the chunk directory is reserved in full with the first chunk, so another thread may read a
 // string it learned about through a release/acquire pair. Standard library only.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -27,12 +28,12 @@ struct StrRef {
 
 class StringArena {
  public:
-  static constexpr std::size_t kChunkBytes = kChunkTargetBytes;
-  static constexpr std::size_t kMaxChunks = std::size_t{1} << 16;
   static constexpr std::size_t kMaxLength = 0xFFFF;
+  static constexpr std::size_t kChunkBytes = std::max(kChunkTargetBytes, kMaxLength + 1);  // a string fits
+  static constexpr std::size_t kMaxChunks = std::size_t{1} << 16;
   static_assert(kChunkBytes <= (std::size_t{1} << 24), "offsets are 24 bits");
 
-  StringArena() : source_(&current_chunk_source()) { chunks_.reserve(kMaxChunks); }
+  StringArena() : source_(&current_chunk_source()) {}
   ~StringArena() { release(); }
   StringArena(StringArena&& other) noexcept
       : source_(other.source_), chunks_(std::move(other.chunks_)), used_(std::exchange(other.used_, 0)) {}
@@ -46,6 +47,7 @@ class StringArena {
     return *this;
   }
   StringArena(const StringArena& other) : StringArena() {
+    if (!other.chunks_.empty()) chunks_.reserve(kMaxChunks);
     for (std::size_t i = 0; i < other.chunks_.size(); ++i) {
       const std::size_t used = i + 1 == other.chunks_.size() ? other.used_ : kChunkBytes;
       chunks_.push_back(static_cast<char*>(source_->allocate(kChunkBytes)));
@@ -65,6 +67,7 @@ class StringArena {
     assert(s.size() <= kMaxLength);
     if (chunks_.empty() || used_ + s.size() > kChunkBytes) {
       assert(chunks_.size() < kMaxChunks);
+      if (chunks_.capacity() == 0) chunks_.reserve(kMaxChunks);
       // not zeroed: only written bytes are read
       chunks_.push_back(static_cast<char*>(source_->allocate(kChunkBytes)));
       used_ = 0;
