@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,7 +40,12 @@ class PipeSink : public StateSink {
 
 // In the child: only async-signal-safe calls before encoding; never returns.
 [[noreturn]] void run_child(int write_fd, const Engine& engine, std::uint64_t seq,
-                            TimeMs time_floor_ms) {
+                            TimeMs time_floor_ms, pid_t parent) {
+  // Never outlive slotd: a child stuck on a lock some other thread held at fork() (the
+  // sanitizers' allocators are not fork-safe) would otherwise stay forever after a kill -9.
+  // The signal comes when the forking (decide) thread ends; its stop() cancels us anyway.
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(4);  // died before prctl took effect
   // The parent's signal handlers would report our signals as its own.
   ::signal(SIGTERM, SIG_DFL);
   ::signal(SIGINT, SIG_DFL);
@@ -103,8 +109,9 @@ std::optional<std::chrono::nanoseconds> Snapshotter::start(const Engine& engine,
   cancelled_.store(false);
   const std::uint64_t cpu_before = thread_cpu_ns();
   const auto started = std::chrono::steady_clock::now();
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid == 0) run_child(fds[1], engine, seq, time_floor_ms);
+  if (pid == 0) run_child(fds[1], engine, seq, time_floor_ms, parent);
   const auto pause = std::chrono::steady_clock::now() - started;
   store_max(stats_.max_fork_cpu_ns, thread_cpu_ns() - cpu_before);
   ::close(fds[1]);
