@@ -13,13 +13,8 @@ shift || true
 duration=5
 out=bench/results/cluster-$(date -u +%Y-%m-%dT%H%M%SZ).txt
 lease_ttl=1.5
-while (($#)); do
-  case $1 in
-    --quick) duration=2 ;;
-    --out) out=$2; shift ;;
-  esac
-  shift
-done
+source "$(dirname "$0")/args.sh"
+parse_bench_args 2 "$@"
 command -v wrk >/dev/null || { echo "cluster_bench: wrk is not installed (apt-get install wrk)"; exit 1; }
 command -v nats-server >/dev/null || { echo "cluster_bench: nats-server is not installed"; exit 1; }
 slotd=$build/api/slotd

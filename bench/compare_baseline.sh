@@ -28,14 +28,8 @@ build=build/release
 if (($#)) && [[ $1 != --* ]]; then build=$1; shift; fi
 duration=10
 out=compare_baseline.results.txt
-while (($#)); do
-  case $1 in
-    --quick) duration=3 ;;
-    --out) out=$2; shift ;;
-    *) echo "usage: $0 [BUILD_DIR] [--quick] [--out FILE]" >&2; exit 2 ;;
-  esac
-  shift
-done
+source "$(dirname "$0")/args.sh"
+parse_bench_args 3 "$@"
 threads=${THREADS:-2}
 connections=${CONNECTIONS:-64}
 pool_size=${POOL_SIZE:-20}

@@ -9,13 +9,8 @@ build=${1:-build/release}
 shift || true
 duration=5
 out=http_bench.results.txt
-while (($#)); do
-  case $1 in
-    --quick) duration=2 ;;
-    --out) out=$2; shift ;;
-  esac
-  shift
-done
+source "$(dirname "$0")/args.sh"
+parse_bench_args 2 "$@"
 command -v wrk >/dev/null || { echo "http_bench: wrk is not installed (apt-get install wrk)"; exit 1; }
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

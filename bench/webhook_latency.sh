@@ -17,13 +17,8 @@ build=${1:-build/release}
 shift || true
 duration=5
 out=webhook_latency.results.txt
-while (($#)); do
-  case $1 in
-    --quick) duration=2 ;;
-    --out) out=$2; shift ;;
-  esac
-  shift
-done
+source "$(dirname "$0")/args.sh"
+parse_bench_args 2 "$@"
 command -v wrk >/dev/null || { echo "webhook_latency: wrk is not installed (apt-get install wrk)"; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d)
