@@ -380,6 +380,14 @@ void ClusterNode::step_down(const std::string& why) {
   role_.set_leading(false);
   sequencer_->set_deciding(false);
   role_.set_leader_url({});
+  // A publish that began before the line above may still succeed: wait until every batch
+  // handed to the journal stage is durable (published) or has stopped the process (a
+  // refused publish exits 75), so that where this node follows from is final. Without
+  // this the node could receive its own last batch back from the stream as a follower.
+  const auto deadline = std::chrono::steady_clock::now() + options_.publish_timeout + std::chrono::seconds(1);
+  while (sequencer_->durable_seq() < sequencer_->decided_seq() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   // Follow from what this node published or applied; the sequencer's in-flight batches
   // are fenced (publish refuses once not leading).
   const std::uint64_t last = last_stream_seq_.load(std::memory_order_acquire);

@@ -105,6 +105,7 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   s.last_snapshot_seq_ = base;
   s.last_snapshot_time_ = std::chrono::steady_clock::now();
   s.durable_seq_.store(expected - 1);
+  s.decided_seq_.store(expected - 1);
   s.stats_.replayed_events.store(expected - 1 - base);
   s.snapshotter_ = std::make_unique<Snapshotter>(
       *s.snapshot_store_, s.config_.snapshots_kept,
@@ -287,6 +288,9 @@ bool Sequencer::hand_off(Decided&& decided) {
   std::unique_lock lock(pipe_mutex_);
   pipe_cv_.wait(lock, [&] { return pipe_.size() < kMaxInFlight || journal_failed_; });
   if (journal_failed_) return false;
+  if (!decided.results->records.empty()) {
+    decided_seq_.store(decided.results->records.back().seq, std::memory_order_release);
+  }
   pipe_.push_back(std::move(decided));
   pipe_cv_.notify_all();
   return true;
@@ -494,6 +498,9 @@ bool Sequencer::run_queued() {
     decided.results = decide_batch(batch, decided.waiting);
     const bool was_empty = batch.empty();
     batch.clear();
+    if (decided.results && !decided.results->records.empty()) {
+      decided_seq_.store(decided.results->records.back().seq, std::memory_order_release);
+    }
     if (decided.results && !write_and_finish(std::span<Decided>(&decided, 1))) return false;
     if (was_empty) return true;  // completions may have queued more: loop until none did
   }

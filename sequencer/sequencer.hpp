@@ -216,6 +216,9 @@ class Sequencer {
   const RecoveryInfo& recovery() const { return recovery_; }
   // The last seq synced to disk and published to readers.
   std::uint64_t durable_seq() const { return durable_seq_.load(std::memory_order_acquire); }
+  // The last seq decided (or applied from a leader) and handed to the journal stage; ahead
+  // of durable_seq() while a batch is being replicated or synced.
+  std::uint64_t decided_seq() const { return decided_seq_.load(std::memory_order_acquire); }
   std::size_t queue_depth() const;
   const SequencerConfig& config() const { return config_; }
 
@@ -267,6 +270,7 @@ class Sequencer {
 
   std::uint64_t next_seq_ = 1;
   std::atomic<std::uint64_t> durable_seq_{0};
+  std::atomic<std::uint64_t> decided_seq_{0};
   TimeMs next_expiry_ms_ = 0;
   TimeMs last_now_ms_ = 0;
 

@@ -240,6 +240,9 @@ TEST_CASE("a deposed leader whose own batch is still replicating when the new le
     std::unique_lock lock(mutex);  // seq 1 is decided once its replication has begun
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return replicating; }));
   }
+  // What a stepping-down node waits on (ClusterNode::step_down): decided, not yet durable.
+  CHECK(seq->decided_seq() == 1);
+  CHECK(seq->durable_seq() == 0);
   seq->set_deciding(false);
   REQUIRE(seq->submit_replicated(some_records(1)));
   {
