@@ -8,6 +8,7 @@ failed` last. Standard library only; every wait and every load loop is bounded.
 import http.client
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_util import NatsCluster, cluster_node, run_main, slot_body_times  # noqa: E402
+from webhook_test import Receiver  # noqa: E402
 from ws_test import Ws  # noqa: E402
 
 SLOTD = None  # set from --slotd
@@ -26,6 +28,7 @@ class ClusterCase(unittest.TestCase):
     """Each test gets a fresh 3-server NATS cluster and `nodes` slotd nodes."""
     nodes_count = 3
     replicas = 3
+    node_args = ()
 
     def setUp(self):
         self.nats = NatsCluster(3)
@@ -33,7 +36,8 @@ class ClusterCase(unittest.TestCase):
         self.nats.start()
         self.nodes = []
         for i in range(self.nodes_count):
-            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=LEASE_TTL, replicas=self.replicas)
+            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=LEASE_TTL, replicas=self.replicas,
+                             extra_args=self.node_args)
             self.addCleanup(n.cleanup)
             n.start(ready_timeout=30)
             self.nodes.append(n)
@@ -342,6 +346,85 @@ class FollowerFeed(ClusterCase):
             got.append(messages)
         self.assertGreaterEqual(len(got[0]), 40 + 20)  # the slots, then each booking's events
         self.assertEqual(got[1], got[0])
+
+
+class LeaderOnlyWebhooks(ClusterCase):
+    # Loopback receiver; failed attempts are retried within a second, not minutes.
+    node_args = ("--allow-private-webhooks", "--webhook-timeout", "3", "--webhook-backoff-base", "0.05",
+                 "--webhook-backoff-max", "0.25")
+    EVENTS_BEFORE_KILL = 40  # 20 bookings, each held and confirmed
+
+    def metric(self, node, name, webhook_id=None):
+        text = node.api.req("GET", "/metrics", timeout=5).body.decode()
+        label = f'{{webhook="{webhook_id}"}}' if webhook_id is not None else ""
+        m = re.search(rf"^slotd_webhook_{name}{re.escape(label)} (\d+)$", text, re.M)
+        return int(m.group(1)) if m else None
+
+    def book_and_confirm(self, slot_id, patient):
+        """One booking.held and one booking.confirmed event; their seqs."""
+        b = self.write("POST", "/booking", {"slotId": slot_id, "patientName": patient},
+                       headers={"Idempotency-Key": f"cluster-hook-booking-{slot_id:06d}"})
+        self.assertEqual(b.status, 201, b.describe())
+        c = self.write("POST", f"/booking/{b.json['id']}/confirm", admin=True)
+        self.assertEqual(c.status, 200, c.describe())
+        return [b.json["seq"], c.json["seq"]]
+
+    def wait_for_ids(self, receiver, ids, timeout=60.0):
+        with receiver.cond:
+            ok = receiver.cond.wait_for(
+                lambda: ids <= {p["json"]["id"] for p in receiver.posts}, timeout)
+            got = [p["json"]["id"] for p in receiver.posts]
+        self.assertTrue(ok, f"missing {sorted(ids - set(got))}; got {got}\n{self._outcome_logs()}")
+        return got
+
+    def test_only_the_leader_delivers_and_a_new_leader_resumes_from_the_shared_cursor_not_its_own(self):
+        leader = self.wait_leader()
+        followers = [n for n in self.nodes if n is not leader]
+        receiver = Receiver()
+        self.addCleanup(receiver.stop)
+        _, slots = self.setup_slots(40)
+        r = self.write("POST", "/admin/webhooks", {"url": receiver.url(), "events": ["booking.held", "booking.confirmed"]},
+                       admin=True)
+        self.assertEqual(r.status, 201, r.describe())
+        hook = r.json["id"]
+        before = set()
+        for k in range(self.EVENTS_BEFORE_KILL // 2):
+            before |= {f"evt_{seq}" for seq in self.book_and_confirm(slots[k]["id"], f"Hook {k}")}
+        got = self.wait_for_ids(receiver, before)
+        # The leader alone delivered, each event once; the followers made no attempt at all.
+        self.assertEqual(sorted(got), sorted(before), "an event arrived twice while the leader was stable")
+        self.wait_caught_up(followers, self.health(leader)["asOfSeq"])
+        self.assertEqual(self.metric(leader, "delivering"), 1)
+        for f in followers:
+            self.assertEqual(self.metric(f, "delivering"), 0)
+            self.assertEqual(self.metric(f, "deliveries_total", hook), 0)
+            self.assertEqual(self.metric(f, "failures_total", hook), 0)
+            r = f.api.req("GET", f"/admin/webhooks/{hook}", admin=True)
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.json["delivery"]["state"], "standby")
+            # Redelivery is a write: only the leader takes it.
+            r = f.api.req("POST", f"/admin/webhooks/{hook}/redeliver", {}, admin=True)
+            self.assertEqual(r.status, 421, r.describe())
+        self.assertEqual(self.metric(leader, "deliveries_total", hook), self.EVENTS_BEFORE_KILL)
+
+        leader.kill()
+        new_leader = self.wait_leader(not_node=leader)
+        after = set()
+        for k in range(self.EVENTS_BEFORE_KILL // 2, self.EVENTS_BEFORE_KILL // 2 + 10):
+            after |= {f"evt_{seq}" for seq in self.book_and_confirm(slots[k]["id"], f"Hook {k}")}
+        got = self.wait_for_ids(receiver, before | after)
+        repeated = len(got) - len(set(got))
+        repeated_before = sum(1 for i in set(got) if i in before and got.count(i) > 1)
+        print(f"  webhooks: {len(before)} events before the kill, {len(after)} after; "
+              f"{repeated} posts repeated an event ({repeated_before} of the events from before the kill)")
+        # A new leader that resumed from its own (follower) cursor would send all of `before` again.
+        self.assertLess(repeated_before, len(before), "the new leader re-delivered everything since registration")
+        self.assertLess(repeated, len(before))
+        self.assertEqual(self.metric(new_leader, "delivering"), 1)
+        for f in self.nodes:
+            if f is not new_leader and f.running():
+                self.assertEqual(self.metric(f, "delivering"), 0)
+                self.assertEqual(self.metric(f, "deliveries_total", hook), 0)
 
 
 if __name__ == "__main__":
