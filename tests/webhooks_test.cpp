@@ -300,7 +300,7 @@ TEST_CASE("a move is booking.rescheduled about its new slot with the old one und
   CHECK(webhook_wants(hook, *offer));
 }
 
-TEST_CASE("the shared cursor wins when it is further on or level (it carries the last leader's failing flag); the node's own wins when it is further on") {
+TEST_CASE("the shared cursor wins when it is further on or level (it carries the last leader's failing flag) and the node's own wins when it is further on") {
   const JournalCursor own{40, false};
   CHECK(merge_webhook_cursor(own, std::nullopt).next_seq == 40);
   CHECK(merge_webhook_cursor(own, JournalCursor{70, false}).next_seq == 70);
@@ -349,7 +349,7 @@ bool eventually(Predicate predicate) {
 
 }  // namespace
 
-TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing; when it may, it resumes from the shared cursor, and stops again when it may not") {
+TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, and when it may it resumes from the shared cursor and stops again when it may not") {
   testing::TempDir dir;
   std::unique_ptr<Sequencer> sequencer;
   JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
