@@ -477,6 +477,7 @@ struct WebhookDelivery::Impl {
   // deliveries. Until the shared cursors can be read, nothing is delivered.
   void take_over() {
     std::map<std::uint64_t, JournalCursor> shared;
+    const auto load_started = std::chrono::steady_clock::now();
     if (options.sharing.load) {
       if (std::chrono::steady_clock::now() < next_shared_load) return;
       std::string error;
@@ -513,10 +514,13 @@ struct WebhookDelivery::Impl {
     }
     delivering = true;
     delivering_now.store(true, std::memory_order_relaxed);
+    const auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - load_started)
+                             .count();
     std::fprintf(stderr,
                  "slotd: webhooks: delivering as the cluster leader; %zu of %zu endpoints resume "
-                 "from the shared cursor\n",
-                 moved, endpoints.size());
+                 "from the shared cursor (%zu shared, read in %lld ms)\n",
+                 moved, endpoints.size(), shared_cursors.size(), static_cast<long long>(load_ms));
     for (auto& [id, ep] : endpoints) {
       publish_status(*ep);
       pump(*ep);
@@ -631,6 +635,12 @@ struct WebhookDelivery::Impl {
     ++ep.failed_attempts;
     ++ep.attempts;
     ep.last_error = std::move(r.error);
+    if (!delivering) {
+      // Failed after this node stepped down: the leader retries, not this node.
+      ep.due.reset();
+      publish_status(ep);
+      return;
+    }
     if (ep.attempts >= options.max_attempts) {
       ep.failing = true;
       store_cursor(ep);
