@@ -148,8 +148,12 @@ void SharedWebhookCursors::run() {
     auto batch = std::move(pending_);
     pending_.clear();
     lock.unlock();
+    // After a failed write the rest wait for the next round (each write may block for the
+    // JetStream timeout): an unreachable NATS costs one timeout per round, also at stop.
+    bool failed = false;
     for (auto& [webhook_id, cursor] : batch) {
-      if (write(webhook_id, cursor)) continue;
+      if (!failed && write(webhook_id, cursor)) continue;
+      failed = true;
       std::lock_guard relock(mutex_);
       pending_.try_emplace(webhook_id, cursor);  // unless a newer value came in meanwhile
     }
