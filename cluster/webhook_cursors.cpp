@@ -14,7 +14,7 @@ std::string nats_text(natsStatus s) {
 
 }  // namespace
 
-SharedWebhookCursors::SharedWebhookCursors(jsCtx* js, const ClusterRole& role, std::string partition,
+SharedWebhookCursors::SharedWebhookCursors(jsCtx* js, ClusterRole& role, std::string partition,
                                            int replicas, std::function<void(const std::string&)> log)
     : role_(role), partition_(std::move(partition)), log_(std::move(log)) {
   kvConfig kc;
@@ -131,6 +131,11 @@ bool SharedWebhookCursors::write(std::uint64_t webhook_id, const std::optional<J
     s = kvStore_Delete(kv_, key.c_str());
   }
   if (s == NATS_OK) {
+    if (cursor) {
+      role_.set_webhook_cursor_shared(webhook_id, cursor->next_seq);
+    } else {
+      role_.forget_webhook_cursor_shared(webhook_id);
+    }
     if (failing_) log_("sharing webhook cursors works again");
     failing_ = false;
     return true;

@@ -48,7 +48,7 @@ class SharedWebhookCursors {
 
   // Opens (or creates: history 1, file storage, `replicas`) the bucket; keys are
   // "<partition>.<webhook id>". Writes happen only while `role` says this node leads.
-  SharedWebhookCursors(__jsCtx* js, const ClusterRole& role, std::string partition, int replicas,
+  SharedWebhookCursors(__jsCtx* js, ClusterRole& role, std::string partition, int replicas,
                        std::function<void(const std::string&)> log);
   ~SharedWebhookCursors();
   SharedWebhookCursors(const SharedWebhookCursors&) = delete;
@@ -70,7 +70,7 @@ class SharedWebhookCursors {
   bool write(std::uint64_t webhook_id, const std::optional<JournalCursor>& cursor);
   std::string key_of(std::uint64_t webhook_id) const;
 
-  const ClusterRole& role_;
+  ClusterRole& role_;  // leading? and, for /metrics, what was written
   const std::string partition_;
   std::function<void(const std::string&)> log_;
   __kvStore* kv_ = nullptr;
