@@ -514,6 +514,13 @@ struct WebhookDelivery::Impl {
     }
     delivering = true;
     delivering_now.store(true, std::memory_order_relaxed);
+    // Written back at once: the shared value becomes the merged one even when this node's
+    // own was further on, and the last leader's queued writes, if any, are superseded.
+    if (options.sharing.store) {
+      for (auto& [id, ep] : endpoints) {
+        if (ep->url) options.sharing.store(id, JournalCursor{ep->next_seq, ep->failing});
+      }
+    }
     const auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - load_started)
                              .count();
