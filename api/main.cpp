@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <fmt/format.h>
@@ -249,6 +250,18 @@ int main(int argc, char** argv) {
   webhook_options.timeout_s = config.webhook_timeout_s;
   webhook_options.backoff_base_s = config.webhook_backoff_base_s;
   webhook_options.backoff_max_s = std::max(config.webhook_backoff_max_s, config.webhook_backoff_base_s);
+  if (cluster) {
+    // Only the leader delivers, resuming from the cursors the last leader shared.
+    ClusterNode& node = *cluster;
+    webhook_options.sharing.may_deliver = [&node] { return node.role().leading(); };
+    webhook_options.sharing.load = [&node](std::map<std::uint64_t, JournalCursor>& out, std::string& why) {
+      return node.webhook_cursors().load(out, why);
+    };
+    webhook_options.sharing.store = [&node](std::uint64_t id, const JournalCursor& cursor) {
+      node.webhook_cursors().store(id, cursor);
+    };
+    webhook_options.sharing.forget = [&node](std::uint64_t id) { node.webhook_cursors().forget(id); };
+  }
   WebhookDelivery webhooks(*sequencer, webhook_options);
 
   ServerStats server_stats;
@@ -322,9 +335,10 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   server.run([&] { sequencer->stop(); });
-  if (cluster) cluster->stop();
-  // Before the server goes: a waiting registration's callback holds its connection.
+  // Before the server goes: a waiting registration's callback holds its connection. Before
+  // the cluster node: the last cursors it stored are shared as the node stops.
   webhooks.stop();
+  if (cluster) cluster->stop();
   // Graceful shutdown ends with a snapshot, so the next start replays nothing.
   if (SnapshotStatus snapshot = sequencer->write_final_snapshot(); !snapshot) {
     std::fprintf(stderr, "slotd: no final snapshot: %s\n", snapshot.message.c_str());

@@ -92,6 +92,12 @@ void get_metrics(Call& call) {
     metric("cluster_stream_seq", "gauge", "last stream message (batch) published or applied", cluster->stream_seq());
     metric("cluster_lag_batches", "gauge", "stream messages not yet applied (followers)", cluster->lag_batches());
     metric("cluster_took_lead_total", "counter", "times this node became leader", cluster->failovers());
+    body += "# HELP slotd_cluster_webhook_cursor_shared a webhook cursor (next seq) this node last "
+            "wrote to the shared bucket, acknowledged\n# TYPE slotd_cluster_webhook_cursor_shared gauge\n";
+    for (const auto& [webhook_id, next_seq] : cluster->webhook_cursors_shared()) {
+      fmt::format_to(std::back_inserter(body), "slotd_cluster_webhook_cursor_shared{{webhook=\"{}\"}} {}\n",
+                     webhook_id, next_seq);
+    }
   }
   if (WebhookControl* webhooks = call.api.options().webhooks) webhooks->render_metrics(body);
   call.api.metrics().render_all(body, route_name);

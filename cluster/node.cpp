@@ -46,6 +46,7 @@ ClusterNode::ClusterNode(ClusterOptions options)
 ClusterNode::~ClusterNode() {
   stop();
   unsubscribe();
+  webhook_cursors_.reset();  // before the JetStream context it uses
   if (kv_) kvStore_Destroy(kv_);
   if (js_) jsCtx_Destroy(js_);
   if (nc_) natsConnection_Destroy(nc_);
@@ -109,6 +110,11 @@ JournalStatus ClusterNode::connect(ClusterOptions options, std::unique_ptr<Clust
     if (s == NATS_OK) break;
     if (attempt >= 50) return JournalStatus::error("cannot open the lease bucket: " + create_error);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  n.webhook_cursors_ = std::make_unique<SharedWebhookCursors>(n.js_, n.role_, n.options_.partition,
+                                                               n.options_.replicas, n.options_.log);
+  if (!n.webhook_cursors_->open_error().empty()) {
+    return JournalStatus::error(n.webhook_cursors_->open_error());
   }
   out = std::move(node);
   return {};
@@ -179,6 +185,8 @@ void ClusterNode::start(Sequencer& sequencer) {
 void ClusterNode::stop() {
   if (stopping_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
+  // The last webhook cursors this leader stored, before it gives the lease up.
+  if (webhook_cursors_) webhook_cursors_->stop();
   if (role_.leading() && kv_) {
     // Gives the lease up only if it is still ours (a delete is unconditional, so check).
     kvEntry* e = nullptr;

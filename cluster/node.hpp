@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cluster/role.hpp"
+#include "cluster/webhook_cursors.hpp"
 #include "journal/codec.hpp"
 
 struct __natsConnection;
@@ -62,6 +63,8 @@ class ClusterNode {
   void stop();
 
   const ClusterRole& role() const { return role_; }
+  // Webhook delivery progress shared between the nodes (only the leader delivers).
+  SharedWebhookCursors& webhook_cursors() { return *webhook_cursors_; }
 
  private:
   explicit ClusterNode(ClusterOptions options);
@@ -83,6 +86,7 @@ class ClusterNode {
   __jsCtx* js_ = nullptr;
   __kvStore* kv_ = nullptr;
   __natsSubscription* sub_ = nullptr;
+  std::unique_ptr<SharedWebhookCursors> webhook_cursors_;
 
   // Leader: the stream seq of the last batch message it published or caught up to (the
   // journal thread publishes, the node thread sets it before leading).

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -24,6 +25,12 @@ class ClusterRole {
   std::uint64_t lag_batches() const { return lag_batches_.load(std::memory_order_relaxed); }
   std::uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_relaxed); }
   std::uint64_t failovers() const { return failovers_.load(std::memory_order_relaxed); }
+  // By webhook id: the cursor (next seq) this node last wrote to the shared bucket and
+  // JetStream acknowledged (cluster/webhook_cursors.hpp).
+  std::map<std::uint64_t, std::uint64_t> webhook_cursors_shared() const {
+    std::lock_guard lock(mutex_);
+    return webhook_cursors_shared_;
+  }
 
   // For the cluster node only.
   explicit ClusterRole(std::string node_id) : node_id_(std::move(node_id)) {}
@@ -38,6 +45,14 @@ class ClusterRole {
                        std::memory_order_relaxed);
   }
   void count_failover() { failovers_.fetch_add(1, std::memory_order_relaxed); }
+  void set_webhook_cursor_shared(std::uint64_t webhook_id, std::uint64_t next_seq) {
+    std::lock_guard lock(mutex_);
+    webhook_cursors_shared_[webhook_id] = next_seq;
+  }
+  void forget_webhook_cursor_shared(std::uint64_t webhook_id) {
+    std::lock_guard lock(mutex_);
+    webhook_cursors_shared_.erase(webhook_id);
+  }
 
  private:
   const std::string node_id_;
@@ -47,6 +62,7 @@ class ClusterRole {
   std::atomic<std::uint64_t> failovers_{0};
   mutable std::mutex mutex_;
   std::string leader_url_;
+  std::map<std::uint64_t, std::uint64_t> webhook_cursors_shared_;
 };
 
 }  // namespace slotd

@@ -8,6 +8,7 @@ failed` last. Standard library only; every wait and every load loop is bounded.
 import http.client
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_util import NatsCluster, cluster_node, run_main, slot_body_times  # noqa: E402
+from webhook_test import Receiver  # noqa: E402
 from ws_test import Ws  # noqa: E402
 
 SLOTD = None  # set from --slotd
@@ -26,6 +28,8 @@ class ClusterCase(unittest.TestCase):
     """Each test gets a fresh 3-server NATS cluster and `nodes` slotd nodes."""
     nodes_count = 3
     replicas = 3
+    node_args = ()
+    lease_ttl = LEASE_TTL
 
     def setUp(self):
         self.nats = NatsCluster(3)
@@ -33,7 +37,8 @@ class ClusterCase(unittest.TestCase):
         self.nats.start()
         self.nodes = []
         for i in range(self.nodes_count):
-            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=LEASE_TTL, replicas=self.replicas)
+            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=self.lease_ttl, replicas=self.replicas,
+                             extra_args=self.node_args)
             self.addCleanup(n.cleanup)
             n.start(ready_timeout=30)
             self.nodes.append(n)
@@ -342,6 +347,120 @@ class FollowerFeed(ClusterCase):
             got.append(messages)
         self.assertGreaterEqual(len(got[0]), 40 + 20)  # the slots, then each booking's events
         self.assertEqual(got[1], got[0])
+
+
+class LeaderOnlyWebhooks(ClusterCase):
+    # Loopback receiver; failed attempts are retried within a second, not minutes.
+    node_args = ("--allow-private-webhooks", "--webhook-timeout", "3", "--webhook-backoff-base", "0.05",
+                 "--webhook-backoff-max", "0.25")
+    EVENTS_BEFORE_KILL = 40  # 20 bookings, each held and confirmed
+    # A longer lease than the other tests: on a slow (TSan) build a 1.5 s lease can lapse
+    # under load, and a leader change is a place where at-least-once may repeat an event.
+    lease_ttl = 3.0
+
+    def terms(self):
+        """How many times any node has taken the lead so far (its log says so each time)."""
+        return sum(n.log_of_last_start().count("slotd: cluster: leading from") for n in self.nodes)
+
+    def metric(self, node, name, webhook_id=None, family="webhook"):
+        text = node.api.req("GET", "/metrics", timeout=5).body.decode()
+        label = f'{{webhook="{webhook_id}"}}' if webhook_id is not None else ""
+        m = re.search(rf"^slotd_{family}_{name}{re.escape(label)} (\d+)$", text, re.M)
+        return int(m.group(1)) if m else None
+
+    def book_and_confirm(self, slot_id, patient):
+        """One booking.held and one booking.confirmed event; their seqs."""
+        b = self.write("POST", "/booking", {"slotId": slot_id, "patientName": patient},
+                       headers={"Idempotency-Key": f"cluster-hook-booking-{slot_id:06d}"})
+        self.assertEqual(b.status, 201, b.describe())
+        c = self.write("POST", f"/booking/{b.json['id']}/confirm", admin=True)
+        self.assertEqual(c.status, 200, c.describe())
+        return [b.json["seq"], c.json["seq"]]
+
+    def wait_for_ids(self, receiver, ids, timeout=60.0):
+        with receiver.cond:
+            ok = receiver.cond.wait_for(
+                lambda: ids <= {p["json"]["id"] for p in receiver.posts}, timeout)
+            got = [p["json"]["id"] for p in receiver.posts]
+        self.assertTrue(ok, f"missing {sorted(ids - set(got))}; got {got}\n{self._outcome_logs()}")
+        return got
+
+    def test_only_the_leader_delivers_and_a_new_leader_resumes_from_the_shared_cursor_not_its_own(self):
+        leader = self.wait_leader()
+        followers = [n for n in self.nodes if n is not leader]
+        receiver = Receiver()
+        self.addCleanup(receiver.stop)
+        _, slots = self.setup_slots(40)
+        r = self.write("POST", "/admin/webhooks", {"url": receiver.url(), "events": ["booking.held", "booking.confirmed"]},
+                       admin=True)
+        self.assertEqual(r.status, 201, r.describe())
+        hook = r.json["id"]
+        before = set()
+        for k in range(self.EVENTS_BEFORE_KILL // 2):
+            before |= {f"evt_{seq}" for seq in self.book_and_confirm(slots[k]["id"], f"Hook {k}")}
+        got = self.wait_for_ids(receiver, before)
+        self.wait_caught_up(followers, self.health(leader)["asOfSeq"])
+        # Only if the lease lapsed (a very slow machine) may the next leader repeat the event
+        # that was in flight; the rest of the test checks the same either way.
+        stable = self.terms() == 1 and self.wait_leader() is leader
+        print(f"  webhooks: {'one leader' if stable else 'the lead changed'} before the kill")
+        if stable:
+            # The leader alone delivered, each event once; the followers attempted nothing.
+            self.assertEqual(sorted(got), sorted(before), "an event arrived twice while the leader was stable")
+            leader_terms = 1
+        else:
+            leader = self.wait_leader()
+            followers = [n for n in self.nodes if n is not leader]
+            leader_terms = self.terms()
+        self.assertEqual(self.metric(leader, "delivering"), 1)
+        for f in followers:
+            self.assertEqual(self.metric(f, "delivering"), 0)
+            if stable:
+                self.assertEqual(self.metric(f, "deliveries_total", hook), 0)
+                self.assertEqual(self.metric(f, "failures_total", hook), 0)
+            r = f.api.req("GET", f"/admin/webhooks/{hook}", admin=True)
+            self.assertEqual(r.status, 200, r.describe())
+            self.assertEqual(r.json["delivery"]["state"], "standby")
+            # Redelivery is a write: only the leader takes it.
+            r = f.api.req("POST", f"/admin/webhooks/{hook}/redeliver", {}, admin=True)
+            self.assertEqual(r.status, 421, r.describe())
+        if stable:
+            self.assertEqual(self.metric(leader, "deliveries_total", hook), self.EVENTS_BEFORE_KILL)
+        # The leader's cursor is past the last event, and JetStream has acknowledged that
+        # value in the shared bucket (written at most 100 ms after it was stored).
+        cursor = max(int(i[len("evt_"):]) for i in before) + 1
+        deadline = time.monotonic() + 30
+        while self.metric(leader, "webhook_cursor_shared", hook, family="cluster") != cursor:
+            self.assertLess(time.monotonic(), deadline, f"cursor {cursor} was never shared\n{self._outcome_logs()}")
+            time.sleep(0.02)
+        r = leader.api.req("GET", f"/admin/webhooks/{hook}", admin=True)
+        self.assertEqual((r.json["delivery"]["state"], r.json["delivery"]["cursor"]), ("active", cursor))
+
+        leader.kill()
+        new_leader = self.wait_leader(not_node=leader)
+        after = set()
+        for k in range(self.EVENTS_BEFORE_KILL // 2, self.EVENTS_BEFORE_KILL // 2 + 10):
+            after |= {f"evt_{seq}" for seq in self.book_and_confirm(slots[k]["id"], f"Hook {k}")}
+        got = self.wait_for_ids(receiver, before | after)
+        repeated = len(got) - len(set(got))
+        repeated_before = sum(1 for i in set(got) if i in before and got.count(i) > 1)
+        print(f"  webhooks: {len(before)} events before the kill, {len(after)} after; "
+              f"{repeated} posts repeated an event ({repeated_before} of the events from before the kill)")
+        # It resumed from the shared cursor: nothing from before the kill again (resuming from
+        # its own follower cursor, it would send all of `before` again), nothing after it twice.
+        self.assertLess(repeated_before, len(before), "the new leader re-delivered everything since registration")
+        if stable and self.terms() == leader_terms + 1:
+            self.assertEqual(repeated_before, 0, "the new leader re-delivered events the old one had delivered")
+            self.assertEqual(repeated, 0)
+        self.assertEqual(self.metric(new_leader, "delivering"), 1)
+        for f in self.nodes:
+            if f is not new_leader and f.running():
+                self.assertEqual(self.metric(f, "delivering"), 0)
+                if stable:
+                    self.assertEqual(self.metric(f, "deliveries_total", hook), 0)
+        # A clean stop (the leader writes its queued cursors, then gives the lease up): exit 0.
+        for n in [n for n in self.nodes if n.running() and n is not new_leader] + [new_leader]:
+            self.assertEqual(n.stop(timeout=30), 0, n.log_tail())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cluster/batch_codec.hpp"
+#include "cluster/webhook_cursors.hpp"
 #include "sequencer/sequencer.hpp"
 #include "tests/test_support.hpp"
 
@@ -258,4 +259,17 @@ TEST_CASE("a deposed leader whose own batch is still replicating when the new le
   INFO(first_failure);
   CHECK(first_failure.rfind("fenced", 0) == 0);
   CHECK(first_failure.find("replicated record seq 1") != std::string::npos);
+}
+
+TEST_CASE("a shared webhook cursor is '<next seq> <stopped>' and anything else does not decode") {
+  CHECK(encode_shared_cursor(JournalCursor{42, false}) == "42 0");
+  CHECK(encode_shared_cursor(JournalCursor{7, true}) == "7 1");
+  auto back = decode_shared_cursor(encode_shared_cursor(JournalCursor{18'446'744'073'709'551'615ULL, true}));
+  REQUIRE(back);
+  CHECK(back->next_seq == 18'446'744'073'709'551'615ULL);
+  CHECK(back->stopped);
+  for (const char* bad : {"", "42", "42 ", "42 2", "42 01", " 0", "0 0", "x 0", "4x 0", "42  0", "-1 0",
+                          "18446744073709551616 0"}) {
+    CHECK_MESSAGE(!decode_shared_cursor(bad), bad);
+  }
 }

@@ -1,12 +1,22 @@
-// webhooks/ without sockets: which addresses and URLs are refused, the HMAC and signature
-// format, the retry schedule, and which records become which webhook bodies (a real engine
-// and read store). Delivery itself is tested end to end by webhook_test.py.
+// webhooks/ without a receiver: which addresses and URLs are refused, the HMAC and signature
+// format, the retry schedule, which records become which webhook bodies (a real engine and
+// read store), and the cluster seam (who delivers, where a new leader resumes) with a real
+// sequencer and a refusing loopback port. Delivery itself is tested end to end by
+// webhook_test.py, the cluster side with NATS by cluster_test.py.
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sequencer/read_store.hpp"
@@ -288,4 +298,132 @@ TEST_CASE("a move is booking.rescheduled about its new slot with the old one und
   hook.events = webhook_event_bit(WebhookEventType::booking_held);
   CHECK_FALSE(webhook_wants(hook, *moved));
   CHECK(webhook_wants(hook, *offer));
+}
+
+TEST_CASE("the shared cursor wins when it is further on or level (it carries the last leader's failing flag) and the node's own wins when it is further on") {
+  const JournalCursor own{40, false};
+  CHECK(merge_webhook_cursor(own, std::nullopt).next_seq == 40);
+  CHECK(merge_webhook_cursor(own, JournalCursor{70, false}).next_seq == 70);
+  CHECK(merge_webhook_cursor(own, JournalCursor{12, true}).next_seq == 40);
+  CHECK_FALSE(merge_webhook_cursor(own, JournalCursor{12, true}).stopped);
+  CHECK(merge_webhook_cursor(own, JournalCursor{40, true}).stopped);
+  CHECK_FALSE(merge_webhook_cursor(JournalCursor{40, true}, JournalCursor{40, false}).stopped);
+}
+
+namespace {
+
+// A loopback port that refuses connections: bound, never listening.
+struct RefusingPort {
+  int fd = -1;
+  std::uint16_t port = 0;
+  RefusingPort() {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port = ntohs(a.sin_port);
+  }
+  ~RefusingPort() { ::close(fd); }
+};
+
+// Everything posted to the delivery thread before this call has run when it returns.
+void drain_delivery_thread(WebhookDelivery& delivery) {
+  std::promise<void> done;
+  delivery.check_destination("http://127.0.0.1:1/", [&](std::optional<std::string>) { done.set_value(); });
+  REQUIRE(done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+}
+
+template <class Predicate>
+bool eventually(Predicate predicate) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, and when it may it resumes from the shared cursor and stops again when it may not") {
+  testing::TempDir dir;
+  std::unique_ptr<Sequencer> sequencer;
+  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
+  REQUIRE_MESSAGE(opened.ok, opened.message);
+  RefusingPort refusing;
+
+  std::atomic<bool> leading{false};
+  std::atomic<std::uint64_t> shared_next_seq{0};
+  std::atomic<int> loads{0}, shares{0};
+  WebhookDeliveryOptions options;
+  options.allow_private = true;
+  options.max_attempts = 1000;
+  options.backoff_base_s = 600;  // one failed attempt, then a long wait: the state stays put
+  options.backoff_max_s = 600;
+  options.sharing.may_deliver = [&] { return leading.load(); };
+  options.sharing.load = [&](std::map<std::uint64_t, JournalCursor>& out, std::string&) {
+    ++loads;
+    out[1] = JournalCursor{shared_next_seq.load(), false};
+    return true;
+  };
+  options.sharing.store = [&](std::uint64_t, const JournalCursor&) { ++shares; };
+  WebhookDelivery delivery(*sequencer, options);
+  sequencer->add_observer([&](const std::shared_ptr<const BatchResults>&) { delivery.notify_durable(); });
+  sequencer->start();
+  delivery.start();
+
+  RegisterWebhook hook;
+  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
+  hook.events = webhook_event_bit(WebhookEventType::slot_created);
+  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  CommandResult doctor = sequencer->execute(AddDoctor{1, "Dr. Hook", "GP"});
+  const Id doctor_id = std::get<DoctorAdded>(doctor.events.at(0)).doctor_id;
+  CreateSlots create{doctor_id, {}};
+  constexpr TimeMs kBase = 1'925'000'000'000;
+  for (int i = 0; i < 10; ++i) create.spans.push_back({kBase + i * 60'000LL, kBase + (i + 1) * 60'000LL});
+  CommandResult slots = sequencer->execute(std::move(create));
+  REQUIRE(slots.rejection == Rejection::none);
+  const std::uint64_t last_seq = sequencer->durable_seq();
+  shared_next_seq = last_seq - 3;  // the last leader delivered all but the last 4 slots
+
+  delivery.notify_durable();
+  drain_delivery_thread(delivery);
+  auto status = delivery.status(1);
+  REQUIRE(status);
+  CHECK(status->state == "standby");
+  // After the registration: as this node last knew it.
+  CHECK(status->next_seq == sequencer->reads().webhooks()->find(1)->registered_seq + 1);
+  CHECK(status->last_attempt_at_ms == 0);
+  CHECK(status->failed_attempts == 0);
+  CHECK(loads == 0);
+  std::string done_error;
+  std::promise<void> redelivered;
+  delivery.redeliver(1, std::nullopt, [&](std::string error) {
+    done_error = std::move(error);
+    redelivered.set_value();
+  });
+  REQUIRE(redelivered.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(done_error.find("not the cluster leader") != std::string::npos);
+
+  // Now it leads: the first attempt is at the shared cursor (the last 4 slots), not at seq 2.
+  leading = true;
+  REQUIRE(eventually([&] { return delivery.status(1)->failed_attempts == 1; }));
+  status = delivery.status(1);
+  CHECK(loads == 1);
+  CHECK(status->state == "retrying");
+  CHECK(status->next_seq == last_seq - 3);
+  std::optional<JournalCursor> stored;
+  REQUIRE(sequencer->get_cursor(1, stored).ok);
+  REQUIRE(stored);
+  CHECK(stored->next_seq == last_seq - 3);  // and kept locally, for a restart
+  CHECK(shares == 1);  // the merged cursor, written back once
+
+  leading = false;
+  REQUIRE(eventually([&] { return delivery.status(1)->state == "standby"; }));
+  sequencer->stop();
+  delivery.stop();
 }

@@ -46,6 +46,8 @@ namespace {
 constexpr std::uint64_t kScanRecords = 1024;        // records one look at the journal reads
 constexpr std::uint64_t kStoreSkippedEvery = 4096;  // store the cursor after skipping as many
 constexpr std::uint32_t kResponseHeaderLimit = 16 << 10;
+constexpr std::chrono::milliseconds kRoleCheckEvery{100};     // cluster mode: may this node deliver?
+constexpr std::chrono::milliseconds kSharedLoadRetryAfter{1000};  // the shared cursors were unreadable
 
 TimeMs wall_ms() {
   using namespace std::chrono;
@@ -255,6 +257,13 @@ struct WebhookDelivery::Impl {
   std::atomic<bool> wake_posted{false};
 
   // Delivery-thread state.
+  // Cluster mode: whether this node delivers (it leads and has merged the shared cursors).
+  // A single node always does.
+  bool delivering = !options.sharing.may_deliver;
+  std::atomic<bool> delivering_now{false};  // the same, for readers on other threads
+  std::map<std::uint64_t, JournalCursor> shared_cursors;  // as read when this node took over
+  std::unique_ptr<net::steady_timer> role_timer;
+  std::chrono::steady_clock::time_point next_shared_load{};
   std::map<Id, std::unique_ptr<Endpoint>> endpoints;
   std::vector<bool> deleted_seen;  // by webhook id - 1: deleted ones already cleaned up
   std::uint64_t seen_version = ~std::uint64_t{0};
@@ -322,7 +331,7 @@ struct WebhookDelivery::Impl {
 
   void publish_status(const Endpoint& ep) {
     WebhookDeliveryStatus s;
-    s.state = ep.failing ? "failing" : ep.attempts > 0 ? "retrying" : "active";
+    s.state = !delivering ? "standby" : ep.failing ? "failing" : ep.attempts > 0 ? "retrying" : "active";
     s.next_seq = ep.next_seq;
     s.attempts = ep.attempts;
     s.last_error = ep.last_error;
@@ -342,6 +351,9 @@ struct WebhookDelivery::Impl {
     } else {
       // Not fatal: the cursor in memory is right; a restart repeats what was delivered since.
       log(ep, "cannot store the delivery cursor: " + st.message);
+    }
+    if (delivering && options.sharing.store) {
+      options.sharing.store(ep.info.id, JournalCursor{ep.next_seq, ep.failing});
     }
     return st;
   }
@@ -365,6 +377,14 @@ struct WebhookDelivery::Impl {
     } else {
       ep->next_seq = info.registered_seq + 1;  // events after the registration
     }
+    if (delivering) {
+      if (auto shared = shared_cursors.find(info.id); shared != shared_cursors.end()) {
+        const JournalCursor merged =
+            merge_webhook_cursor(JournalCursor{ep->next_seq, ep->failing}, shared->second);
+        ep->next_seq = merged.next_seq;
+        ep->failing = merged.stopped;
+      }
+    }
     if (!ep->url) {
       ep->failing = true;
       ep->last_error = "the url cannot be used: " + problem;
@@ -380,6 +400,8 @@ struct WebhookDelivery::Impl {
     ep.timer->cancel();
     JournalStatus st = sequencer.delete_cursor(ep.info.id);
     if (!st) log(ep, "cannot delete the delivery cursor: " + st.message);
+    shared_cursors.erase(ep.info.id);
+    if (delivering && options.sharing.forget) options.sharing.forget(ep.info.id);
     {
       std::lock_guard lock(status_mutex);
       statuses.erase(ep.info.id);
@@ -413,7 +435,103 @@ struct WebhookDelivery::Impl {
   void on_wake() {
     wake_posted.store(false, std::memory_order_relaxed);
     sync_endpoints();
+    check_role();
     for (auto& [id, ep] : endpoints) pump(*ep);
+  }
+
+  // ---- cluster mode: only the leader delivers ----
+
+  bool may_deliver() const { return !options.sharing.may_deliver || options.sharing.may_deliver(); }
+
+  void check_role() {
+    const bool may = may_deliver();
+    if (delivering && !may) stand_by();
+    if (!delivering && may) take_over();
+  }
+
+  void schedule_role_check() {
+    role_timer->expires_after(kRoleCheckEvery);
+    role_timer->async_wait([this](beast::error_code ec) {
+      if (ec) return;
+      check_role();
+      schedule_role_check();
+    });
+  }
+
+  // No new attempts or retries; one in flight may finish (at least once: the next leader
+  // may repeat it). Its result is stored here but not shared.
+  void stand_by() {
+    delivering = false;
+    delivering_now.store(false, std::memory_order_relaxed);
+    for (auto& [id, ep] : endpoints) {
+      ep->timer->cancel();
+      ep->waiting = false;
+      if (!ep->in_flight) ep->due.reset();
+      publish_status(*ep);
+    }
+    std::fprintf(stderr, "slotd: webhooks: not the cluster leader any more, delivery stops\n");
+  }
+
+  // This node now leads: resume every endpoint from its own cursor or the shared one,
+  // whichever is further on, so a follower's stale cursors do not repeat the last leader's
+  // deliveries. Until the shared cursors can be read, nothing is delivered.
+  void take_over() {
+    std::map<std::uint64_t, JournalCursor> shared;
+    const auto load_started = std::chrono::steady_clock::now();
+    if (options.sharing.load) {
+      if (std::chrono::steady_clock::now() < next_shared_load) return;
+      std::string error;
+      if (!options.sharing.load(shared, error)) {
+        next_shared_load = std::chrono::steady_clock::now() + kSharedLoadRetryAfter;
+        std::fprintf(stderr, "slotd: webhooks: cannot read the shared cursors, not delivering yet: %s\n",
+                     error.c_str());
+        return;
+      }
+    }
+    sync_endpoints();
+    shared_cursors = std::move(shared);
+    std::size_t moved = 0;
+    for (auto& [id, ep] : endpoints) {
+      // Attempts of an earlier term are dropped: their cursor may be behind the merged one.
+      ++ep->generation;
+      if (ep->attempt) ep->attempt->cancel();
+      ep->attempt.reset();
+      ep->timer->cancel();
+      ep->in_flight = ep->waiting = false;
+      ep->attempts = 0;
+      ep->due.reset();
+      if (!ep->url) continue;  // failing for good: its URL cannot be used
+      auto it = shared_cursors.find(id);
+      if (it == shared_cursors.end()) continue;
+      const JournalCursor merged =
+          merge_webhook_cursor(JournalCursor{ep->next_seq, ep->failing}, it->second);
+      if (merged.next_seq == ep->next_seq && merged.stopped == ep->failing) continue;
+      ++moved;
+      ep->next_seq = merged.next_seq;
+      ep->failing = merged.stopped;
+      if (!ep->failing) ep->last_error.clear();
+      (void)store_cursor(*ep);  // not shared: delivering is still false
+    }
+    delivering = true;
+    delivering_now.store(true, std::memory_order_relaxed);
+    // Written back at once: the shared value becomes the merged one even when this node's
+    // own was further on, and the last leader's queued writes, if any, are superseded.
+    if (options.sharing.store) {
+      for (auto& [id, ep] : endpoints) {
+        if (ep->url) options.sharing.store(id, JournalCursor{ep->next_seq, ep->failing});
+      }
+    }
+    const auto load_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - load_started)
+                             .count();
+    std::fprintf(stderr,
+                 "slotd: webhooks: delivering as the cluster leader; %zu of %zu endpoints resume "
+                 "from the shared cursor (%zu shared, read in %lld ms)\n",
+                 moved, endpoints.size(), shared_cursors.size(), static_cast<long long>(load_ms));
+    for (auto& [id, ep] : endpoints) {
+      publish_status(*ep);
+      pump(*ep);
+    }
   }
 
   void pump_later(Id id) {
@@ -458,7 +576,9 @@ struct WebhookDelivery::Impl {
   }
 
   void pump(Endpoint& ep) {
-    if (ep.failing || ep.in_flight || ep.waiting) return;
+    if (!delivering || ep.failing || ep.in_flight || ep.waiting) return;
+    // Stepped down since the last role check: start nothing (the timer catches up).
+    if (!may_deliver()) return;
     if (!ep.due && !find_due(ep)) return;
     start_attempt(ep);
   }
@@ -522,6 +642,12 @@ struct WebhookDelivery::Impl {
     ++ep.failed_attempts;
     ++ep.attempts;
     ep.last_error = std::move(r.error);
+    if (!delivering) {
+      // Failed after this node stepped down: the leader retries, not this node.
+      ep.due.reset();
+      publish_status(ep);
+      return;
+    }
     if (ep.attempts >= options.max_attempts) {
       ep.failing = true;
       store_cursor(ep);
@@ -560,6 +686,9 @@ struct WebhookDelivery::Impl {
     if (it == endpoints.end()) return done("no webhook has this id (or it was deleted)");
     Endpoint& ep = *it->second;
     if (!ep.url) return done(ep.last_error);
+    if (!delivering) {
+      return done("this node does not deliver webhooks now (it is not the cluster leader)");
+    }
     ++ep.generation;
     if (ep.attempt) ep.attempt->cancel();
     ep.attempt.reset();
@@ -584,6 +713,11 @@ WebhookDelivery::~WebhookDelivery() { stop(); }
 void WebhookDelivery::start() {
   Impl& impl = *impl_;
   if (impl.thread.joinable()) return;
+  impl.delivering_now.store(impl.delivering, std::memory_order_relaxed);
+  if (impl.options.sharing.may_deliver) {
+    impl.role_timer = std::make_unique<net::steady_timer>(*impl.ioc);
+    impl.post([&impl] { impl.schedule_role_check(); });
+  }
   impl.thread = std::thread([&impl] { impl.ioc->run(); });
   impl.post([&impl] { impl.on_wake(); });
 }
@@ -609,6 +743,7 @@ void WebhookDelivery::stop() {
   }
   impl.endpoints.clear();
   impl.lookups.clear();
+  impl.role_timer.reset();
   impl.ioc.reset();
 }
 
@@ -651,6 +786,7 @@ std::optional<WebhookDeliveryStatus> WebhookDelivery::status(Id webhook_id) cons
   if (!w || w->deleted) return std::nullopt;
   WebhookDeliveryStatus s;
   s.next_seq = w->registered_seq + 1;
+  if (!impl_->delivering_now.load(std::memory_order_relaxed)) s.state = "standby";
   return s;
 }
 
@@ -690,6 +826,11 @@ void WebhookDelivery::render_metrics(std::string& out) const {
          });
   family("failing", "gauge", "1 while the endpoint is marked failing (dead letter)",
          [](const WebhookDeliveryStatus& s) { return s.state == "failing" ? 1 : 0; });
+  fmt::format_to(it,
+                 "# HELP slotd_webhook_delivering 1 while this node delivers webhooks (a single "
+                 "node always; in cluster mode the leader)\n# TYPE slotd_webhook_delivering gauge\n"
+                 "slotd_webhook_delivering {}\n",
+                 impl_->delivering_now.load(std::memory_order_relaxed) ? 1 : 0);
 }
 
 }  // namespace slotd

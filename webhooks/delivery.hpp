@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,13 +27,39 @@
 
 namespace slotd {
 
+// Cluster mode (cluster/README.md, "Webhooks"): only the leader delivers, and the cursors it
+// stores are shared so the next leader resumes from them, not from its own stale ones. Filled
+// by main.cpp (webhooks/ knows nothing of NATS); all empty = a single node, which always
+// delivers and shares nothing. Each is called on the delivery thread only.
+struct WebhookSharing {
+  // May this node deliver now? Polled every 100 ms and before each attempt; never blocks.
+  std::function<bool()> may_deliver;
+  // The shared cursors (by webhook id), read each time this node starts delivering, before
+  // its first attempt; may block for a network round trip. An error: read again later.
+  std::function<bool(std::map<std::uint64_t, JournalCursor>& out, std::string& error)> load;
+  // A cursor this node stored while delivering, to share; must not block (queue it).
+  std::function<void(std::uint64_t webhook_id, const JournalCursor& cursor)> store;
+  // A deleted endpoint's shared cursor is no longer needed; must not block.
+  std::function<void(std::uint64_t webhook_id)> forget;
+};
+
 struct WebhookDeliveryOptions {
   bool allow_private = false;      // deliver to private, loopback and link-local addresses
   std::uint32_t max_attempts = 12;  // then the endpoint is marked failing
   double timeout_s = 10;           // one attempt: resolve, connect, TLS, send, response head
   double backoff_base_s = 2;       // wait before the first retry (doubling, with jitter)
   double backoff_max_s = 1800;     // the longest wait between attempts
+  WebhookSharing sharing;
 };
+
+// Where an endpoint resumes when this node starts delivering: its own stored cursor or the
+// shared one, whichever is further on (a lost or throttled share costs repeats, never a
+// skipped event); at the same seq the shared one (the last leader's word on `stopped`).
+inline JournalCursor merge_webhook_cursor(const JournalCursor& local,
+                                          const std::optional<JournalCursor>& shared) {
+  if (shared && shared->next_seq >= local.next_seq) return *shared;
+  return local;
+}
 
 // The wait before the next attempt after `failed` failed attempts (>= 1): base·2^(failed-1),
 // at most max, with "equal jitter" — half of it fixed, half scaled by unit_random in [0, 1).
