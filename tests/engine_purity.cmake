@@ -1,4 +1,4 @@
-# engine/ may include the C++ standard library only (DESIGN.md: "engine/ is pure").
+# engine/ may include the C++ standard library only (docs/ARCHITECTURE.md: the engine is pure).
 #
 # Usage: cmake -DENGINE_DIR=<path to engine/> -P engine_purity.cmake
 #

@@ -1089,7 +1089,7 @@ TEST_CASE("waitlist: a cancelled slot goes to the oldest matching entry as a hol
   h.check_replay();
 }
 
-TEST_CASE("waitlist: an offer that expires goes to the next entry; an entry is served once") {
+TEST_CASE("waitlist: an offer that expires goes to the next entry, an entry is served once") {
   Harness h;
   const Id d = h.add_doctor();
   const Id s = h.add_slot(d, kT0 + 5 * kHour, kT0 + 6 * kHour);
@@ -1599,7 +1599,7 @@ TEST_CASE("live counts by status follow every transition: book, confirm, expire,
 
 // ---- Idempotency-Key -------------------------------------------------------------------
 
-TEST_CASE("a retried booking with the same Idempotency-Key is answered, not redone; another request with the key is refused") {
+TEST_CASE("a retried booking with the same Idempotency-Key is answered, not redone, another request with the key is refused") {
   Harness h;
   const Id d = h.add_doctor();
   const Id s1 = h.add_slot(d, kT0, kT0 + kHour);
@@ -1628,7 +1628,7 @@ TEST_CASE("a retried booking with the same Idempotency-Key is answered, not redo
   h.check_replay();  // the remembered keys are rebuilt by replay (they are in the hash)
 }
 
-TEST_CASE("confirm and cancel remember their Idempotency-Key; a refused request remembers nothing") {
+TEST_CASE("confirm and cancel remember their Idempotency-Key, a refused request remembers nothing") {
   Harness h;
   const Id d = h.add_doctor();
   const Id b1 = h.book_ok(h.add_slot(d, kT0, kT0 + kHour));
@@ -1655,7 +1655,7 @@ WebhookSecret secret_of(std::uint8_t n) {
   return s;
 }
 
-TEST_CASE("register webhook → WebhookRegistered with the secret; delete → WebhookDeleted; a second delete is refused") {
+TEST_CASE("register webhook → WebhookRegistered with the secret, delete → WebhookDeleted, a second delete is refused") {
   Harness h;
   const std::uint32_t confirmed = webhook_event_bit(WebhookEventType::booking_confirmed);
   Outcome registered = h.run(RegisterWebhook{"https://clinic.example/hook", confirmed, 1, true, secret_of(7)});

@@ -122,7 +122,7 @@ TEST_CASE("the VEVENT is at the clinic's local time with its zone, and the VTIME
   CHECK(std_time);
 }
 
-TEST_CASE("a cancelled booking is STATUS:CANCELLED; a UTC clinic gets a one-observance zone") {
+TEST_CASE("a cancelled booking is STATUS:CANCELLED, a UTC clinic gets a one-observance zone") {
   CalendarEvent e = berlin_event();
   e.cancelled = true;
   e.time_zone = "UTC";

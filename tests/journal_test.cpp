@@ -1021,7 +1021,7 @@ TEST_CASE("a key that is not 8 bytes is reported as a bad key") {
 
 // ---- Consumer cursors ------------------------------------------------------------------
 
-TEST_CASE("a consumer cursor that was put survives close and reopen; an unknown consumer has none") {
+TEST_CASE("a consumer cursor that was put survives close and reopen, an unknown consumer has none") {
   TempDir dir;
   {
     auto journal = open_journal(dir.str());
@@ -1153,7 +1153,7 @@ TEST_CASE("the entity index lists every record of a booking or a slot in seq ord
   CHECK(history_seqs(*journal, EntityKind::booking, workload.engine().bookings().size() + 1).empty());
 }
 
-TEST_CASE("a move is in the history of its booking and of both its slots; a waitlist offer in its booking's") {
+TEST_CASE("a move is in the history of its booking and of both its slots, a waitlist offer in its booking's") {
   std::vector<JournalRecord> records;
   auto add = [&](Event e) {
     JournalRecord r;

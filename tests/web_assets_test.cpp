@@ -49,7 +49,7 @@ TEST_CASE("paths that are no page or asset are left to the API's 404") {
   }
 }
 
-TEST_CASE("assets under the current version may be cached for a year; others are revalidated") {
+TEST_CASE("assets under the current version may be cached for a year, others are revalidated") {
   WebAssets web;
   const std::string version(WebAssets::asset_version());
   REQUIRE(version.size() == 12);

@@ -56,7 +56,7 @@ std::string problem_of(std::string_view text) {
 
 }  // namespace
 
-TEST_CASE("loopback, private, link-local, unspecified, multicast and reserved IPv4 addresses are refused; public ones pass") {
+TEST_CASE("loopback, private, link-local, unspecified, multicast and reserved IPv4 addresses are refused, public ones pass") {
   CHECK(kind("127.0.0.1") == "loopback");
   CHECK(kind("127.255.255.254") == "loopback");
   CHECK(kind("10.1.2.3") == "private");
@@ -179,7 +179,7 @@ TEST_CASE("retries wait base·2^(n-1) up to the maximum, half of it jittered") {
   CHECK(webhook_retry_delay(1000, 0.05, 0.2, 0.999) <= milliseconds(200));
 }
 
-TEST_CASE("booking and slot records become webhook events with slot, doctor, clinic and status; the patient only when asked") {
+TEST_CASE("booking and slot records become webhook events with slot, doctor, clinic and status, the patient only when asked") {
   Engine engine;
   std::vector<JournalRecord> records;
   auto run = [&](const Command& command, TimeMs now) {
@@ -241,7 +241,7 @@ TEST_CASE("booking and slot records become webhook events with slot, doctor, cli
   CHECK(webhook_wants(only_confirmed, *confirmed));
 }
 
-TEST_CASE("a move is booking.rescheduled about its new slot with the old one under 'from'; a waitlist offer is booking.held") {
+TEST_CASE("a move is booking.rescheduled about its new slot with the old one under 'from', a waitlist offer is booking.held") {
   Engine engine;
   std::vector<JournalRecord> records;
   auto run = [&](const Command& command, TimeMs now) {
