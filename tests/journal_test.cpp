@@ -658,7 +658,7 @@ TEST_CASE("decode rejects a string length larger than the bytes left") {
 }
 
 TEST_CASE(
-    "100k random byte strings never crash decode; format-2 input re-encodes identically, format-1 input to a fixed point") {
+    "100k random byte strings never crash decode, format-2 input re-encodes identically, format-1 input to a fixed point") {
   std::mt19937_64 rng(20310106);
   const std::vector<JournalRecord> samples = sample_records();
   std::vector<std::string> valid;

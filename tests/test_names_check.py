@@ -11,15 +11,15 @@ import re
 import sys
 
 tests_dir = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).parent)
-pattern = re.compile(r'TEST_CASE\("((?:[^"\\]|\\.)*)"')
+pattern = re.compile(r'TEST_CASE\(\s*"((?:[^"\\]|\\.)*)"')  # the name may start on the next line
 bad = []
 checked = 0
 for path in sorted(tests_dir.rglob("*.cpp")):
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        for m in pattern.finditer(line):
-            checked += 1
-            if ";" in m.group(1):
-                bad.append(f"{path}:{lineno}: {m.group(1)}")
+    text = path.read_text(encoding="utf-8")
+    for m in pattern.finditer(text):
+        checked += 1
+        if ";" in m.group(1):
+            bad.append(f"{path}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(1)}")
 if checked == 0:
     sys.exit(f"test_names_check: no TEST_CASE found under {tests_dir}")
 if bad:
