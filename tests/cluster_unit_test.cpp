@@ -54,6 +54,15 @@ std::vector<JournalRecord> some_records(std::uint64_t first) {
   return out;
 }
 
+// Submits an admin command whose answer, if it ever comes, only sets `answered`.
+void submit_watched(Sequencer& seq, Command command, std::atomic<bool>& answered) {
+  Submission s;
+  s.command = std::move(command);
+  s.actor = Actor::admin;
+  s.done = [&answered](CommandResult&&) { answered = true; };
+  REQUIRE(seq.submit(std::move(s)));
+}
+
 }  // namespace
 
 TEST_CASE("a batch message carries its records byte for byte, seqs included") {
@@ -158,11 +167,7 @@ TEST_CASE("a batch whose replication fails is never answered nor written to the 
     seq->start();
     REQUIRE(seq->execute(AddDoctor{1, "Dr. One", "GP"}).rejection == Rejection::none);
     std::atomic<bool> answered{false};
-    Submission s;
-    s.command = AddDoctor{1, "Dr. Two", "GP"};
-    s.actor = Actor::admin;
-    s.done = [&](CommandResult&&) { answered = true; };
-    REQUIRE(seq->submit(std::move(s)));
+    submit_watched(*seq, AddDoctor{1, "Dr. Two", "GP"}, answered);
     for (int i = 0; i < 5'000; ++i) {
       {
         std::lock_guard lock(mutex);
@@ -232,11 +237,7 @@ TEST_CASE("a deposed leader whose own batch is still replicating when the new le
   auto seq = open_sequencer(dir, config);
   seq->start();
   std::atomic<bool> answered{false};
-  Submission s;
-  s.command = AddDoctor{1, "Dr. Old Leader", "GP"};
-  s.actor = Actor::admin;
-  s.done = [&](CommandResult&&) { answered = true; };
-  REQUIRE(seq->submit(std::move(s)));
+  submit_watched(*seq, AddDoctor{1, "Dr. Old Leader", "GP"}, answered);
   {
     std::unique_lock lock(mutex);  // seq 1 is decided once its replication has begun
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return replicating; }));
