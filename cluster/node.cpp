@@ -3,9 +3,7 @@
 #include <nats/nats.h>
 
 #include <algorithm>
-#include <cstdint>
 #include <cstdio>
-#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -21,10 +19,6 @@ std::string nats_error(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0))
   return fmt::format("{} (jetstream error {}){}{}", natsStatus_GetText(s), static_cast<int>(jerr),
                      last && *last ? ": " : "", last ? last : "");
 }
-
-// The journal consumer id under which a node keeps its stream cursor (the journal's
-// "cursors" column family; webhook ids, the other consumers, are dense from 1).
-constexpr std::uint64_t kStreamCursorConsumer = UINT64_MAX;
 
 std::string random_epoch() {
   std::random_device device;
@@ -185,48 +179,7 @@ void ClusterNode::start(Sequencer& sequencer) {
   sequencer_ = &sequencer;
   submitted_seq_ = sequencer.durable_seq();
   sequencer.set_deciding(false);
-  resume_from_stored_cursor();
   thread_ = std::thread([this] { run(); });
-}
-
-// A restart follows from the stream message it last stored as applied, not from the first
-// one. The stored seq is only trusted if that message's last event is in the local journal
-// (events are consecutive across messages, so every earlier message's are too); anything
-// else (no cursor, a message gone or unreadable) falls back to reading from the start.
-void ClusterNode::resume_from_stored_cursor() {
-  std::optional<JournalCursor> cursor;
-  if (!sequencer_->get_cursor(kStreamCursorConsumer, cursor) || !cursor || cursor->next_seq <= 1) return;
-  const std::uint64_t seq = cursor->next_seq - 1;
-  natsMsg* msg = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetMsg(&msg, js_, stream_.c_str(), seq, nullptr, &jerr);
-  if (s != NATS_OK) {
-    options_.log(fmt::format("stored stream seq {} not readable ({}): following from the first message", seq,
-                             nats_error(s, jerr)));
-    return;
-  }
-  std::vector<JournalRecord> records;
-  JournalStatus decoded = decode_batch(
-      std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
-  natsMsg_Destroy(msg);
-  if (!decoded || records.empty() || records.back().seq > sequencer_->durable_seq()) {
-    options_.log(fmt::format("stored stream seq {} does not match the local journal: following from the first message",
-                             seq));
-    return;
-  }
-  applied_stream_seq_ = seq;
-  stream_event_seq_ = records.back().seq;
-  stored_stream_seq_ = seq;
-  options_.log(fmt::format("following the stream after seq {} (event seq {}, stored locally)", seq,
-                           stream_event_seq_));
-}
-
-// Stores where this node is in the stream (synced with the journal's consumer cursors), at
-// most once per lease tick; a lagging value only costs a restart some re-reading.
-void ClusterNode::store_stream_cursor() {
-  const std::uint64_t seq = role_.leading() ? last_stream_seq_.load(std::memory_order_acquire) : applied_stream_seq_;
-  if (seq <= stored_stream_seq_) return;
-  if (sequencer_->put_cursor(kStreamCursorConsumer, JournalCursor{seq + 1, false})) stored_stream_seq_ = seq;
 }
 
 void ClusterNode::stop() {
@@ -256,7 +209,6 @@ void ClusterNode::run() {
     }
     if (std::chrono::steady_clock::now() >= next_lease) {
       lease_tick();
-      store_stream_cursor();
       next_lease = std::chrono::steady_clock::now() + lease_every;
     }
   }

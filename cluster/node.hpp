@@ -76,8 +76,6 @@ class ClusterNode {
   bool subscribe();
   void unsubscribe();
   std::uint64_t stream_last_seq();
-  void resume_from_stored_cursor();
-  void store_stream_cursor();
 
   ClusterOptions options_;
   std::string stream_, subject_, key_, lease_value_, epoch_;
@@ -102,7 +100,6 @@ class ClusterNode {
   std::uint64_t lease_revision_ = 0;
   std::chrono::steady_clock::time_point last_renewal_{};
   std::atomic<std::uint64_t> last_published_event_seq_{0};
-  std::uint64_t stored_stream_seq_ = 0;  // node thread: the stream cursor last stored locally
 
   std::atomic<bool> stopping_{false};
   std::thread thread_;
