@@ -377,14 +377,7 @@ struct WebhookDelivery::Impl {
     } else {
       ep->next_seq = info.registered_seq + 1;  // events after the registration
     }
-    if (delivering) {
-      if (auto shared = shared_cursors.find(info.id); shared != shared_cursors.end()) {
-        const JournalCursor merged =
-            merge_webhook_cursor(JournalCursor{ep->next_seq, ep->failing}, shared->second);
-        ep->next_seq = merged.next_seq;
-        ep->failing = merged.stopped;
-      }
-    }
+    if (delivering) (void)adopt_shared_cursor(*ep);
     if (!ep->url) {
       ep->failing = true;
       ep->last_error = "the url cannot be used: " + problem;
@@ -440,6 +433,18 @@ struct WebhookDelivery::Impl {
   }
 
   // ---- cluster mode: only the leader delivers ----
+
+  // Moves the endpoint to the shared cursor where that one is further on (or, at the same
+  // seq, carries the last leader's failing flag); true if it moved.
+  bool adopt_shared_cursor(Endpoint& ep) {
+    auto it = shared_cursors.find(ep.info.id);
+    if (it == shared_cursors.end()) return false;
+    const JournalCursor merged = merge_webhook_cursor(JournalCursor{ep.next_seq, ep.failing}, it->second);
+    if (merged.next_seq == ep.next_seq && merged.stopped == ep.failing) return false;
+    ep.next_seq = merged.next_seq;
+    ep.failing = merged.stopped;
+    return true;
+  }
 
   bool may_deliver() const { return !options.sharing.may_deliver || options.sharing.may_deliver(); }
 
@@ -501,14 +506,8 @@ struct WebhookDelivery::Impl {
       ep->attempts = 0;
       ep->due.reset();
       if (!ep->url) continue;  // failing for good: its URL cannot be used
-      auto it = shared_cursors.find(id);
-      if (it == shared_cursors.end()) continue;
-      const JournalCursor merged =
-          merge_webhook_cursor(JournalCursor{ep->next_seq, ep->failing}, it->second);
-      if (merged.next_seq == ep->next_seq && merged.stopped == ep->failing) continue;
+      if (!adopt_shared_cursor(*ep)) continue;
       ++moved;
-      ep->next_seq = merged.next_seq;
-      ep->failing = merged.stopped;
       if (!ep->failing) ep->last_error.clear();
       (void)store_cursor(*ep);  // not shared: delivering is still false
     }
