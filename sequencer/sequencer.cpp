@@ -148,7 +148,11 @@ void Sequencer::stop() {
 
 SnapshotStatus Sequencer::write_final_snapshot() {
   const std::uint64_t seq = next_seq_ - 1;
-  if (seq == 0 || seq <= last_snapshot_seq_) return {};
+  // Covered only by a snapshot on disk: the one recovery started from, or one published
+  // since. last_snapshot_seq_ counts started ones, and stop() gives up a running one.
+  const std::uint64_t on_disk =
+      std::max(recovery_.snapshot_seq, snapshotter_->stats().last_seq.load());
+  if (seq == 0 || seq <= on_disk) return {};
   {
     std::lock_guard lock(durable_mutex_);
     if (journal_dead_) return SnapshotStatus::error("the journal failed: no final snapshot");

@@ -8,6 +8,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -223,6 +224,53 @@ TEST_CASE("a graceful stop writes a final snapshot, and the next start replays n
     last = seq->durable_seq();
     CHECK(log.has(fmt::format("snapshot at seq {}, state hash {:016x}", last, hash)));
   }
+  auto again = open_sequencer(dir.path(), quiet(log));
+  CHECK(again->recovery().snapshot_seq == last);
+  CHECK(again->recovery().replayed_events == 0);
+  CHECK(again->engine().state_hash() == hash);
+}
+
+TEST_CASE("a periodic snapshot that stop() gives up does not stand in for the final snapshot") {
+  // The periodic snapshot of the last batch is started before that batch's reply goes out;
+  // stop() right after the reply cancels it mid-write. The final snapshot must still be
+  // written at the last seq (CI once saw "given up (stopping)" and no final snapshot).
+  TempDir dir;
+  Log log;
+  std::uint64_t hash = 0, last = 0;
+  {
+    auto seq = open_sequencer(dir.path(), quiet(log, 1));
+    seq->start();
+    CommandResult doctor = seq->execute(AddDoctor{1, "Dr. Big", "GP"});
+    REQUIRE(doctor.rejection == Rejection::none);
+    const Id doctor_id = std::get<DoctorAdded>(doctor.events.at(0)).doctor_id;
+    // Big enough that the snapshot child is still writing when stop() comes.
+    std::vector<SlotSpan> spans;
+    for (int i = 0; i < 10'000; ++i) {
+      const TimeMs start = kBase + static_cast<TimeMs>(i) * 60'000;
+      spans.push_back({start, start + 60'000});
+    }
+    for (int round = 0; round < 20; ++round) {
+      REQUIRE(seq->execute(CreateSlots{doctor_id, spans}).rejection == Rejection::none);
+      for (SlotSpan& span : spans) {
+        span.start_ms += 10'000LL * 60'000;
+        span.end_ms += 10'000LL * 60'000;
+      }
+    }
+    // The last batch is small (its reply comes after a short sync) and starts a snapshot of
+    // its own (none may still be running), which takes far longer than that sync.
+    for (int i = 0; i < 3000 && seq->snapshot_in_flight(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(!seq->snapshot_in_flight());
+    REQUIRE(seq->execute(AddDoctor{1, "Dr. Last", "GP"}).rejection == Rejection::none);
+    seq->stop();
+    REQUIRE(seq->write_final_snapshot().ok);
+    hash = seq->engine().state_hash();
+    last = seq->durable_seq();
+    CHECK(log.has(fmt::format("snapshot at seq {}, state hash {:016x}", last, hash)));
+  }
+  const std::vector<std::uint64_t> on_disk = snapshot_seqs(dir.path());
+  CHECK(std::find(on_disk.begin(), on_disk.end(), last) != on_disk.end());
   auto again = open_sequencer(dir.path(), quiet(log));
   CHECK(again->recovery().snapshot_seq == last);
   CHECK(again->recovery().replayed_events == 0);
