@@ -6,11 +6,14 @@
 // each event. Command objects are reused and only their ids change, so the numbers are the
 // engine's cost, not the cost of building commands. Results are printed and written to
 // --out (default engine_bench.results.txt); nothing is asserted (STYLE.md: timing lives
-// in bench/, never in tests).
+// in bench/, never in tests). The engine's chunks come from huge pages, as in slotd
+// (SequencerConfig::huge_page_chunks); --heap-chunks takes them from the heap instead, where
+// growing state costs a page fault per 4 KiB.
 //
 //   engine_bench [--quick] [--out PATH] [--doctors N] [--slots-per-doctor N]
-//                [--max-commands N] [--max-seconds S] [--seed N] [--mix abcd]
+//                [--max-commands N] [--max-seconds S] [--seed N] [--mix abcd] [--heap-chunks]
 #include "engine/engine.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 
 #include <fmt/format.h>
 
@@ -44,13 +47,15 @@ struct Options {
   double max_seconds = 10.0;
   std::uint64_t seed = 1;
   std::string mixes = "abcd";  // which mixes to run, by letter
+  bool heap_chunks = false;
 };
 
 [[noreturn]] void usage(const char* message) {
   std::fprintf(
       stderr,
       "engine_bench: %s\nusage: engine_bench [--quick] [--out PATH] [--doctors N] "
-      "[--slots-per-doctor N] [--max-commands N] [--max-seconds S] [--seed N] [--mix abcd]\n",
+      "[--slots-per-doctor N] [--max-commands N] [--max-seconds S] [--seed N] [--mix abcd] "
+      "[--heap-chunks]\n",
       message);
   std::exit(2);
 }
@@ -92,6 +97,8 @@ Options parse(int argc, char** argv) {
       o.seed = number();
     else if (args[i] == "--mix")
       o.mixes = value();
+    else if (args[i] == "--heap-chunks")
+      o.heap_chunks = true;
     else if (args[i] == "--help" || args[i] == "-h")
       usage("help");
     else
@@ -255,6 +262,7 @@ std::string row(const Result& r) {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  if (!o.heap_chunks) use_huge_page_chunks();
   const std::uint64_t total_slots = o.doctors * o.slots_per_doctor;
   std::string report;
   auto say = [&](const std::string& line) {
@@ -265,9 +273,10 @@ int main(int argc, char** argv) {
 
   say(fmt::format(
       "engine_bench{}: {} doctors x {} slots = {} slots; at most {} commands or {:.1f} s per mix; "
-      "decide + apply on one thread",
+      "decide + apply on one thread; chunks from {}",
       o.quick ? " --quick" : "", with_commas(o.doctors), with_commas(o.slots_per_doctor),
-      with_commas(total_slots), with_commas(o.max_commands), o.max_seconds));
+      with_commas(total_slots), with_commas(o.max_commands), o.max_seconds,
+      o.heap_chunks ? "the heap" : "huge pages"));
 
   // The state itself: how long CreateSlots takes and what the slots cost in memory.
   {
