@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
 
 #include "cluster/batch_codec.hpp"
+#include "cluster/stream_position.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace slotd {
@@ -199,6 +201,7 @@ void ClusterNode::stop() {
 }
 
 void ClusterNode::run() {
+  resume_where_the_journal_ends();
   auto next_lease = std::chrono::steady_clock::now();
   const auto lease_every = options_.lease_ttl / 4;
   while (!stopping_.load()) {
@@ -287,6 +290,45 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   }
   role_.set_lag(stream_seq, stream_seq + pending);
   return true;
+}
+
+// A restart follows the stream from the message after the last one its local journal holds
+// entirely (stream_position.hpp: a binary search, ~log2(messages) reads), not from the
+// first message. On any read failure it falls back to the first message; records it
+// already holds are skipped either way (follow_once).
+void ClusterNode::resume_where_the_journal_ends() {
+  if (submitted_seq_ == 0) return;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr); s != NATS_OK) {
+    options_.log("cannot read the stream's bounds (" + nats_error(s, jerr) +
+                 "): following it from the first message");
+    return;
+  }
+  const std::uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  const auto last_event_of = [this](std::uint64_t stream_seq) -> std::optional<std::uint64_t> {
+    natsMsg* msg = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_GetMsg(&msg, js_, stream_.c_str(), stream_seq, nullptr, &err) != NATS_OK) return std::nullopt;
+    std::vector<JournalRecord> records;
+    const JournalStatus decoded = decode_batch(
+        std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
+    natsMsg_Destroy(msg);
+    if (!decoded || records.empty()) return std::nullopt;
+    return records.back().seq;
+  };
+  const std::optional<StreamPosition> found = find_stream_position(submitted_seq_, first, last, last_event_of);
+  if (!found) {
+    options_.log(fmt::format("the local journal ends at event {}: following the stream from its first message",
+                             submitted_seq_));
+    return;
+  }
+  applied_stream_seq_ = found->stream_seq;
+  stream_event_seq_ = found->event_seq;
+  options_.log(fmt::format(
+      "the local journal ends at event {}: following the stream after seq {} (event seq {}, found in {} reads of {} messages)",
+      submitted_seq_, found->stream_seq, found->event_seq, found->reads, last >= first ? last - first + 1 : 0));
 }
 
 std::uint64_t ClusterNode::stream_last_seq() {

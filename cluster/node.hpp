@@ -76,6 +76,7 @@ class ClusterNode {
   bool subscribe();
   void unsubscribe();
   std::uint64_t stream_last_seq();
+  void resume_where_the_journal_ends();
 
   ClusterOptions options_;
   std::string stream_, subject_, key_, lease_value_, epoch_;

@@ -213,11 +213,23 @@ class LeaderFailover(ClusterCase):
             self.assertEqual(r.json["slotId"], slot)
         self.assertEqual(len({slot for _, slot, _, _ in acked}), len(acked), "two acknowledged bookings share a slot")
 
-        # The killed node comes back as a follower and catches up from the stream.
+        # The killed node comes back as a follower and catches up from the stream, from
+        # after the last message its own journal holds (found by a search, not a scan).
         leader.start(ready_timeout=30)
         self.wait_caught_up([leader], len(events))
         self.assertEqual(self.health(leader)["cluster"]["role"], "follower")
         self.assertEqual(self.events(leader), self.events(new_leader)[: len(events)])
+        resumed = re.search(r"the local journal ends at event (\d+): following the stream after seq (\d+) "
+                            r"\(event seq (\d+), found in (\d+) reads of (\d+) messages\)",
+                            leader.log_of_last_start())
+        self.assertIsNotNone(resumed, leader.log_tail())
+        local, stream_seq, event_seq, reads, messages = map(int, resumed.groups())
+        print(f"  restart: local journal at event {local}, resumed after stream seq {stream_seq} of {messages} "
+              f"(event {event_seq}) in {reads} reads")
+        self.assertGreater(stream_seq, 0)
+        self.assertGreater(event_seq, 0)
+        self.assertLessEqual(event_seq, local)
+        self.assertLessEqual(reads, messages.bit_length() + 1)
 
 
 class NatsServerLoss(ClusterCase):

@@ -6,9 +6,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <thread>
 
 #include "cluster/batch_codec.hpp"
+#include "cluster/stream_position.hpp"
 #include "cluster/webhook_cursors.hpp"
 #include "sequencer/sequencer.hpp"
 #include "tests/test_support.hpp"
@@ -273,4 +276,59 @@ TEST_CASE("a shared webhook cursor is '<next seq> <stopped>' and anything else d
                           "18446744073709551616 0"}) {
     CHECK_MESSAGE(!decode_shared_cursor(bad), bad);
   }
+}
+
+TEST_CASE("a restart finds the last stream message its journal holds entirely, in about log2(messages) reads") {
+  // A stream of messages holding 1..7 consecutive events each, starting at stream seq
+  // `first` (a stream whose oldest messages are gone starts later).
+  std::mt19937_64 random(20261203);
+  for (int round = 0; round < 200; ++round) {
+    const std::uint64_t first = 1 + random() % 3;
+    const std::size_t messages = 1 + random() % 300;
+    std::vector<std::uint64_t> last_event;  // of stream seq first + i
+    std::uint64_t event = random() % 5;     // events before the stream's first message
+    const std::uint64_t before = event;
+    for (std::size_t i = 0; i < messages; ++i) {
+      event += 1 + random() % 7;
+      last_event.push_back(event);
+    }
+    const std::uint64_t last = first + messages - 1;
+    const std::uint64_t local = random() % (event + 3);  // may be behind, inside or past the stream
+    unsigned reads = 0;
+    auto read = [&](std::uint64_t stream_seq) -> std::optional<std::uint64_t> {
+      ++reads;
+      REQUIRE(stream_seq >= first);
+      REQUIRE(stream_seq <= last);
+      return last_event[stream_seq - first];
+    };
+    const std::optional<StreamPosition> found = find_stream_position(local, first, last, read);
+    // What reading the stream from its first message finds: the last message entirely held.
+    std::optional<std::uint64_t> expected;
+    for (std::size_t i = 0; i < messages; ++i) {
+      if (last_event[i] <= local) expected = first + i;
+    }
+    INFO("round " << round << ", local " << local << ", events " << before << ".." << event);
+    REQUIRE(found.has_value() == expected.has_value());
+    if (found) {
+      CHECK(found->stream_seq == *expected);
+      CHECK(found->event_seq == last_event[*expected - first]);
+      CHECK(found->reads == reads);
+    }
+    unsigned bound = 1;
+    while ((std::size_t{1} << (bound - 1)) <= messages) ++bound;
+    CHECK(reads <= bound);
+  }
+}
+
+TEST_CASE("a restart whose stream message cannot be read, or that holds no event, follows from the first message") {
+  auto never = [](std::uint64_t) -> std::optional<std::uint64_t> { return std::nullopt; };
+  CHECK(!find_stream_position(100, 1, 50, never));
+  auto some = [](std::uint64_t seq) -> std::optional<std::uint64_t> { return seq * 2; };
+  CHECK(!find_stream_position(0, 1, 50, some));   // an empty local journal
+  CHECK(!find_stream_position(100, 1, 0, some));  // an empty stream
+  CHECK(!find_stream_position(1, 1, 50, some));   // the first message ends at event 2
+  const std::optional<StreamPosition> all = find_stream_position(1000, 1, 50, some);
+  REQUIRE(all);
+  CHECK(all->stream_seq == 50);
+  CHECK(all->event_seq == 100);
 }
