@@ -24,9 +24,11 @@ struct SnapshotStatus {
 };
 
 inline constexpr char kSnapshotMagic[8] = {'S', 'L', 'O', 'T', 'D', 'S', 'N', 'P'};
-// 2: bookings carry their reschedule count, and the waitlist follows the webhooks. Files of
-// version 1 are skipped (the journal replays instead).
-inline constexpr std::uint32_t kSnapshotFormatVersion = 2;
+// 2: bookings carry their reschedule count, and the waitlist follows the webhooks.
+// 3: the same bytes as 2, but the header's state hash is Engine::state_hash() with slots and
+// bookings hashed in four lanes (a faster hash, different values). Files of older versions
+// are skipped (the journal replays instead).
+inline constexpr std::uint32_t kSnapshotFormatVersion = 3;
 inline constexpr std::size_t kSnapshotHeaderBytes = 48;
 inline constexpr std::size_t kSnapshotTrailerBytes = 8;
 
