@@ -276,11 +276,14 @@ function createView(params) {
     dayStart: dayStart.value, dayEnd: dayEnd.value, slotMinutes: Number(length.value),
     breaks: [...breaks.children].map((row) => ({ start: row.children[0].value, end: row.children[2].value })),
   });
-  const toSend = () => (skip.checked ? plan.slots.filter((p) => !conflicts.some((c) => c.planned === p)) : plan.slots);
+  const toSend = () => {
+    const slots = plan.slots ?? [];  // an invalid plan sends nothing
+    return skip.checked ? slots.filter((p) => !conflicts.some((c) => c.planned === p)) : slots;
+  };
 
   // The doctor's existing slots around the planned range, for the overlap preview.
   const loadExisting = async () => {
-    if (!plan.slots.length) return;
+    if (!plan.slots?.length) return;  // an invalid plan has no slot list
     const d = doctor();
     const first = plan.slots[0].start - t.DAY_MS;
     const last = plan.slots[plan.slots.length - 1].end;
@@ -301,6 +304,7 @@ function createView(params) {
     const tz = d.clinic.timeZone;
     plan = expandPattern(pattern(), tz);
     if (plan.error) {
+      clearTimeout(fetchTimer);  // a check scheduled for the last valid pattern is moot
       conflicts = [];
       skipRow.hidden = true;
       replaceChildren(preview, h('p', { class: 'muted', style: 'margin:0' }, plan.error));
