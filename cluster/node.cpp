@@ -226,8 +226,16 @@ bool ClusterNode::subscribe() {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = applied_stream_seq_ + 1;
   }
+  // nats-server before 2.12 may place the ephemeral (R1) consumer of an R3 stream on a
+  // server that is down (nats-server issue 5498): that create times out and a retry places
+  // it again, so with one of three servers down about one try in three fails. A 2 s wait
+  // instead of the context's 5 s makes the retries frequent: CI once saw a follower stay
+  // behind for 20 s after a nats-server was killed.
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 2000;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_SubscribeSync(&sub_, js_, subject_.c_str(), nullptr, &so, &jerr);
+  natsStatus s = js_SubscribeSync(&sub_, js_, subject_.c_str(), &jo, &so, &jerr);
   if (s != NATS_OK) {
     sub_ = nullptr;
     options_.log("cannot subscribe to the stream (will retry): " + nats_error(s, jerr));
