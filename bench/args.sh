@@ -1,5 +1,6 @@
-# bench/args.sh — the options every bench script takes, sourced after BUILD_DIR is shifted
-# off: `--quick` (shorter runs: duration=QUICK_SECONDS) and `--out FILE` (results file).
+# bench/args.sh — what every bench script shares, sourced after BUILD_DIR is shifted off:
+# the options every script takes, `--quick` (shorter runs: duration=QUICK_SECONDS) and
+# `--out FILE` (results file), and free_port (an unused loopback TCP port).
 # Usage: duration=5; out=default.txt; parse_bench_args 2 "$@"
 parse_bench_args() {
   local quick_seconds=$1
@@ -13,3 +14,6 @@ parse_bench_args() {
     shift
   done
 }
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -27,7 +27,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 echo "fork_pause: building a data dir of $slots slots (recovery_bench --keep-data --no-pause)..."
 "$build/bench/recovery_bench" --slots "$slots" --keep-data --no-pause --dir "$dir" --out "$dir/recovery.txt" >/dev/null

@@ -13,7 +13,7 @@ source "$(dirname "$0")/args.sh"
 parse_bench_args 2 "$@"
 command -v wrk >/dev/null || { echo "http_bench: wrk is not installed (apt-get install wrk)"; exit 1; }
 dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 token=bench-token
 "$build/api/slotd" --port "$port" --data-dir "$dir" --admin-token "$token" --hold-ttl 3600 ${SLOTD_ARGS:-} >"$dir/slotd.log" 2>&1 &
 pid=$!

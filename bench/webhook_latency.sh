@@ -22,7 +22,6 @@ parse_bench_args 2 "$@"
 command -v wrk >/dev/null || { echo "webhook_latency: wrk is not installed (apt-get install wrk)"; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 sink_port=$(free_port)
 token=bench-token
