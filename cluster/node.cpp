@@ -22,6 +22,25 @@ std::string nats_error(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0))
                      last && *last ? ": " : "", last ? last : "");
 }
 
+// The records of one stream message (a batch_codec batch).
+JournalStatus decode_message(natsMsg* msg, std::vector<JournalRecord>& records) {
+  return decode_batch(
+      std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
+}
+
+// The stream's first and last message seqs (both 0 while it is empty).
+natsStatus stream_bounds(jsCtx* js, const std::string& stream, std::uint64_t& first, std::uint64_t& last,
+                         jsErrCode& jerr) {
+  jsStreamInfo* si = nullptr;
+  jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return s;
+  first = si->State.FirstSeq;
+  last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  return NATS_OK;
+}
+
 std::string random_epoch() {
   std::random_device device;
   return fmt::format("{:08x}{:08x}", device(), device());
@@ -271,8 +290,7 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   const std::uint64_t pending = meta->NumPending;
   jsMsgMetaData_Destroy(meta);
   std::vector<JournalRecord> records;
-  JournalStatus decoded = decode_batch(
-      std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
+  JournalStatus decoded = decode_message(msg, records);
   natsMsg_Destroy(msg);
   if (!decoded) {
     // The stream is the journal of record: a message we cannot read stops the node.
@@ -306,22 +324,19 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
 // already holds are skipped either way (follow_once).
 void ClusterNode::resume_where_the_journal_ends() {
   if (submitted_seq_ == 0) return;
-  jsStreamInfo* si = nullptr;
+  std::uint64_t first = 0, last = 0;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr); s != NATS_OK) {
+  if (natsStatus s = stream_bounds(js_, stream_, first, last, jerr); s != NATS_OK) {
     options_.log("cannot read the stream's bounds (" + nats_error(s, jerr) +
                  "): following it from the first message");
     return;
   }
-  const std::uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-  jsStreamInfo_Destroy(si);
   const auto last_event_of = [this](std::uint64_t stream_seq) -> std::optional<std::uint64_t> {
     natsMsg* msg = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
     if (js_GetMsg(&msg, js_, stream_.c_str(), stream_seq, nullptr, &err) != NATS_OK) return std::nullopt;
     std::vector<JournalRecord> records;
-    const JournalStatus decoded = decode_batch(
-        std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), records);
+    const JournalStatus decoded = decode_message(msg, records);
     natsMsg_Destroy(msg);
     if (!decoded || records.empty()) return std::nullopt;
     return records.back().seq;
@@ -340,12 +355,9 @@ void ClusterNode::resume_where_the_journal_ends() {
 }
 
 std::uint64_t ClusterNode::stream_last_seq() {
-  jsStreamInfo* si = nullptr;
+  std::uint64_t first = 0, last = 0;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr) != NATS_OK) return UINT64_MAX;
-  const std::uint64_t last = si->State.LastSeq;
-  jsStreamInfo_Destroy(si);
-  return last;
+  return stream_bounds(js_, stream_, first, last, jerr) == NATS_OK ? last : UINT64_MAX;
 }
 
 void ClusterNode::lease_tick() {
