@@ -5,7 +5,7 @@
 // in time) exactly as the sequencer would: decide into a reused event vector, then apply
 // each event. Command objects are reused and only their ids change, so the numbers are the
 // engine's cost, not the cost of building commands. Results are printed and written to
-// --out (default engine_bench.results.txt); nothing is asserted (STYLE.md: timing lives
+// --out (default engine_bench.results.txt); nothing is asserted (timing lives
 // in bench/, never in tests). The engine's chunks come from huge pages, as in slotd
 // (SequencerConfig::huge_page_chunks); --heap-chunks takes them from the heap instead, where
 // growing state costs a page fault per 4 KiB.
