@@ -77,6 +77,7 @@ struct ServerStats {
   std::atomic<std::uint64_t> ws_queue_bytes{0};
   std::atomic<std::uint64_t> ws_slow_closed{0};
   std::atomic<std::uint64_t> ws_messages_sent{0};
+  std::atomic<std::uint64_t> ws_socket_writes{0};
 };
 
 }  // namespace slotd

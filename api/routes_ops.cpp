@@ -85,6 +85,8 @@ void get_metrics(Call& call) {
   metric("ws_connections", "gauge", "open WebSocket feed connections", server.ws_connections_open.load());
   metric("ws_queue_bytes", "gauge", "bytes queued for WebSocket clients", server.ws_queue_bytes.load());
   metric("ws_messages_total", "counter", "WebSocket messages sent", server.ws_messages_sent.load());
+  metric("ws_writes_total", "counter", "socket writes to WebSocket clients (each one or more messages)",
+         server.ws_socket_writes.load());
   metric("ws_slow_closed_total", "counter", "WebSocket clients closed as slow consumers",
          server.ws_slow_closed.load());
   if (const ClusterRole* cluster = call.api.options().cluster) {

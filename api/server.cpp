@@ -28,6 +28,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "api/errors.hpp"
+#include "api/feed_stream.hpp"
 #include "api/http_message.hpp"
 
 namespace slotd {
@@ -135,7 +136,8 @@ bool origin_allowed(std::string_view origin, const std::vector<std::string>& all
 
 // ---- WebSocket -----------------------------------------------------------------------
 
-// One GET /ws connection. The protocol lives in FeedSession; this class moves frames.
+// One GET /ws connection. The protocol lives in FeedSession; this class moves its frames
+// into the FeedStream under Beast, as many as fit one buffer, one socket write at a time.
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
   WebSocketSession(tcp::socket&& socket, Shared& shared, IoThread& io, std::string identity)
@@ -154,6 +156,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   }
 
   void run(http::request<http::string_body> request) {
+    ws_.next_layer().attach(weak_from_this(), [this] { drained(); });
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(64 << 10);
     ws_.auto_fragment(false);
@@ -188,8 +191,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     });
   }
 
+  // Queued in the FeedSession, plus buffered here and not yet taken by the socket.
   void report_bytes() {
-    const std::size_t now = feed_.queued_bytes();
+    const std::size_t now = feed_.queued_bytes() + ws_.next_layer().buffered();
     if (now >= reported_bytes_) {
       shared_.stats.ws_queue_bytes.fetch_add(now - reported_bytes_, std::memory_order_relaxed);
     } else {
@@ -198,27 +202,33 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     reported_bytes_ = now;
   }
 
-  // Writes the next frame when the socket is free: snapshots and catch-ups are produced
-  // page by page only as fast as the client reads them.
+  // When the socket is free, moves the next frames into one buffer (up to kBufferBytes) and
+  // sends it: snapshots and catch-ups are produced page by page only as fast as the client
+  // reads them, and live messages wait in the FeedSession's queue, bounded in bytes.
   void pump() {
+    FeedStream& out = ws_.next_layer();
+    if (closed_ || closing_ || out.writing()) return report_bytes();
+    if (out.failed()) return finish();
+    while (!feed_.slow() && out.buffered() < kBufferBytes) {
+      auto frame = feed_.next_frame();
+      if (!frame) break;
+      out.append_text_frame(frame->bytes, !in_message_, frame->fin);
+      in_message_ = !frame->fin;
+      if (frame->fin) ++messages_in_socket_;
+    }
     report_bytes();
-    if (closed_ || closing_) return;
     if (feed_.slow()) return close_slow();
-    if (writing_) return;
-    auto frame = feed_.next_frame();
-    report_bytes();
-    if (feed_.slow()) return close_slow();
-    if (!frame) return;
-    writing_ = true;
-    ws_.text(true);
-    ws_.async_write_some(frame->fin, net::buffer(frame->bytes.data(), frame->bytes.size()),
-                         [self = shared_from_this(), fin = frame->fin](beast::error_code ec, std::size_t) {
-                           self->writing_ = false;
-                           if (ec) return self->finish();
-                           if (fin) self->shared_.stats.ws_messages_sent.fetch_add(1, std::memory_order_relaxed);
-                           if (self->closing_) return self->close_slow();
-                           self->pump();
-                         });
+    out.flush();
+  }
+
+  // The buffer went out (or the socket failed): count it, then fill the next one.
+  void drained() {
+    if (!ws_.next_layer().failed()) {
+      shared_.stats.ws_socket_writes.fetch_add(1, std::memory_order_relaxed);
+      shared_.stats.ws_messages_sent.fetch_add(messages_in_socket_, std::memory_order_relaxed);
+    }
+    messages_in_socket_ = 0;
+    pump();
   }
 
   // A consumer that cannot keep up is closed with 1008 (it can resume with fromSeq). If
@@ -235,15 +245,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
         beast::get_lowest_layer(self->ws_).socket().close(ignored);
         self->finish();
       });
+      // The close frame goes after the bytes already buffered; nothing follows it.
+      ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
+                                              "slow consumer: outbound queue full"),
+                      [self = shared_from_this()](beast::error_code) { self->finish(); });
     }
-    if (writing_) return;  // the close frame goes after the frame in flight
-    writing_ = true;
-    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
-                                            "slow consumer: outbound queue full"),
-                    [self = shared_from_this()](beast::error_code) {
-                      self->writing_ = false;
-                      self->finish();
-                    });
   }
 
   void finish() {
@@ -251,7 +257,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     stuck_timer_.cancel();
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  static constexpr std::size_t kBufferBytes = 32 << 10;  // one socket write, about
+
+  websocket::stream<FeedStream> ws_;
   Shared& shared_;
   IoThread& io_;
   FeedSession feed_;
@@ -259,7 +267,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   net::steady_timer stuck_timer_;
   beast::flat_buffer in_;
   std::size_t reported_bytes_ = 0;
-  bool writing_ = false;
+  std::uint64_t messages_in_socket_ = 0;  // whole messages in the buffer being written
+  bool in_message_ = false;               // a message's last fragment is still to come
   bool closing_ = false;
   bool closed_ = false;
 };

@@ -363,6 +363,14 @@ class WsCase(ServerCase):
     def current_seq(self):
         return self.ok(self.api.healthz(), 200)["seq"]
 
+    def metric(self, name):
+        r = self.api.req("GET", "/metrics")
+        self.assertEqual(r.status, 200, r.describe())
+        for line in r.body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        self.fail(f"no {name} in /metrics")
+
     # --- WebSocket helpers -----------------------------------------------------
 
     def ws(self, server=None, **kw):
@@ -820,14 +828,6 @@ class FeedConnectionCapTest(WsCase):
     def setUpClass(cls):
         cls.server = cls.start_server(extra_args=["--max-feed-connections-per-client", "2"])
 
-    def metric(self, name):
-        r = self.api.req("GET", "/metrics")
-        self.assertEqual(r.status, 200, r.describe())
-        for line in r.body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        self.fail(f"no {name} in /metrics")
-
     def test_a_third_feed_of_one_client_is_429_until_one_closes(self):
         a = self.doctor("Dr. Capped")
         first = self.open_ws(source="127.0.0.2")
@@ -856,6 +856,36 @@ class FeedConnectionCapTest(WsCase):
         for ww in (w, other):
             self.expect_events(ww, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None)])
         second.close()
+
+
+class WriteCoalescingTest(WsCase):
+    """A batch's messages for one subscriber leave in one socket write, not one write each
+    (slotd_ws_writes_total against slotd_ws_messages_total); the raw client checks every
+    frame of the shared buffer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = cls.start_server()
+
+    def wait_metric(self, name, want):
+        deadline = time.monotonic() + 10
+        while (got := self.metric(name)) < want:
+            self.assertLess(time.monotonic(), deadline, f"{name} stayed at {got}, want {want}")
+            time.sleep(0.05)
+        return got
+
+    def test_the_twenty_events_of_one_bulk_create_reach_a_subscriber_in_one_socket_write(self):
+        a = self.doctor("Dr. Coalesced")
+        w = self.open_ws()
+        self.subscribe(w, doctorIds=[a["id"]])
+        self.expect_snapshot(w, [])
+        self.assertEqual(self.wait_metric("slotd_ws_messages_total", 1), 1)
+        writes = self.metric("slotd_ws_writes_total")
+        created = self.slots(a["id"], 0, 20)  # one command: 20 SlotCreated in one durable batch
+        self.expect_events(w, [(s["seq"], "SlotCreated", sv(s, "AVAILABLE"), None) for s in created])
+        self.assertEqual(self.wait_metric("slotd_ws_messages_total", 21), 21)
+        self.assertEqual(self.metric("slotd_ws_writes_total") - writes, 1,
+                         "the 20 messages of one batch must go out in one socket write")
 
 
 class ExpiryTest(WsCase):
