@@ -180,7 +180,8 @@ void FeedSession::on_batch(std::shared_ptr<const RenderedBatch> batch) {
 
 void FeedSession::queue_live(const std::shared_ptr<const RenderedBatch>& batch,
                              std::uint64_t after_seq) {
-  std::vector<std::uint32_t> wanted;
+  std::vector<std::uint32_t>& wanted = wanted_;
+  wanted.clear();
   std::size_t wanted_bytes = 0;
   for (std::uint32_t i = 0; i < batch->messages.size(); ++i) {
     const auto& m = batch->messages[i];
@@ -194,7 +195,7 @@ void FeedSession::queue_live(const std::shared_ptr<const RenderedBatch>& batch,
   // A queued message keeps its whole batch alive. When this subscription wants little of a
   // batch, it keeps a copy of its part instead: a client that stops reading then holds what
   // queued_bytes_ counts, not every batch that had one of its events.
-  std::shared_ptr<const RenderedBatch> keep = batch;
+  Queued queued{batch, {}, 0, 0};
   if (wanted_bytes * 2 < batch->bytes.size()) {
     auto own = std::make_shared<RenderedBatch>();
     own->bytes.reserve(wanted_bytes);
@@ -204,15 +205,19 @@ void FeedSession::queue_live(const std::shared_ptr<const RenderedBatch>& batch,
       const auto offset = static_cast<std::uint32_t>(own->bytes.size());
       own->bytes.append(batch->text(m));
       m.offset = offset;
-      i = static_cast<std::uint32_t>(own->messages.size());
       own->messages.push_back(m);
     }
-    keep = std::move(own);
+    queued.end = static_cast<std::uint32_t>(own->messages.size());
+    queued.batch = std::move(own);
+  } else if (wanted.back() - wanted.front() + 1 == wanted.size()) {
+    queued.next = wanted.front();
+    queued.end = wanted.back() + 1;
+  } else {
+    queued.picks = wanted;
+    queued.end = static_cast<std::uint32_t>(wanted.size());
   }
-  for (std::uint32_t i : wanted) {
-    live_.push_back(Queued{keep, i});
-    queued_bytes_ += keep->messages[i].length;
-  }
+  live_.push_back(std::move(queued));
+  queued_bytes_ += wanted_bytes;
   if (queued_bytes_ > limits_.max_queue_bytes) slow_ = true;
 }
 
@@ -293,10 +298,9 @@ std::optional<Frame> FeedSession::catch_up_frame() {
     auto page = render_batch(found, reads);
     // Catch-up messages go through the live queue's mechanics but are not "live": they
     // are bounded by page_events per step, and the next step waits until they are sent.
-    for (std::uint32_t i = 0; i < page->messages.size(); ++i) {
-      live_.push_back(Queued{page, i});
-      queued_bytes_ += page->messages[i].length;
-    }
+    for (const auto& m : page->messages) queued_bytes_ += m.length;
+    const auto count = static_cast<std::uint32_t>(page->messages.size());
+    live_.push_back(Queued{std::move(page), {}, 0, count});
     return std::nullopt;  // the caller drains live_ first
   }
 }
@@ -312,12 +316,15 @@ std::optional<Frame> FeedSession::next_frame() {
   }
   for (int attempts = 0; attempts < 3; ++attempts) {
     if (!live_.empty()) {
-      Queued q = std::move(live_.front());
-      live_.pop_front();
-      const auto& m = q.batch->messages[q.index];
+      Queued& q = live_.front();
+      const RenderedBatch* batch = q.batch.get();
+      const auto& m = batch->messages[q.picks.empty() ? q.next : q.picks[q.next]];
       queued_bytes_ -= m.length;
-      writing_ = std::move(q.batch);
-      return Frame{writing_->text(m), true};
+      if (++q.next == q.end) {  // its last message: the batch now lives as long as the frame
+        writing_ = std::move(q.batch);
+        live_.pop_front();
+      }
+      return Frame{batch->text(m), true};
     }
     if (mode_ == Mode::snapshot) return snapshot_frame();
     if (mode_ != Mode::catch_up) return std::nullopt;

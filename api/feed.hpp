@@ -76,9 +76,13 @@ class FeedSession {
 
  private:
   enum class Mode { idle, snapshot, catch_up, live };
+  // A batch's messages for this client, one entry per batch (not per message: a shared
+  // pointer copy per message and subscriber cost more than the rest of the fan-out).
   struct Queued {
     std::shared_ptr<const RenderedBatch> batch;
-    std::uint32_t index;
+    std::vector<std::uint32_t> picks;  // the message indexes to send; empty: all of [next, end)
+    std::uint32_t next = 0;            // position in picks, or the message index
+    std::uint32_t end = 0;
   };
 
   void start(Subscription subscription, std::optional<std::uint64_t> from_seq);
@@ -119,6 +123,7 @@ class FeedSession {
   // Live.
   std::uint64_t last_sent_seq_ = 0;
   std::deque<Queued> live_;
+  std::vector<std::uint32_t> wanted_;  // queue_live's scratch, kept for its capacity
   std::size_t queued_bytes_ = 0;
   std::shared_ptr<const RenderedBatch> writing_;  // keeps the frame's bytes alive
 };

@@ -6,6 +6,7 @@
 #include "api/server.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -41,6 +42,8 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+constexpr int kFeedNice = 10;  // the feed thread's nice value (HTTP io threads keep 0)
+
 std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(s));
@@ -68,6 +71,10 @@ struct Shared {
   ServerStats& stats;
   Sequencer& sequencer;
   std::vector<std::unique_ptr<IoThread>> io;
+  // The feed's own thread: every GET /ws connection lives there once upgraded, and the
+  // durable batches are rendered and fanned out there, so that a busy feed takes CPU from
+  // itself, not from the io threads that answer HTTP. It runs at a lower priority (nice).
+  std::unique_ptr<IoThread> feed;
   std::atomic<std::uint64_t> next_request_id{0};
   std::atomic<std::size_t> next_io{0};
   std::atomic<bool> shutting_down{false};
@@ -467,8 +474,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     disarm_deadline();
     answered_ = true;  // the WebSocket session answers from here on
     shared_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    std::make_shared<WebSocketSession>(stream_.release_socket(), shared_, io_, std::move(who))
-        ->run(parser_->release());
+    // The connection moves to the feed thread: its descriptor, re-opened on that thread's
+    // io_context. (If that fails, the session starts here, and its handshake fails.)
+    tcp::socket socket = stream_.release_socket();
+    beast::error_code ec;
+    const tcp protocol = socket.local_endpoint(ec).protocol();
+    const int fd = ec ? -1 : socket.release(ec);
+    if (ec || fd < 0) {
+      std::make_shared<WebSocketSession>(std::move(socket), shared_, io_, std::move(who))
+          ->run(parser_->release());
+      return;
+    }
+    net::post(shared_.feed->ioc, [&shared = shared_, protocol, fd, who = std::move(who),
+                                  request = parser_->release()]() mutable {
+      tcp::socket moved(shared.feed->ioc);
+      beast::error_code ec;
+      moved.assign(protocol, fd, ec);
+      if (ec) ::close(fd);
+      std::make_shared<WebSocketSession>(std::move(moved), shared, *shared.feed, std::move(who))
+          ->run(std::move(request));
+    });
   }
 
   void send_error_and_close(unsigned status, std::string_view code, std::string_view message) {
@@ -678,6 +703,7 @@ struct Server::Impl {
       : shared{std::move(options), api, stats, sequencer, {}} {
     const unsigned threads = std::max(1u, shared.options.threads);
     for (unsigned i = 0; i < threads; ++i) shared.io.push_back(std::make_unique<IoThread>(shared));
+    shared.feed = std::make_unique<IoThread>(shared);
     shared.next_request_id = (std::random_device{}() % 1'000'000ULL + 1) * 1'000'000ULL;
   }
   Shared shared;
@@ -707,24 +733,20 @@ bool Server::listen(std::string& error) {
 
 std::uint16_t Server::bound_port() const { return impl_->listener->port(); }
 
-// Rendering and fan-out run on io threads, never on the journal thread that calls this:
-// io thread 0 renders the batch once, then each io thread hands it to its subscribers.
+// Rendering and fan-out run on the feed thread, never on the journal thread that calls
+// this: the batch is rendered once, then handed to every subscriber.
 void Server::publish(const std::shared_ptr<const BatchResults>& batch) {
   if (batch->changes.empty()) return;
   Shared& shared = impl_->shared;
   if (shared.stats.ws_connections_open.load(std::memory_order_relaxed) == 0) return;
-  net::post(shared.io[0]->ioc, [batch, &shared] {
+  net::post(shared.feed->ioc, [batch, &shared] {
     auto rendered = render_batch(batch->changes, shared.sequencer.reads());
-    for (auto& io : shared.io) {
-      net::post(io->ioc, [rendered, thread = io.get()] {
-        std::erase_if(thread->subscribers, [&](const std::weak_ptr<WebSocketSession>& weak) {
-          auto session = weak.lock();
-          if (!session || session->closed()) return true;
-          session->deliver(rendered);
-          return false;
-        });
-      });
-    }
+    std::erase_if(shared.feed->subscribers, [&](const std::weak_ptr<WebSocketSession>& weak) {
+      auto session = weak.lock();
+      if (!session || session->closed()) return true;
+      session->deliver(rendered);
+      return false;
+    });
   });
 }
 
@@ -735,6 +757,7 @@ void Server::run(const std::function<void()>& drain) {
   // durable batch would never be written.
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   for (auto& io : shared.io) work.push_back(net::make_work_guard(io->ioc));
+  work.push_back(net::make_work_guard(shared.feed->ioc));
   impl_->listener->accept();
   std::thread drainer;
   impl_->signals->async_wait([&](beast::error_code ec, int) {
@@ -754,6 +777,7 @@ void Server::run(const std::function<void()>& drain) {
                      static_cast<long long>(shared.in_flight.load()));
       }
       for (auto& io : shared.io) io->ioc.stop();
+      shared.feed->ioc.stop();
     });
   });
   // An exception escaping a handler would end the process; log it and keep serving (the
@@ -772,6 +796,12 @@ void Server::run(const std::function<void()>& drain) {
   for (std::size_t i = 1; i < shared.io.size(); ++i) {
     pool.emplace_back([&, i] { serve(shared.io[i]->ioc); });
   }
+  pool.emplace_back([&] {
+    // Lower priority than HTTP (Linux: nice applies per thread); failing that, it runs at
+    // the same priority.
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kFeedNice);
+    serve(shared.feed->ioc);
+  });
   serve(shared.io[0]->ioc);
   for (auto& t : pool) t.join();
   if (drainer.joinable()) drainer.join();

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/feed.hpp"
 #include "tests/test_support.hpp"
@@ -81,6 +82,41 @@ TEST_CASE("a subscriber that wants most of a batch shares the batch instead of c
     CHECK(std::string(frame->bytes) == std::string(batch->text(batch->messages[1 + i])));
   }
   CHECK_FALSE(live.feed->next_frame());
+}
+
+TEST_CASE("scattered wanted messages of shared batches come out in order, and the batch is let go after its last") {
+  LiveFeed live;
+  // Doctor 1, 2, 1, 1, 2, 1: four of six messages are wanted (shared, not copied), and they
+  // are not one run of the batch.
+  auto batch = std::make_shared<RenderedBatch>();
+  std::uint64_t seq = live.seq();
+  for (Id doctor_id : {1, 2, 1, 1, 2, 1}) {
+    const auto offset = static_cast<std::uint32_t>(batch->bytes.size());
+    batch->bytes += R"({"seq":)" + std::to_string(++seq) + R"(,"doctor":)" + std::to_string(doctor_id) + "}";
+    batch->messages.push_back(RenderedBatch::Message{
+        seq, doctor_id, 1, offset, static_cast<std::uint32_t>(batch->bytes.size() - offset)});
+  }
+  auto second = batch_of(seq, 2, 3);  // then a contiguous run of three in a second batch
+  live.feed->on_batch(batch);
+  live.feed->on_batch(second);
+  std::size_t queued = 0;
+  for (std::uint32_t i : {0, 2, 3, 5}) queued += batch->messages[i].length;
+  for (std::uint32_t i : {1, 2, 3}) queued += second->messages[i].length;
+  CHECK(live.feed->queued_bytes() == queued);
+  std::vector<std::string> want;
+  for (std::uint32_t i : {0, 2, 3, 5}) want.emplace_back(batch->text(batch->messages[i]));
+  for (std::uint32_t i : {1, 2, 3}) want.emplace_back(second->text(second->messages[i]));
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    auto frame = live.feed->next_frame();
+    REQUIRE(frame);
+    CHECK(frame->fin);
+    CHECK(std::string(frame->bytes) == want[k]);
+    if (k == 3) CHECK(batch.use_count() == 2);   // the frame of its last message holds it
+    if (k == 4) CHECK(batch.use_count() == 1);   // and nothing after that
+  }
+  CHECK_FALSE(live.feed->next_frame());
+  CHECK(live.feed->queued_bytes() == 0);
+  CHECK(second.use_count() == 1);
 }
 
 TEST_CASE("a subscriber whose client does not read becomes slow once its queue passes the byte limit") {
