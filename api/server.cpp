@@ -2,7 +2,9 @@
 //
 // One io_context per io thread, each run by exactly one thread: a connection lives on one
 // of them for its whole life, so nothing of a connection needs a strand or a lock. The
-// sequencer completes commands with one post per io thread per durable batch.
+// sequencer completes commands with one post per io thread per durable batch. A GET /ws
+// connection moves, once upgraded, to the feed thread (its own io_context, nice 10),
+// where the durable batches are rendered and fanned out.
 #include "api/server.hpp"
 
 #include <sys/resource.h>
