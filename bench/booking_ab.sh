@@ -10,6 +10,8 @@
 # Env: SLOTD_ARGS (more slotd flags), PERF=FILE (perf record -g the last binary's run into FILE).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/args.sh
+source "$root/bench/args.sh"
 (($# >= 3)) || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 dur=$1 pinned=$2; shift 2
 hello=$root/build/release/bench/hello_server
@@ -19,17 +21,7 @@ cleanup() { if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/n
 trap cleanup EXIT
 sp=() wp=()
 [[ $pinned == yes ]] && sp=(taskset -c 0) && wp=(taskset -c 1)
-start() {
-  : >"$work/log"
-  "${sp[@]}" "$@" >"$work/log" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do
-    port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9]*\).*/\1/p' "$work/log" | head -n1)
-    [[ -n $port ]] && return 0
-    sleep 0.1
-  done
-  cat "$work/log" >&2; exit 1
-}
+start() { start_listening "$work/log" "${sp[@]}" "$@"; }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=''; }
 slots=$((dur * 100000))
 wrk_run() { # FIRST_SLOT
@@ -51,7 +43,7 @@ for bin in "$@"; do
   first=1  # a fresh slotd's first slot
   before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
   perf_pid=''
-  if [[ -n ${PERF:-} && $n == $# ]]; then
+  if [[ -n ${PERF:-} && $n == "$#" ]]; then
     perf record -F 999 -g -o "$PERF" -p "$pid" -- sleep $((dur > 1 ? dur - 1 : 1)) >/dev/null 2>&1 &
     perf_pid=$!
   fi

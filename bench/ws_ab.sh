@@ -11,6 +11,8 @@
 # Env: SLOTD_ARGS (more slotd flags), OUT=FILE (also append the RESULT lines to FILE).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/args.sh
+source "$root/bench/args.sh"
 (($# >= 5)) || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 dur=$1 subscribers=$2 rate=$3 pinned=$4; shift 4
 ws_fanout=$root/build/release/bench/ws_fanout
@@ -21,17 +23,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"  # both sides hold a socket per subscriber
 sp=() wp=()
 [[ $pinned == yes ]] && sp=(taskset -c 0) && wp=(taskset -c 1)
-start() {
-  : >"$work/log"
-  "${sp[@]}" "$@" >"$work/log" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do
-    port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9]*\).*/\1/p' "$work/log" | head -n1)
-    [[ -n $port ]] && return 0
-    sleep 0.1
-  done
-  cat "$work/log" >&2; exit 1
-}
+start() { start_listening "$work/log" "${sp[@]}" "$@"; }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=''; }
 for bin in "$@"; do
   d=$(mktemp -d "$work/data.XXXXXX")
