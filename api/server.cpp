@@ -72,11 +72,6 @@ struct Shared {
   Api& api;
   ServerStats& stats;
   Sequencer& sequencer;
-  std::vector<std::unique_ptr<IoThread>> io;
-  // The feed's own thread: every GET /ws connection lives there once upgraded, and the
-  // durable batches are rendered and fanned out there, so that a busy feed takes CPU from
-  // itself, not from the io threads that answer HTTP. It runs at a lower priority (nice).
-  std::unique_ptr<IoThread> feed;
   std::atomic<std::uint64_t> next_request_id{0};
   std::atomic<std::size_t> next_io{0};
   std::atomic<bool> shutting_down{false};
@@ -85,6 +80,13 @@ struct Shared {
   // Open feeds per identity. Not <std::string, std::size_t>: tests/tsan.supp silences that
   // instantiation, which RocksDB's own (uninstrumented) SstFileManager uses.
   std::unordered_map<std::string, std::uint32_t> feed_clients;
+  // The io contexts come last, so they are destroyed first: the sessions their pending
+  // handlers still hold are destroyed with them and use the members above.
+  std::vector<std::unique_ptr<IoThread>> io;
+  // The feed's own thread: every GET /ws connection lives there once upgraded, and the
+  // durable batches are rendered and fanned out there, so that a busy feed takes CPU from
+  // itself, not from the io threads that answer HTTP. It runs at a lower priority (nice).
+  std::unique_ptr<IoThread> feed;
 };
 
 // "Date:" is required of an origin server with a clock; formatted once per second.
@@ -702,7 +704,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
 struct Server::Impl {
   Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
-      : shared{std::move(options), api, stats, sequencer, {}} {
+      : shared{std::move(options), api, stats, sequencer} {
     const unsigned threads = std::max(1u, shared.options.threads);
     for (unsigned i = 0; i < threads; ++i) shared.io.push_back(std::make_unique<IoThread>(shared));
     shared.feed = std::make_unique<IoThread>(shared);
