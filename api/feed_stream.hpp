@@ -22,7 +22,6 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/post.hpp>
