@@ -40,13 +40,14 @@ struct Call {
   std::uint16_t route;
   std::chrono::steady_clock::time_point started;
   bool admin = false;
-  Id id = 0;                   // the route's :id, when it has one
+  Id id = 0;                   // the route's :id, when it has one (the engine id)
   IdempotencyKey idempotency;  // scoped to the caller; empty when none was sent
   ClientId client = 0;         // the caller's identity digest
 
   const ReadStore& reads() const { return api.sequencer().reads(); }
   void respond(HttpResponse&& response);
-  void fail(const ApiError& error) { respond(error_response(error)); }
+  // A 421 for a GET also gets a Location: the owner's URL with the same target.
+  void fail(const ApiError& error);
   // Hands the command to the sequencer; the answer comes when its batch is durable
   // (Api::answer_command). A full queue is answered at once with 503.
   void submit(Command command, Actor actor, ReplyKind kind);

@@ -45,6 +45,9 @@ struct Config {
   double webhook_timeout_s = 10;
   double webhook_backoff_base_s = 2;
   double webhook_backoff_max_s = 1800;
+  // Partitions (api/partition.hpp).
+  std::uint32_t partition = 0;
+  std::string partition_map;  // a file; empty = no other partition is known
   // Cluster mode (cluster/): on when nats_urls is not empty.
   std::vector<std::string> nats_urls;
   std::string node_id;        // default: host:port

@@ -18,6 +18,12 @@ HttpResponse error_response(unsigned status, std::string_view code, std::string_
 HttpResponse error_response(const ApiError& error) {
   HttpResponse r = error_response(error.status, error.code, error.message);
   r.retry_after_s = error.retry_after_s;
+  if (!error.owner.empty()) {
+    r.body.resize(r.body.size() - 2);  // reopen "error"
+    r.body += R"(,"owner":)";
+    append_json_string(r.body, error.owner);
+    r.body += "}}";
+  }
   return r;
 }
 

@@ -18,6 +18,9 @@ struct ApiError {
   std::string code;
   std::string message;
   unsigned retry_after_s = 0;  // for 429/503: sent as Retry-After
+  // For 421 wrong_node (api/partition.hpp): the base URL of the node that owns the id's
+  // partition, sent as error.owner, and as Location (with the same target) on a GET.
+  std::string owner;
 };
 
 // A value or the ApiError that explains why there is none.

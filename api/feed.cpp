@@ -35,9 +35,11 @@ void append_change_json(std::string& out, const SlotChange& c, const ReadStore& 
   if (c.booking_id == 0) {
     fmt::format_to(it, R"({{"type":"slot","seq":{},"event":"{}","slot":)", c.seq, event);
   } else {
-    fmt::format_to(it,
-                   R"({{"type":"booking","seq":{},"event":"{}","booking":{{"id":{},"slotId":{},"status":"{}"}},"slot":)",
-                   c.seq, event, c.booking_id, c.booking_slot_id, to_string(c.booking_status));
+    fmt::format_to(
+        it,
+        R"({{"type":"booking","seq":{},"event":"{}","booking":{{"id":{},"slotId":{},"status":"{}"}},"slot":)",
+        c.seq, event, external_id(c.booking_id), external_id(c.booking_slot_id),
+        to_string(c.booking_status));
   }
   append_slot_json(out, *slot);
   out += '}';
@@ -87,10 +89,19 @@ void FeedSession::on_message(std::string_view text) {
   if (subscribed_) return queue_error("already_subscribed", "a connection subscribes once");
   Subscription subscription;
   simdjson::dom::element e;
+  // Ids of a partition another node owns: the client subscribes there.
+  auto local = [this](std::uint64_t id) -> std::optional<Id> {
+    auto l = local_id(id);
+    if (l) return *l;
+    queue_error("wrong_node", l.error().message + ": " + l.error().owner);
+    return std::nullopt;
+  };
   if (!obj["clinicId"].get(e)) {
     std::uint64_t id;
     if (e.get_uint64().get(id)) return queue_error("invalid_message", "clinicId must be an integer id");
-    subscription.clinic_id = id;
+    auto clinic = local(id);
+    if (!clinic) return;
+    subscription.clinic_id = *clinic;
   } else if (!obj["doctorIds"].get(e)) {
     simdjson::dom::array ids;
     if (e.get_array().get(ids) || ids.size() > kMaxSubscribedDoctors) {
@@ -99,7 +110,9 @@ void FeedSession::on_message(std::string_view text) {
     for (simdjson::dom::element item : ids) {
       std::uint64_t id;
       if (item.get_uint64().get(id)) return queue_error("invalid_message", "doctorIds must be an array of ids");
-      subscription.doctor_ids.push_back(id);
+      auto doctor = local(id);
+      if (!doctor) return;
+      subscription.doctor_ids.push_back(*doctor);
     }
     std::sort(subscription.doctor_ids.begin(), subscription.doctor_ids.end());
     subscription.doctor_ids.erase(

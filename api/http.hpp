@@ -42,6 +42,7 @@ struct HttpResponse {
   std::string etag;                 // sent as ETag when not empty
   std::string_view cache_control;   // sent as Cache-Control when not empty
   unsigned retry_after_s = 0;       // sent as Retry-After when not zero
+  std::string location;             // sent as Location when not empty
 
   std::string_view body_view() const { return shared_body ? *shared_body : body; }
 };

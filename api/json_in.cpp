@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "api/iso_time.hpp"
+#include "api/partition.hpp"
 
 namespace slotd {
 namespace {
@@ -99,6 +100,12 @@ Result<Id> id_field(JsonObject object, std::string_view field) {
     if (auto id = id_from_text(s)) return *id;
   }
   return mistyped(field, "a positive integer id");
+}
+
+Result<Id> entity_id_field(JsonObject object, std::string_view field) {
+  auto id = id_field(object, field);
+  if (!id) return id;
+  return local_id(*id);
 }
 
 Result<std::string_view> string_field(JsonObject object, std::string_view field) {

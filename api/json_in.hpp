@@ -25,6 +25,9 @@ Result<JsonObject> parse_body(std::string_view body);
 
 bool has_field(JsonObject object, std::string_view field);
 Result<Id> id_field(JsonObject object, std::string_view field);
+// An id of a clinic, doctor, slot, booking, …: id_field, then the engine id (local_id in
+// api/partition.hpp; 421 wrong_node when another node owns its partition).
+Result<Id> entity_id_field(JsonObject object, std::string_view field);
 // A required string, as sent (UTF-8 is already checked by the parser).
 Result<std::string_view> string_field(JsonObject object, std::string_view field);
 // A name: trimmed of spaces; empty or holding control characters → 400.

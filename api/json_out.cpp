@@ -97,8 +97,8 @@ void append_hex(std::string& out, std::span<const std::uint8_t> bytes) {
 void append_token_hex(std::string& out, const Token& token) { append_hex(out, token); }
 
 void append_slot_json(std::string& out, const SlotView& s, std::uint64_t seq) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", s.id,
-                 s.doctor_id);
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"start":")", external_id(s.id),
+                 external_id(s.doctor_id));
   append_iso8601(out, s.start_ms);
   out += R"(","end":")";
   append_iso8601(out, s.end_ms);
@@ -110,15 +110,15 @@ void append_slot_json(std::string& out, const SlotView& s, std::uint64_t seq) {
 }
 
 void append_doctor_json(std::string& out, const DoctorInfo& d) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", d.id);
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", external_id(d.id));
   append_json_string(out, d.name);
   out += R"(,"specialty":)";
   append_json_string(out, d.specialty);
-  fmt::format_to(std::back_inserter(out), R"(,"clinicId":{}}})", d.clinic_id);
+  fmt::format_to(std::back_inserter(out), R"(,"clinicId":{}}})", external_id(d.clinic_id));
 }
 
 void append_clinic_json(std::string& out, const ClinicInfo& c) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", c.id);
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"name":)", external_id(c.id));
   append_json_string(out, c.name);
   out += R"(,"timeZone":)";
   append_json_string(out, c.time_zone);
@@ -154,101 +154,113 @@ void append_event_json(std::string& out, const JournalRecord& r) {
   append_iso8601(out, r.at_ms);
   fmt::format_to(it, R"(","requestId":{},"actor":"{}","type":"{}","data":{{)", r.request_id,
                  to_string(r.actor), event_name(r.event));
-  std::visit(
-      overloaded{
-          [&](const ClinicAdded& e) {
-            fmt::format_to(it, R"("clinicId":{},"name":)", e.clinic_id);
-            append_json_string(out, e.name);
-            out += R"(,"timeZone":)";
-            append_json_string(out, e.time_zone);
-          },
-          [&](const ClinicUpdated& e) {
-            fmt::format_to(it, R"("clinicId":{},"name":)", e.clinic_id);
-            append_json_string(out, e.name);
-            out += R"(,"timeZone":)";
-            append_json_string(out, e.time_zone);
-          },
-          [&](const DoctorAdded& e) {
-            fmt::format_to(it, R"("doctorId":{},"clinicId":{},"name":)", e.doctor_id, e.clinic_id);
-            append_json_string(out, e.name);
-            out += R"(,"specialty":)";
-            append_json_string(out, e.specialty);
-          },
-          [&](const SlotCreated& e) {
-            fmt::format_to(it, R"("slotId":{},"doctorId":{})", e.slot_id, e.doctor_id);
-            append_instant(out, "start", e.start_ms);
-            append_instant(out, "end", e.end_ms);
-          },
-          [&](const SlotHeld& e) {
-            fmt::format_to(it, R"("bookingId":{},"slotId":{},"patientName":)", e.booking_id,
-                           e.slot_id);
-            append_json_string(out, e.patient_name);
-            fmt::format_to(it, R"(,"client":"{:016x}")", e.client);
-            append_instant(out, "createdAt", e.created_at_ms);
-            append_instant(out, "expiresAt", e.expires_at_ms);
-            append_idempotency(out, e.idempotency);
-          },
-          [&](const BookingConfirmed& e) {
-            fmt::format_to(it, R"("bookingId":{},"slotId":{})", e.booking_id, e.slot_id);
-            append_instant(out, "confirmedAt", e.confirmed_at_ms);
-            append_idempotency(out, e.idempotency);
-          },
-          [&](const BookingExpired& e) {
-            fmt::format_to(it, R"("bookingId":{},"slotId":{})", e.booking_id, e.slot_id);
-            append_instant(out, "expiredAt", e.expired_at_ms);
-          },
-          [&](const BookingCancelled& e) {
-            fmt::format_to(it, R"("bookingId":{},"slotId":{})", e.booking_id, e.slot_id);
-            append_instant(out, "cancelledAt", e.cancelled_at_ms);
-            append_idempotency(out, e.idempotency);
-          },
-          [&](const SlotClosed& e) { fmt::format_to(it, R"("slotId":{})", e.slot_id); },
-          [&](const BookingRescheduled& e) {
-            fmt::format_to(it, R"("bookingId":{},"fromSlotId":{},"toSlotId":{},"status":"{}")",
-                           e.booking_id, e.from_slot_id, e.to_slot_id, to_string(e.status));
-            append_instant(out, "rescheduledAt", e.rescheduled_at_ms);
-            append_idempotency(out, e.idempotency);
-          },
-          [&](const WaitlistJoined& e) {
-            // The tokens are secrets: never shown, like a booking's.
-            fmt::format_to(it, R"("entryId":{},"doctorId":{})", e.entry_id, e.doctor_id);
-            append_instant(out, "from", e.from_ms);
-            append_instant(out, "to", e.to_ms);
-            out += R"(,"patientName":)";
-            append_json_string(out, e.patient_name);
-            fmt::format_to(it, R"(,"client":"{:016x}")", e.client);
-            append_instant(out, "createdAt", e.created_at_ms);
-          },
-          [&](const WaitlistLeft& e) {
-            fmt::format_to(it, R"("entryId":{})", e.entry_id);
-            append_instant(out, "leftAt", e.left_at_ms);
-          },
-          [&](const WaitlistOffered& e) {
-            fmt::format_to(it, R"("entryId":{},"bookingId":{},"slotId":{})", e.entry_id,
-                           e.booking_id, e.slot_id);
-          },
-          [&](const IdempotencyKeysForgotten& e) {
-            out += R"("upTo":")";
-            append_iso8601(out, e.up_to_ms);
-            out += '"';
-          },
-          // Without the secret: it is shown once, to whoever registered the endpoint.
-          [&](const WebhookRegistered& e) {
-            fmt::format_to(it, R"("webhookId":{},"url":)", e.webhook_id);
-            append_json_string(out, e.url);
-            out += R"(,"events":)";
-            append_webhook_events_json(out, e.events);
-            if (e.clinic_id) {
-              fmt::format_to(it, R"(,"clinicId":{})", e.clinic_id);
-            } else {
-              out += R"(,"clinicId":null)";
-            }
-            fmt::format_to(it, R"(,"includePatient":{})", e.include_patient);
-            append_instant(out, "createdAt", e.created_at_ms);
-          },
-          [&](const WebhookDeleted& e) { fmt::format_to(it, R"("webhookId":{})", e.webhook_id); },
-      },
-      r.event);
+  std::visit(overloaded{
+                 [&](const ClinicAdded& e) {
+                   fmt::format_to(it, R"("clinicId":{},"name":)", external_id(e.clinic_id));
+                   append_json_string(out, e.name);
+                   out += R"(,"timeZone":)";
+                   append_json_string(out, e.time_zone);
+                 },
+                 [&](const ClinicUpdated& e) {
+                   fmt::format_to(it, R"("clinicId":{},"name":)", external_id(e.clinic_id));
+                   append_json_string(out, e.name);
+                   out += R"(,"timeZone":)";
+                   append_json_string(out, e.time_zone);
+                 },
+                 [&](const DoctorAdded& e) {
+                   fmt::format_to(it, R"("doctorId":{},"clinicId":{},"name":)",
+                                  external_id(e.doctor_id), external_id(e.clinic_id));
+                   append_json_string(out, e.name);
+                   out += R"(,"specialty":)";
+                   append_json_string(out, e.specialty);
+                 },
+                 [&](const SlotCreated& e) {
+                   fmt::format_to(it, R"("slotId":{},"doctorId":{})", external_id(e.slot_id),
+                                  external_id(e.doctor_id));
+                   append_instant(out, "start", e.start_ms);
+                   append_instant(out, "end", e.end_ms);
+                 },
+                 [&](const SlotHeld& e) {
+                   fmt::format_to(it, R"("bookingId":{},"slotId":{},"patientName":)",
+                                  external_id(e.booking_id), external_id(e.slot_id));
+                   append_json_string(out, e.patient_name);
+                   fmt::format_to(it, R"(,"client":"{:016x}")", e.client);
+                   append_instant(out, "createdAt", e.created_at_ms);
+                   append_instant(out, "expiresAt", e.expires_at_ms);
+                   append_idempotency(out, e.idempotency);
+                 },
+                 [&](const BookingConfirmed& e) {
+                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
+                                  external_id(e.slot_id));
+                   append_instant(out, "confirmedAt", e.confirmed_at_ms);
+                   append_idempotency(out, e.idempotency);
+                 },
+                 [&](const BookingExpired& e) {
+                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
+                                  external_id(e.slot_id));
+                   append_instant(out, "expiredAt", e.expired_at_ms);
+                 },
+                 [&](const BookingCancelled& e) {
+                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
+                                  external_id(e.slot_id));
+                   append_instant(out, "cancelledAt", e.cancelled_at_ms);
+                   append_idempotency(out, e.idempotency);
+                 },
+                 [&](const SlotClosed& e) {
+                   fmt::format_to(it, R"("slotId":{})", external_id(e.slot_id));
+                 },
+                 [&](const BookingRescheduled& e) {
+                   fmt::format_to(it,
+                                  R"("bookingId":{},"fromSlotId":{},"toSlotId":{},"status":"{}")",
+                                  external_id(e.booking_id), external_id(e.from_slot_id),
+                                  external_id(e.to_slot_id), to_string(e.status));
+                   append_instant(out, "rescheduledAt", e.rescheduled_at_ms);
+                   append_idempotency(out, e.idempotency);
+                 },
+                 [&](const WaitlistJoined& e) {
+                   // The tokens are secrets: never shown, like a booking's.
+                   fmt::format_to(it, R"("entryId":{},"doctorId":{})", external_id(e.entry_id),
+                                  external_id(e.doctor_id));
+                   append_instant(out, "from", e.from_ms);
+                   append_instant(out, "to", e.to_ms);
+                   out += R"(,"patientName":)";
+                   append_json_string(out, e.patient_name);
+                   fmt::format_to(it, R"(,"client":"{:016x}")", e.client);
+                   append_instant(out, "createdAt", e.created_at_ms);
+                 },
+                 [&](const WaitlistLeft& e) {
+                   fmt::format_to(it, R"("entryId":{})", external_id(e.entry_id));
+                   append_instant(out, "leftAt", e.left_at_ms);
+                 },
+                 [&](const WaitlistOffered& e) {
+                   fmt::format_to(it, R"("entryId":{},"bookingId":{},"slotId":{})",
+                                  external_id(e.entry_id), external_id(e.booking_id),
+                                  external_id(e.slot_id));
+                 },
+                 [&](const IdempotencyKeysForgotten& e) {
+                   out += R"("upTo":")";
+                   append_iso8601(out, e.up_to_ms);
+                   out += '"';
+                 },
+                 // Without the secret: it is shown once, to whoever registered the endpoint.
+                 [&](const WebhookRegistered& e) {
+                   fmt::format_to(it, R"("webhookId":{},"url":)", external_id(e.webhook_id));
+                   append_json_string(out, e.url);
+                   out += R"(,"events":)";
+                   append_webhook_events_json(out, e.events);
+                   if (e.clinic_id) {
+                     fmt::format_to(it, R"(,"clinicId":{})", external_id(e.clinic_id));
+                   } else {
+                     out += R"(,"clinicId":null)";
+                   }
+                   fmt::format_to(it, R"(,"includePatient":{})", e.include_patient);
+                   append_instant(out, "createdAt", e.created_at_ms);
+                 },
+                 [&](const WebhookDeleted& e) {
+                   fmt::format_to(it, R"("webhookId":{})", external_id(e.webhook_id));
+                 },
+             },
+             r.event);
   out += "}}";
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/partition.hpp"
 #include "journal/codec.hpp"
 #include "sequencer/read_store.hpp"
 

@@ -20,6 +20,7 @@
 #include "api/api.hpp"
 #include "api/auth.hpp"
 #include "api/config.hpp"
+#include "api/partition.hpp"
 #include "api/server.hpp"
 #include "api/time_zones.hpp"
 #include "api/web_assets.hpp"
@@ -32,6 +33,41 @@ namespace fs = std::filesystem;
 using namespace slotd;
 
 namespace {
+
+// The partition: the data dir's must be --partition's (a new data dir takes it), and the
+// map, when given, must name it. Set before any thread starts (api/partition.hpp).
+bool bind_partition(const Config& config, std::string& error) {
+  auto stored = read_data_dir_partition(config.data_dir, error);
+  if (!stored) return false;
+  const bool has_journal = fs::exists(fs::path(config.data_dir) / "journal");
+  if (*stored != config.partition && (has_journal || *stored != 0)) {
+    error = fmt::format("{} holds partition {}, not --partition {}: its ids would change",
+                        config.data_dir, *stored, config.partition);
+    return false;
+  }
+  if (!has_journal && config.partition != 0 &&
+      !write_data_dir_partition(config.data_dir, config.partition, error)) {
+    return false;
+  }
+  PartitionMap map;
+  map.self = config.partition;
+  if (!config.partition_map.empty()) {
+    std::ifstream in(config.partition_map);
+    if (!in) {
+      error = fmt::format("cannot read --partition-map {}", config.partition_map);
+      return false;
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto parsed = PartitionMap::parse(text, config.partition, error);
+    if (!parsed) {
+      error = fmt::format("--partition-map {}: {}", config.partition_map, error);
+      return false;
+    }
+    map = std::move(*parsed);
+  }
+  set_partition_map(std::move(map));
+  return true;
+}
 
 // The admin token: --admin-token / SLOTD_ADMIN_TOKEN, else DATA_DIR/admin-token (created
 // on first start with mode 0600).
@@ -166,6 +202,10 @@ int main(int argc, char** argv) {
                  ec.message().c_str());
     return 1;
   }
+  if (!bind_partition(config, error)) {
+    std::fprintf(stderr, "slotd: %s\n", error.c_str());
+    return 2;
+  }
   const bool token_from_file = config.admin_token.empty();
   if (!resolve_admin_token(config, error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
@@ -202,6 +242,7 @@ int main(int argc, char** argv) {
     cluster_options.advertise_url = config.advertise_url.empty()
                                         ? fmt::format("http://{}:{}", config.host, config.port)
                                         : config.advertise_url;
+    cluster_options.partition = fmt::format("p{}", config.partition);
     cluster_options.replicas = config.stream_replicas;
     cluster_options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(config.lease_ttl_s * 1000.0));
     JournalStatus connected = ClusterNode::connect(cluster_options, cluster);

@@ -15,7 +15,8 @@ std::string booking_created_json(Id id, Id slot_id, std::string_view patient_nam
                                  std::uint64_t seq) {
   std::string body;
   body.reserve(256);
-  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"patientName":)", id, slot_id);
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"patientName":)",
+                 external_id(id), external_id(slot_id));
   append_json_string(body, patient_name);
   body += R"(,"status":"PENDING","createdAt":")";
   append_iso8601(body, created_at_ms);
@@ -33,7 +34,7 @@ std::string rescheduled_json(const BookingView& b, Id slot_id, BookingStatus sta
   std::string body;
   body.reserve(256);
   fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"status":"{}","createdAt":")",
-                 b.id, slot_id, to_string(status));
+                 external_id(b.id), external_id(slot_id), to_string(status));
   append_iso8601(body, b.created_at_ms);
   body += R"(","expiresAt":")";
   append_iso8601(body, b.expires_at_ms);
@@ -51,7 +52,7 @@ std::uint64_t own_seq(std::span<const JournalRecord> events, const CommandOutcom
 }
 
 std::string status_json(Id id, std::string_view status, std::uint64_t seq) {
-  return fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", id, status, seq);
+  return fmt::format(R"({{"id":{},"status":"{}","seq":{}}})", external_id(id), status, seq);
 }
 
 std::string clinic_json(Id id, const std::string& name, const std::string& zone, std::uint64_t seq) {
@@ -66,12 +67,12 @@ std::string clinic_json(Id id, const std::string& name, const std::string& zone,
 // signatures, and it is never shown again (not by GET, not in /events).
 std::string webhook_registered_json(const WebhookRegistered& e, std::uint64_t seq) {
   std::string body;
-  fmt::format_to(std::back_inserter(body), R"({{"id":{},"url":)", e.webhook_id);
+  fmt::format_to(std::back_inserter(body), R"({{"id":{},"url":)", external_id(e.webhook_id));
   append_json_string(body, e.url);
   body += R"(,"events":)";
   append_webhook_events_json(body, e.events);
   body += R"(,"clinicId":)";
-  body += e.clinic_id ? std::to_string(e.clinic_id) : std::string("null");
+  body += e.clinic_id ? std::to_string(external_id(e.clinic_id)) : std::string("null");
   fmt::format_to(std::back_inserter(body), R"(,"includePatient":{},"createdAt":")", e.include_patient);
   append_iso8601(body, e.created_at_ms);
   body += R"(","secret":")";

@@ -9,6 +9,7 @@
 #include "api/call.hpp"
 #include "api/json_in.hpp"
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 #include "journal/digest.hpp"
 
 namespace slotd {
@@ -124,6 +125,14 @@ Api::Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_sta
                        options_.booking_burst > 0 ? options_.booking_burst : options_.booking_rate),
       epoch_(std::random_device{}() & 0xffffff) {}
 
+void Call::fail(const ApiError& error) {
+  HttpResponse r = error_response(error);
+  if (!error.owner.empty() && (request.head || request.method == "GET")) {
+    r.location = error.owner + std::string(request.target);
+  }
+  respond(std::move(r));
+}
+
 void Call::respond(HttpResponse&& response) {
   api.metrics().record(route, response.status, std::chrono::steady_clock::now() - started);
   responder.respond(std::move(response));
@@ -224,7 +233,9 @@ void Api::handle(const HttpRequest& request, Responder& responder, PendingComman
         return call.fail(ApiError{400, "invalid_path",
                                   fmt::format("'{}' is not an integer id", id_segment)});
       }
-      call.id = *parsed;
+      auto local = local_id(*parsed);
+      if (!local) return call.fail(local.error());
+      call.id = *local;
     }
     call.client = client_digest(request.identity);
     if (!request.idempotency_key.empty()) {

@@ -91,14 +91,15 @@ void get_admin_stats(Call& call) {
       }
     }
     if (i) body += ',';
-    fmt::format_to(it, R"({{"doctorId":{},"clinicId":{},)", d.id, d.clinic_id);
+    fmt::format_to(it, R"({{"doctorId":{},"clinicId":{},)", external_id(d.id),
+                   external_id(d.clinic_id));
     append_tally(body, t);
     body += '}';
   }
   body += R"(],"perClinic":[)";
   for (std::size_t i = 0; i < per_clinic.size(); ++i) {
     if (i) body += ',';
-    fmt::format_to(it, R"({{"clinicId":{},)", i + 1);
+    fmt::format_to(it, R"({{"clinicId":{},)", external_id(i + 1));
     append_tally(body, per_clinic[i]);
     body += '}';
   }
@@ -136,15 +137,24 @@ void get_admin_bookings(Call& call) {
   std::optional<BookingStatus> status;
   TimeMs from = std::numeric_limits<TimeMs>::min(), to = std::numeric_limits<TimeMs>::max();
   std::uint64_t limit = 50;
+  std::optional<ApiError> elsewhere;  // an id of a partition another node owns
   auto id_param = [&](std::string_view key, std::optional<Id>& out) {
     const std::string* p = t.param(key);
     if (!p) return true;
     out = id_from_text(*p);
-    return out.has_value();
+    if (!out) return false;
+    auto local = local_id(*out);
+    if (!local) {
+      if (!elsewhere) elsewhere = local.error();
+      return true;
+    }
+    out = *local;
+    return true;
   };
   if (!id_param("clinicId", clinic_id)) return call.fail(bad_query("clinicId must be an integer id"));
   if (!id_param("doctorId", doctor_id)) return call.fail(bad_query("doctorId must be an integer id"));
   if (!id_param("after", after)) return call.fail(bad_query("after must be a booking id"));
+  if (elsewhere) return call.fail(*elsewhere);
   if (const std::string* p = t.param("status")) {
     for (auto s : {BookingStatus::pending, BookingStatus::confirmed, BookingStatus::failed,
                    BookingStatus::cancelled}) {
@@ -197,8 +207,9 @@ void get_admin_bookings(Call& call) {
     }
     if (found++) body += ',';
     fmt::format_to(std::back_inserter(body),
-                   R"({{"id":{},"slotId":{},"doctorId":{},"clinicId":{},"patientName":)", b->id,
-                   b->slot_id, s->doctor_id, clinic);
+                   R"({{"id":{},"slotId":{},"doctorId":{},"clinicId":{},"patientName":)",
+                   external_id(b->id), external_id(b->slot_id), external_id(s->doctor_id),
+                   external_id(clinic));
     append_json_string(body, b->patient_name);
     fmt::format_to(std::back_inserter(body), R"(,"status":"{}","createdAt":")", to_string(b->status));
     append_iso8601(body, b->created_at_ms);
@@ -219,7 +230,7 @@ void get_admin_bookings(Call& call) {
     body += "\"}";
   }
   body += R"(],"next":)";
-  body += next && *next > 1 ? std::to_string(*next) : "null";
+  body += next && *next > 1 ? std::to_string(external_id(*next)) : "null";
   body += '}';
   call.respond(json_reply(200, std::move(body)));
 }

@@ -11,6 +11,7 @@
 #include "api/iso_time.hpp"
 #include "api/json_in.hpp"
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 
 namespace slotd {
 
@@ -33,7 +34,7 @@ void post_booking(Call& call) {
   if (!take_booking_rate(call)) return;
   auto obj = parse_body(call.request.body);
   if (!obj) return call.fail(obj.error());
-  auto slot_id = id_field(*obj, "slotId");
+  auto slot_id = entity_id_field(*obj, "slotId");
   if (!slot_id) return call.fail(slot_id.error());
   auto name = name_field(*obj, "patientName");
   if (!name) return call.fail(name.error());
@@ -47,7 +48,7 @@ void get_booking(Call& call) {
   std::string body;
   body.reserve(256);
   fmt::format_to(std::back_inserter(body), R"({{"id":{},"slotId":{},"status":"{}","createdAt":")",
-                 b->id, b->slot_id, to_string(b->status));
+                 external_id(b->id), external_id(b->slot_id), to_string(b->status));
   append_iso8601(body, b->created_at_ms);
   body += R"(","expiresAt":")";
   append_iso8601(body, b->expires_at_ms);
@@ -61,7 +62,7 @@ void get_booking(Call& call) {
     auto catalog = call.reads().catalog();
     const DoctorInfo* doctor = catalog->doctor(slot->doctor_id);
     fmt::format_to(std::back_inserter(body), R"(,"doctorId":{},"clinicId":{},"start":")",
-                   slot->doctor_id, doctor ? doctor->clinic_id : 0);
+                   external_id(slot->doctor_id), external_id(doctor ? doctor->clinic_id : 0));
     append_iso8601(body, slot->start_ms);
     body += R"(","end":")";
     append_iso8601(body, slot->end_ms);
@@ -104,6 +105,13 @@ void reschedule_booking(Call& call) {
   if (!obj) return call.fail(obj.error());
   auto slot_id = id_field(*obj, "slotId");
   if (!slot_id) return call.fail(slot_id.error());
+  auto local_slot = local_id(*slot_id);
+  if (!local_slot) {
+    return call.fail(ApiError{400, "invalid_field",
+                              "field 'slotId' names a slot of another partition: a booking moves "
+                              "only within its own partition"});
+  }
+  slot_id = *local_slot;
   change_booking(call, RescheduleBooking{call.id, *slot_id, call.idempotency},
                  ReplyKind::booking_rescheduled);
 }
@@ -129,7 +137,7 @@ void get_booking_calendar(Call& call) {
 
   CalendarEvent e;
   // Stable for the booking and unlikely to meet another server's booking of the same id.
-  e.uid = fmt::format("booking-{}-{}@slotd", b->id, b->created_at_ms);
+  e.uid = fmt::format("booking-{}-{}@slotd", external_id(b->id), b->created_at_ms);
   e.cancelled = b->status == BookingStatus::cancelled;
   e.sequence = b->reschedules + (e.cancelled ? 1 : 0);
   e.start_ms = slot->start_ms;

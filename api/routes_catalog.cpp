@@ -47,8 +47,10 @@ std::optional<SlotStatus> slot_status_from(std::string_view s) {
 void get_doctors(Call& call) {
   auto catalog = call.reads().catalog();
   if (const std::string* p = call.target.param("clinicId")) {
-    auto clinic_id = id_from_text(*p);
-    if (!clinic_id) return call.fail(bad_query("clinicId must be an integer id"));
+    auto external = id_from_text(*p);
+    if (!external) return call.fail(bad_query("clinicId must be an integer id"));
+    auto clinic_id = local_id(*external);
+    if (!clinic_id) return call.fail(clinic_id.error());
     std::string body = "[";
     for (const DoctorInfo& d : catalog->doctors) {
       if (d.clinic_id != *clinic_id) continue;
@@ -93,7 +95,7 @@ void post_doctors(Call& call) {
   if (!specialty) return call.fail(specialty.error());
   Id clinic_id = 1;  // clinic 1 always exists
   if (has_field(*obj, "clinicId")) {
-    auto id = id_field(*obj, "clinicId");
+    auto id = entity_id_field(*obj, "clinicId");
     if (!id) return call.fail(id.error());
     clinic_id = *id;
   }
@@ -166,7 +168,7 @@ Result<SlotSpan> span_of(JsonObject obj) {
 void post_slots(Call& call) {
   auto obj = parse_body(call.request.body);
   if (!obj) return call.fail(obj.error());
-  auto doctor_id = id_field(*obj, "doctorId");
+  auto doctor_id = entity_id_field(*obj, "doctorId");
   if (!doctor_id) return call.fail(doctor_id.error());
   CreateSlots command{*doctor_id, {}};
   simdjson::dom::element slots_element;

@@ -17,7 +17,7 @@ void answer_history(Call& call, EntityKind kind, std::string_view id_name) {
   const std::optional<JournalPage> page = journal_page(call, kDefaultLimit);
   if (!page) return;
   const std::uint64_t from_seq = page->from_seq, limit = page->limit;
-  std::string body = fmt::format(R"({{"{}":{},"events":[)", id_name, call.id);
+  std::string body = fmt::format(R"({{"{}":{},"events":[)", id_name, external_id(call.id));
   std::uint64_t returned = 0, last = 0;
   JournalStatus st = call.api.sequencer().read_history(kind, call.id, from_seq, limit,
                                                        [&](const JournalRecord& r) {

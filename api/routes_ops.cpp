@@ -12,13 +12,15 @@ namespace slotd {
 void get_healthz(Call& call) {
   const ClusterRole* cluster = call.api.options().cluster;
   if (!cluster) {
-    call.respond(json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{}}})",
-                                             call.api.sequencer().durable_seq(),
-                                             call.reads().as_of_seq())));
+    call.respond(
+        json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"partition":{}}})",
+                                    call.api.sequencer().durable_seq(), call.reads().as_of_seq(),
+                                    partition_map().self)));
     return;
   }
-  std::string body = fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"cluster":{{"node":)",
-                                 call.api.sequencer().durable_seq(), call.reads().as_of_seq());
+  std::string body = fmt::format(
+      R"({{"status":"ok","seq":{},"asOfSeq":{},"partition":{},"cluster":{{"node":)",
+      call.api.sequencer().durable_seq(), call.reads().as_of_seq(), partition_map().self);
   append_json_string(body, cluster->node_id());
   fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
   append_json_string(body, cluster->leader_url());
@@ -56,6 +58,8 @@ void get_metrics(Call& call) {
                  "# HELP slotd_build_info the running build\n# TYPE slotd_build_info gauge\n"
                  "slotd_build_info{{version=\"{}\",journal_format=\"{}\"}} 1\n",
                  SLOTD_VERSION, static_cast<int>(kJournalFormatVersion));
+  metric("partition", "gauge", "the partition this node serves (its ids carry it)",
+         partition_map().self);
   metric("durable_seq", "gauge", "last journal seq synced to disk", seq.durable_seq());
   metric("read_seq", "gauge", "last seq published to readers", reads.as_of_seq());
   metric("queue_depth", "gauge", "commands waiting for the sequencer", seq.queue_depth());

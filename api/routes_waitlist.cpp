@@ -40,7 +40,8 @@ std::optional<WaitlistView> entry_for(Call& call) {
 }  // namespace
 
 void append_waitlist_entry_json(std::string& out, const WaitlistView& w, const ReadStore& reads) {
-  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"from":")", w.id, w.doctor_id);
+  fmt::format_to(std::back_inserter(out), R"({{"id":{},"doctorId":{},"from":")", external_id(w.id),
+                 external_id(w.doctor_id));
   append_iso8601(out, w.from_ms);
   out += R"(","to":")";
   append_iso8601(out, w.to_ms);
@@ -55,8 +56,9 @@ void append_waitlist_entry_json(std::string& out, const WaitlistView& w, const R
     return;
   }
   // The offer is an ordinary booking: its token opens /b/:id like any other booking's.
-  fmt::format_to(std::back_inserter(out), R"({{"bookingId":{},"slotId":{},"status":"{}","expiresAt":")",
-                 offer->id, offer->slot_id, to_string(offer->status));
+  fmt::format_to(std::back_inserter(out),
+                 R"({{"bookingId":{},"slotId":{},"status":"{}","expiresAt":")",
+                 external_id(offer->id), external_id(offer->slot_id), to_string(offer->status));
   append_iso8601(out, offer->expires_at_ms);
   out += R"(","token":")";
   append_token_hex(out, offer->token);
@@ -69,7 +71,7 @@ void post_waitlist(Call& call) {
   if (!take_booking_rate(call)) return;
   auto obj = parse_body(call.request.body);
   if (!obj) return call.fail(obj.error());
-  auto doctor_id = id_field(*obj, "doctorId");
+  auto doctor_id = entity_id_field(*obj, "doctorId");
   if (!doctor_id) return call.fail(doctor_id.error());
   auto from = instant_field(*obj, "from");
   if (!from) return call.fail(from.error());

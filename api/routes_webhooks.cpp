@@ -72,12 +72,12 @@ void append_optional_instant(std::string& out, std::string_view key, TimeMs ms) 
 void append_webhook_json(std::string& out, const WebhookInfo& w, const WebhookDeliveryStatus& s,
                          std::uint64_t visible_seq) {
   auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"id":{},"url":)", w.id);
+  fmt::format_to(it, R"({{"id":{},"url":)", external_id(w.id));
   append_json_string(out, w.url);
   out += R"(,"events":)";
   append_webhook_events_json(out, w.events);
   out += R"(,"clinicId":)";
-  out += w.clinic_id ? std::to_string(w.clinic_id) : std::string("null");
+  out += w.clinic_id ? std::to_string(external_id(w.clinic_id)) : std::string("null");
   fmt::format_to(it, R"(,"includePatient":{},"createdAt":")", w.include_patient);
   append_iso8601(out, w.created_at_ms);
   const std::uint64_t lag = s.next_seq > visible_seq ? 0 : visible_seq + 1 - s.next_seq;
@@ -124,7 +124,7 @@ void post_webhooks(Call& call) {
   if (!events) return call.fail(events.error());
   Id clinic_id = 0;
   if (has_field(*body, "clinicId")) {
-    auto id = id_field(*body, "clinicId");
+    auto id = entity_id_field(*body, "clinicId");
     if (!id) return call.fail(id.error());
     if (*id == 0) return call.fail(rejection_error(Rejection::clinic_not_found));
     clinic_id = *id;
@@ -215,8 +215,9 @@ void redeliver_webhook(Call& call) {
                        }
                        auto status = control->status(id);
                        if (!status) return answer(error_response(webhook_not_found()));
-                       answer(json_reply(200, fmt::format(R"({{"id":{},"cursor":{},"state":"{}"}})",
-                                                          id, status->next_seq, status->state)));
+                       answer(json_reply(
+                           200, fmt::format(R"({{"id":{},"cursor":{},"state":"{}"}})",
+                                            external_id(id), status->next_seq, status->state)));
                      });
 }
 

@@ -542,6 +542,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
       header_ += "\r\nRetry-After: ";
       header_ += std::to_string(r.retry_after_s);
     }
+    if (!r.location.empty()) {
+      header_ += "\r\nLocation: ";
+      header_ += r.location;
+    }
     if (!keep_alive) {
       header_ += "\r\nConnection: close";
     } else if (version_ == 10) {

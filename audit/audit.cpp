@@ -121,7 +121,7 @@ void append_state(Out& o, const Engine& e) {
   *out += R"(,"state":{"clinics":[)";
   for (std::size_t i = 0; i < e.clinics().size(); ++i) {
     if (i) *out += ',';
-    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"name":)", i + 1);
+    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"name":)", external_id(i + 1));
     append_json_string(*out, e.clinics()[i].name);
     *out += R"(,"timeZone":)";
     append_json_string(*out, e.clinics()[i].time_zone);
@@ -131,7 +131,8 @@ void append_state(Out& o, const Engine& e) {
   for (std::size_t i = 0; i < e.doctors().size(); ++i) {
     const Doctor& d = e.doctors()[i];
     if (i) *out += ',';
-    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"clinicId":{},"name":)", i + 1, d.clinic_id);
+    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"clinicId":{},"name":)",
+                   external_id(i + 1), external_id(d.clinic_id));
     append_json_string(*out, d.name);
     *out += R"(,"specialty":)";
     append_json_string(*out, d.specialty);
@@ -142,12 +143,13 @@ void append_state(Out& o, const Engine& e) {
     out = &o.buffer();
     const Slot& s = e.slots()[i];
     if (i) *out += ',';
-    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"doctorId":{},"start":")", i + 1, s.doctor_id);
+    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"doctorId":{},"start":")",
+                   external_id(i + 1), external_id(s.doctor_id));
     append_iso8601(*out, s.start_ms);
     *out += R"(","end":")";
     append_iso8601(*out, s.end_ms);
     fmt::format_to(std::back_inserter(*out), R"(","status":"{}","bookingId":)", to_string(s.status));
-    *out += s.booking_id ? std::to_string(s.booking_id) : "null";
+    *out += s.booking_id ? std::to_string(external_id(s.booking_id)) : "null";
     *out += '}';
   }
   *out += R"(],"bookings":[)";
@@ -155,8 +157,10 @@ void append_state(Out& o, const Engine& e) {
     out = &o.buffer();
     const Booking& b = e.bookings()[i];
     if (i) *out += ',';
-    fmt::format_to(std::back_inserter(*out), R"({{"id":{},"slotId":{},"heldSlotId":{},"status":"{}","patientName":)",
-                   i + 1, b.slot_id, b.held_slot_id, to_string(b.status));
+    fmt::format_to(std::back_inserter(*out),
+                   R"({{"id":{},"slotId":{},"heldSlotId":{},"status":"{}","patientName":)",
+                   external_id(i + 1), external_id(b.slot_id), external_id(b.held_slot_id),
+                   to_string(b.status));
     append_json_string(*out, e.patient_name(b));
     *out += R"(,"createdAt":)";
     append_iso8601_or_null(*out, b.created_at_ms);
@@ -318,6 +322,11 @@ int run_audit_command(int argc, char** argv) {
   if (auto code = parse_args(argc, argv, args)) return *code;
   std::error_code ec;
   if (!fs::is_directory(args.data_dir, ec)) return fail(args, fmt::format("no data dir at {}", args.data_dir));
+  // Ids are shown as the API shows them: with the data dir's partition.
+  std::string error;
+  auto partition = read_data_dir_partition(args.data_dir, error);
+  if (!partition) return fail(args, error);
+  set_partition_map(PartitionMap{*partition, {}});
   if (args.tool == "replay") return run_replay(args);
   if (args.tool == "verify") return run_verify(args);
   return run_export(args);

@@ -167,8 +167,9 @@ class Server:
     """One slotd process on a free loopback port with its own temp data dir."""
 
     def __init__(self, binary, data_dir=None, hold_ttl=None, max_holds=None, demo=False,
-                 admin_token="test-admin-token-0123456789", extra_args=(), env=None):
+                 admin_token="test-admin-token-0123456789", extra_args=(), env=None, port=None):
         """admin_token=None: no --admin-token flag (slotd reads or creates DATA_DIR/admin-token).
+        port: a fixed port (e.g. one named in a partition map); default: a free one per start.
         env: variables to set for slotd (a None value removes one); every other SLOTD_*
         variable of this process is removed, so that the flags alone decide."""
         self.binary = binary
@@ -183,6 +184,7 @@ class Server:
         self.log_dir = tempfile.mkdtemp(prefix="slotd-api-log-")
         self.log_path = os.path.join(self.log_dir, "slotd.log")
         self.proc = None
+        self.fixed_port = port
         self.port = None
         self.api = None
         self.starts = 0
@@ -206,7 +208,7 @@ class Server:
         """Start (or restart on the same data dir) and wait for GET /healthz 200."""
         last_err = None
         for _attempt in range(3):  # a new port if the chosen one was taken in between
-            self.port = free_port()
+            self.port = self.fixed_port or free_port()
             self.starts += 1
             with open(self.log_path, "ab") as log:
                 log.write(f"\n===== start #{self.starts}: {' '.join(self.args())}\n".encode())

@@ -49,7 +49,11 @@ bool webhook_wants(const WebhookInfo& webhook, const WebhookEvent& event) {
          (event.moved_from && webhook.clinic_id == event.moved_from->clinic_id);
 }
 
-std::string webhook_event_id(std::uint64_t seq) { return fmt::format("evt_{}", seq); }
+// Seqs count per partition: another partition's events carry its number too.
+std::string webhook_event_id(std::uint64_t seq) {
+  const std::uint32_t partition = partition_map().self;
+  return partition == 0 ? fmt::format("evt_{}", seq) : fmt::format("evt_p{}_{}", partition, seq);
+}
 
 std::string webhook_body(const JournalRecord& record, const WebhookEvent& event,
                          const ReadStore& reads, bool include_patient) {
@@ -62,9 +66,9 @@ std::string webhook_body(const JournalRecord& record, const WebhookEvent& event,
                  webhook_event_id(record.seq), to_string(event.type), record.seq);
   append_iso8601(body, record.at_ms);
   body += R"(","data":{)";
-  if (booking) fmt::format_to(it, R"("bookingId":{},)", c.booking_id);
-  fmt::format_to(it, R"("slotId":{},"doctorId":{},"clinicId":{},"status":"{}")", c.slot_id,
-                 c.doctor_id, c.clinic_id,
+  if (booking) fmt::format_to(it, R"("bookingId":{},)", external_id(c.booking_id));
+  fmt::format_to(it, R"("slotId":{},"doctorId":{},"clinicId":{},"status":"{}")",
+                 external_id(c.slot_id), external_id(c.doctor_id), external_id(c.clinic_id),
                  booking ? to_string(c.booking_status) : to_string(c.slot_status));
   if (auto slot = reads.slot(c.slot_id)) {
     body += R"(,"start":")";
@@ -75,8 +79,8 @@ std::string webhook_body(const JournalRecord& record, const WebhookEvent& event,
   }
   if (event.moved_from) {
     fmt::format_to(it, R"(,"from":{{"slotId":{},"doctorId":{},"clinicId":{})",
-                   event.moved_from->slot_id, event.moved_from->doctor_id,
-                   event.moved_from->clinic_id);
+                   external_id(event.moved_from->slot_id), external_id(event.moved_from->doctor_id),
+                   external_id(event.moved_from->clinic_id));
     if (auto slot = reads.slot(event.moved_from->slot_id)) {
       body += R"(,"start":")";
       append_iso8601(body, slot->start_ms);

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Partitions against two real slotd processes on loopback ports, each serving one
+partition of one map file: ids carry their partition (partition << 40 | engine id), a
+request naming another partition's id gets 421 wrong_node with the owner's URL (and a
+Location on a GET, which the client can follow), a refused request changes nothing on
+either node, a data dir keeps the partition it was created for, and the audit tools show
+the ids the API shows.
+
+Run: python3 tests/partition_test.py --slotd build/release/api/slotd [-k NAME]
+Prints `partition: N passed, M failed` last. Standard library only; loopback only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from api_util import BASE_MS, MINUTE_MS, Server, ServerCase, child_env, free_port, iso, run_main  # noqa: E402
+
+SLOTD = None
+SHIFT = 40
+
+
+def partition_of(i):
+    return i >> SHIFT
+
+
+class TwoPartitions(ServerCase):
+    """Partition 1 on node A, partition 2 on node B; the map also names partition 7, which
+    no process serves (its ids are still sent to its owner, never answered as unknown)."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.map_dir = tempfile.mkdtemp(prefix="slotd-partition-map-")
+        port_a, port_b = free_port(), free_port()
+        while port_b == port_a:
+            port_b = free_port()
+        cls.url_a, cls.url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+        cls.url_7 = "http://127.0.0.1:9"
+        cls.map_path = os.path.join(cls.map_dir, "partitions")
+        with open(cls.map_path, "w") as f:
+            f.write(f"# partition  owner\n1 {cls.url_a}\n2 {cls.url_b}/\n7 {cls.url_7}\n")
+        cls.a = cls.start_server(port=port_a, hold_ttl=60,
+                                 extra_args=["--partition", "1", "--partition-map", cls.map_path])
+        cls.b = cls.start_server(port=port_b, hold_ttl=60,
+                                 extra_args=["--partition", "2", "--partition-map", cls.map_path])
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        import shutil
+        shutil.rmtree(cls.map_dir, ignore_errors=True)
+
+    def ok(self, r, status=200):
+        self.assertEqual(r.status, status, r.describe())
+        return r.json
+
+    def wrong_node(self, r, owner, location=None):
+        self.assertEqual(r.status, 421, r.describe())
+        self.assertEqual(r.json["error"]["code"], "wrong_node", r.describe())
+        self.assertEqual(r.json["error"]["owner"], owner, r.describe())
+        self.assertEqual(r.headers.get("location"), location, r.describe())
+
+    def seed(self, node, slots=3):
+        """A clinic, a doctor and slots on `node`; returns (clinic, doctor, slot ids)."""
+        api = node.api
+        clinic = self.ok(api.req("POST", "/clinics", {"name": "North", "timeZone": "UTC"}, admin=True), 201)
+        doctor = self.ok(api.req("POST", "/doctors", {"name": "Dr. P", "specialty": "GP",
+                                                      "clinicId": clinic["id"]}, admin=True), 201)
+        spans = [{"start": iso(BASE_MS + i * 30 * MINUTE_MS), "end": iso(BASE_MS + i * 30 * MINUTE_MS + 20 * MINUTE_MS)}
+                 for i in range(slots)]
+        created = self.ok(api.req("POST", "/slots", {"doctorId": doctor["id"], "slots": spans}, admin=True), 201)
+        return clinic, doctor, [s["id"] for s in created]
+
+    def test_every_id_a_node_hands_out_carries_its_partition(self):
+        self.assertEqual(self.ok(self.a.api.healthz())["partition"], 1)
+        self.assertEqual(self.ok(self.b.api.healthz())["partition"], 2)
+        clinic, doctor, slots = self.seed(self.b)
+        self.assertGreaterEqual(clinic["id"] & ((1 << SHIFT) - 1), 2)  # clinic 1 is there from the start
+        for i in [clinic["id"], doctor["id"], doctor["clinicId"], *slots]:
+            self.assertEqual(partition_of(i), 2, i)
+        self.assertLess(max(slots), 1 << 53)
+        b = self.ok(self.b.api.req("POST", "/booking", {"slotId": slots[0], "patientName": "Ann"}), 201)
+        self.assertEqual(partition_of(b["id"]), 2)
+        self.assertEqual(b["slotId"], slots[0])
+        got = self.ok(self.b.api.req("GET", f"/booking/{b['id']}?include=slot", token=b["token"]))
+        self.assertEqual((got["id"], got["slotId"], got["doctorId"], got["clinicId"]),
+                         (b["id"], slots[0], doctor["id"], clinic["id"]))
+        # The journal, the admin list and the slot list show the same ids.
+        events = self.ok(self.b.api.req("GET", f"/events?fromSeq={b['seq']}&limit=1", admin=True))["events"]
+        self.assertEqual((events[0]["data"]["bookingId"], events[0]["data"]["slotId"]), (b["id"], slots[0]))
+        listed = self.ok(self.b.api.req("GET", f"/admin/bookings?doctorId={doctor['id']}", admin=True))
+        self.assertEqual([(x["id"], x["slotId"], x["clinicId"]) for x in listed["bookings"]],
+                         [(b["id"], slots[0], clinic["id"])])
+        listed_slots = self.ok(self.b.api.req("GET", f"/slots/{doctor['id']}"))
+        self.assertEqual([s["id"] for s in listed_slots], slots)
+        self.assertEqual({s["doctorId"] for s in listed_slots}, {doctor["id"]})
+        # A node lists only the doctors of its own partition.
+        on_a = self.ok(self.a.api.req("GET", "/doctors"))
+        self.assertNotIn(doctor["id"], [d["id"] for d in on_a])
+        self.assertTrue(all(partition_of(d["id"]) == 1 for d in on_a), on_a)
+
+    def test_a_read_of_another_partition_is_sent_to_its_owner_with_a_location_to_follow(self):
+        clinic, doctor, slots = self.seed(self.b)
+        path = f"/slots/{doctor['id']}?status=AVAILABLE"
+        r = self.a.api.req("GET", path)
+        self.wrong_node(r, self.url_b, self.url_b + path)
+        # The client follows the Location: the owner answers.
+        followed = self.b.api.req("GET", r.headers["location"][len(self.url_b):])
+        self.assertEqual([s["id"] for s in self.ok(followed)], slots)
+        r = self.a.api.req("GET", f"/doctors?clinicId={clinic['id']}")
+        self.wrong_node(r, self.url_b, f"{self.url_b}/doctors?clinicId={clinic['id']}")
+        r = self.a.api.req("HEAD", f"/slots/{doctor['id']}")
+        self.assertEqual((r.status, r.headers.get("location")), (421, f"{self.url_b}/slots/{doctor['id']}"))
+        # Partition 7 is in the map but served by nobody here: still its owner's, not "unknown".
+        seven = (7 << SHIFT) | 1
+        self.wrong_node(self.a.api.req("GET", f"/slots/{seven}"), self.url_7, f"{self.url_7}/slots/{seven}")
+
+    def test_a_write_naming_another_partition_is_refused_on_both_nodes_and_changes_nothing(self):
+        clinic, doctor, slots = self.seed(self.b)
+        seq_a = self.ok(self.a.api.healthz())["seq"]
+        seq_b = self.ok(self.b.api.healthz())["seq"]
+        # Body ids and path ids, with and without the admin token: 421, no Location (not a GET).
+        self.wrong_node(self.a.api.req("POST", "/booking", {"slotId": slots[1], "patientName": "Bob"}), self.url_b)
+        self.wrong_node(self.a.api.req("POST", "/slots", {"doctorId": doctor["id"], "start": iso(BASE_MS),
+                                                          "end": iso(BASE_MS + MINUTE_MS)}, admin=True), self.url_b)
+        self.wrong_node(self.a.api.req("POST", "/doctors", {"name": "Dr. X", "specialty": "",
+                                                            "clinicId": clinic["id"]}, admin=True), self.url_b)
+        self.wrong_node(self.a.api.req("POST", "/waitlist", {"doctorId": doctor["id"], "patientName": "W",
+                                                             "from": iso(BASE_MS), "to": iso(BASE_MS + 60 * MINUTE_MS)}),
+                        self.url_b)
+        self.wrong_node(self.a.api.req("DELETE", f"/slots/{slots[1]}", admin=True), self.url_b)
+        self.wrong_node(self.a.api.req("PATCH", f"/clinics/{clinic['id']}", {"name": "Moved"}, admin=True), self.url_b)
+        b = self.ok(self.b.api.req("POST", "/booking", {"slotId": slots[2], "patientName": "Cy"}), 201)
+        self.wrong_node(self.a.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"]), self.url_b)
+        self.wrong_node(self.a.api.req("GET", f"/booking/{b['id']}", token=b["token"]), self.url_b,
+                        f"{self.url_b}/booking/{b['id']}")
+        # Nothing happened on A, and on B only the one booking.
+        self.assertEqual(self.ok(self.a.api.healthz())["seq"], seq_a)
+        self.assertEqual(self.ok(self.b.api.healthz())["seq"], b["seq"])
+        self.assertEqual(b["seq"], seq_b + 1)
+        statuses = {s["id"]: s["status"] for s in self.ok(self.b.api.req("GET", f"/slots/{doctor['id']}"))}
+        self.assertEqual(statuses, {slots[0]: "AVAILABLE", slots[1]: "AVAILABLE", slots[2]: "HELD"})
+        # The owner takes the confirm; a move to another partition's slot is a 400 there.
+        self.assertEqual(self.ok(self.b.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"]))["status"],
+                         "CONFIRMED")
+        _c, _d, slots_a = self.seed(self.a, 1)
+        r = self.b.api.req("POST", f"/booking/{b['id']}/reschedule", {"slotId": slots_a[0]}, token=b["token"])
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r.describe())
+
+    def test_an_id_of_a_partition_outside_the_map_is_not_found(self):
+        stray = (5 << SHIFT) | 1
+        r = self.a.api.req("GET", f"/booking/{stray}", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (404, "booking_not_found"), r.describe())
+        r = self.a.api.req("POST", "/booking", {"slotId": stray, "patientName": "Dee"})
+        self.assertEqual((r.status, r.json["error"]["code"]), (404, "slot_not_found"), r.describe())
+
+
+class DataDirPartition(ServerCase):
+    def test_a_data_dir_keeps_its_partition_and_the_tools_show_its_ids(self):
+        s = Server(ServerCase.slotd, extra_args=["--partition", "3"])
+        self.servers = (s,)
+        try:
+            s.start()
+            doctor = s.api.req("POST", "/doctors", {"name": "Dr. Q", "specialty": ""}, admin=True).json
+            slot = s.api.req("POST", "/slots", {"doctorId": doctor["id"], "start": iso(BASE_MS),
+                                                "end": iso(BASE_MS + 20 * MINUTE_MS)}, admin=True).json
+            b = s.api.req("POST", "/booking", {"slotId": slot["id"], "patientName": "Eve"}).json
+            self.assertEqual([partition_of(i) for i in (doctor["id"], slot["id"], b["id"])], [3, 3, 3])
+            self.assertEqual(s.stop(), 0)
+            with open(os.path.join(s.data_dir, "partition")) as f:
+                self.assertEqual(f.read(), "3\n")
+            # The tools read the data dir's partition: the ids the API showed.
+            p = subprocess.run([SLOTD, "export", "--data-dir", s.data_dir], capture_output=True, text=True,
+                               timeout=60, env=child_env())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            held = [json.loads(line) for line in p.stdout.splitlines() if '"SlotHeld"' in line]
+            self.assertEqual([(e["data"]["bookingId"], e["data"]["slotId"]) for e in held], [(b["id"], slot["id"])])
+            p = subprocess.run([SLOTD, "replay", "--data-dir", s.data_dir, "--until-seq", str(b["seq"])],
+                               capture_output=True, text=True, timeout=60, env=child_env())
+            self.assertEqual(p.returncode, 0, p.stderr)
+            state = json.loads(p.stdout)["state"]
+            self.assertEqual([(x["id"], x["slotId"]) for x in state["bookings"]], [(b["id"], slot["id"])])
+            # Started as another partition (or none), it refuses: every id clients hold would change.
+            for args in (["--partition", "4"], []):
+                s.extra_args = args
+                p = subprocess.run(s.args(), capture_output=True, text=True, timeout=30, env=child_env())
+                self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                self.assertIn("holds partition 3", p.stderr)
+            # Its own partition again: the same ids.
+            s.extra_args = ["--partition", "3"]
+            s.start()
+            got = s.api.req("GET", f"/booking/{b['id']}", token=b["token"])
+            self.assertEqual((got.status, got.json["slotId"]), (200, slot["id"]), got.describe())
+            self.assertEqual(s.stop(), 0)
+        finally:
+            s.cleanup()
+
+    def test_a_data_dir_with_a_journal_from_before_partitions_stays_partition_0(self):
+        s = Server(ServerCase.slotd)
+        self.servers = (s,)
+        try:
+            s.start()
+            self.assertEqual(s.api.req("POST", "/doctors", {"name": "Dr. R", "specialty": ""}, admin=True).json["id"], 1)
+            self.assertEqual(s.stop(), 0)
+            self.assertFalse(os.path.exists(os.path.join(s.data_dir, "partition")))
+            s.extra_args = ["--partition", "5"]
+            p = subprocess.run(s.args(), capture_output=True, text=True, timeout=30, env=child_env())
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("holds partition 0", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(s.data_dir, "partition")))
+        finally:
+            s.cleanup()
+
+    def test_a_map_that_does_not_name_this_node_is_refused_at_start(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".map", delete=False) as f:
+            f.write("0 http://127.0.0.1:1\n")
+        s = Server(ServerCase.slotd, extra_args=["--partition", "1", "--partition-map", f.name])
+        try:
+            s.port = free_port()
+            p = subprocess.run(s.args(), capture_output=True, text=True, timeout=30, env=child_env())
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("does not name this node's partition 1", p.stderr)
+        finally:
+            os.unlink(f.name)
+            s.cleanup()
+
+
+def main():
+    deadline = time.monotonic() + 240  # every wait in here is bounded; this bounds the whole
+    code = run_main(sys.modules[__name__], "partition")
+    if time.monotonic() > deadline:
+        print("partition: took longer than 240 s")
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
