@@ -222,11 +222,8 @@ void Api::handle(const HttpRequest& request, Responder& responder, PendingComman
     path_known = true;
     if (route.method != method) continue;
     Call call{*this, request, target, responder, pending, static_cast<std::uint16_t>(r), started};
-    if (options_.cluster && method != "GET" && !options_.cluster->leading()) {
-      return call.respond(wrong_node(*options_.cluster));
-    }
-    call.admin = is_admin(request.authorization, options_.admin_token);
-    if (route.admin_only && !call.admin) return call.fail(unauthorized());
+    // The path's id first: another partition's goes straight to its owner, not through
+    // this partition's leader.
     if (!id_segment.empty()) {
       auto parsed = id_from_text(id_segment);
       if (!parsed) {
@@ -237,6 +234,11 @@ void Api::handle(const HttpRequest& request, Responder& responder, PendingComman
       if (!local) return call.fail(local.error());
       call.id = *local;
     }
+    if (options_.cluster && method != "GET" && !options_.cluster->leading()) {
+      return call.respond(wrong_node(*options_.cluster));
+    }
+    call.admin = is_admin(request.authorization, options_.admin_token);
+    if (route.admin_only && !call.admin) return call.fail(unauthorized());
     call.client = client_digest(request.identity);
     if (!request.idempotency_key.empty()) {
       if (!valid_idempotency_key(request.idempotency_key)) {

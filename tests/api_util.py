@@ -518,12 +518,12 @@ class NatsCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def cluster_node(binary, nats, node_id, lease_ttl=1.5, replicas=3, extra_args=()):
+def cluster_node(binary, nats, node_id, lease_ttl=1.5, replicas=3, extra_args=(), port=None):
     """A slotd in cluster mode (not started): follows the stream of `nats`, takes the lease
     when it is free."""
     return Server(binary, extra_args=["--nats", nats.urls(), "--node-id", node_id,
                                       "--lease-ttl", str(lease_ttl), "--stream-replicas", str(replicas),
-                                      *extra_args])
+                                      *extra_args], port=port)
 
 
 def slot_body_times(i, minutes=30, base_ms=BASE_MS):

@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from api_util import NatsCluster, cluster_node, run_main, slot_body_times  # noqa: E402
+from api_util import NatsCluster, cluster_node, free_port, run_main, slot_body_times  # noqa: E402
 from webhook_test import Receiver  # noqa: E402
 from ws_test import Ws  # noqa: E402
 
@@ -473,6 +473,86 @@ class LeaderOnlyWebhooks(ClusterCase):
         # A clean stop (the leader writes its queued cursors, then gives the lease up): exit 0.
         for n in [n for n in self.nodes if n.running() and n is not new_leader] + [new_leader]:
             self.assertEqual(n.stop(timeout=30), 0, n.log_tail())
+
+
+class TwoPartitions(ClusterCase):
+    """Partition 1 (two nodes) and partition 2 (one node) on one NATS cluster: each has its
+    own stream, lease and seqs; another partition's id is sent to its owner; losing
+    partition 1's leader does not touch partition 2."""
+    nodes_count = 0
+
+    def setUp(self):
+        super().setUp()
+        import tempfile
+        ports = []
+        while len(ports) < 3:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.url_1, self.url_2 = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[2]}"
+        fd, map_path = tempfile.mkstemp(prefix="slotd-partitions-")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"1 {self.url_1}\n2 {self.url_2}\n")
+        self.addCleanup(os.unlink, map_path)
+        for i, (partition, port) in enumerate(((1, ports[0]), (1, ports[1]), (2, ports[2]))):
+            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=self.lease_ttl, replicas=self.replicas, port=port,
+                             extra_args=["--partition", str(partition), "--partition-map", map_path])
+            self.addCleanup(n.cleanup)
+            n.start(ready_timeout=30)
+            self.nodes.append(n)
+        self.p1, self.p2 = self.nodes[:2], self.nodes[2:]
+
+    def seed(self, leader, n_slots):
+        d = leader.api.req("POST", "/doctors", {"name": "Dr. Part", "specialty": "GP"}, admin=True, timeout=10)
+        self.assertEqual(d.status, 201, d.describe())
+        r = leader.api.req("POST", "/slots", {"doctorId": d.json["id"],
+                                              "slots": [slot_body_times(k) for k in range(n_slots)]},
+                           admin=True, timeout=10)
+        self.assertEqual(r.status, 201, r.describe())
+        return d.json, [s["id"] for s in r.json]
+
+    def test_two_partitions_share_a_nats_cluster_but_not_streams_leaders_or_ids(self):
+        leader_1 = self.wait_leader(among=self.p1)
+        leader_2 = self.wait_leader(among=self.p2)
+        doctor_1, slots_1 = self.seed(leader_1, 10)
+        doctor_2, slots_2 = self.seed(leader_2, 10)
+        self.assertEqual({i >> 40 for i in [doctor_1["id"], *slots_1]}, {1})
+        self.assertEqual({i >> 40 for i in [doctor_2["id"], *slots_2]}, {2})
+        # Another partition's slot: its owner, named by partition 1's leader. A follower names
+        # its leader for any write with a body (it does not read bodies), but an id in the
+        # path goes straight to the owner.
+        follower = next(n for n in self.p1 if n is not leader_1)
+        r = self.book(leader_1, slots_2[0])
+        self.assertEqual((r.status, r.json["error"]["code"], r.json["error"].get("owner")),
+                         (421, "wrong_node", self.url_2), r.describe())
+        r = self.book(follower, slots_2[0])
+        self.assertEqual((r.status, r.json["error"].get("leader")), (421, f"http://127.0.0.1:{leader_1.port}"),
+                         r.describe())
+        for n in self.p1:
+            r = n.api.req("DELETE", f"/slots/{slots_2[0]}", admin=True)
+            self.assertEqual((r.status, r.json["error"].get("owner")), (421, self.url_2), r.describe())
+        booked = [self.book(leader_2, s, "Two").json for s in slots_2[:3]]
+        self.assertEqual([b["id"] >> 40 for b in booked], [2, 2, 2])
+        for s in slots_1[:5]:
+            self.assertEqual(self.book(leader_1, s, "One").status, 201)
+        # Each partition's journal is its own: seqs from 1, only its own ids, the same on its follower.
+        events_1 = self.assert_one_gap_free_history(leader_1, self.p1)
+        events_2 = self.assert_one_gap_free_history(leader_2, self.p2)
+        def held(events):
+            return [e["data"]["slotId"] for e in events if e["type"] == "SlotHeld"]
+        self.assertEqual(held(events_1), slots_1[:5])
+        self.assertEqual(held(events_2), slots_2[:3])
+        self.assertFalse({e["data"].get("slotId") for e in events_1} & set(slots_2))
+        # Partition 1 loses its leader: its follower takes over; partition 2 never notices.
+        leader_1.kill()
+        follower_1 = next(n for n in self.p1 if n is not leader_1)
+        self.assertIs(self.wait_leader(among=[follower_1], timeout=20), follower_1)
+        r = self.book(follower_1, slots_1[5], "After")
+        self.assertEqual(r.status, 201, r.describe())
+        self.assertEqual(self.health(leader_2)["cluster"]["role"], "leader")
+        self.assertEqual(len(self.events(leader_2)), len(events_2))
+        r = self.book(leader_2, slots_2[3], "Still")
+        self.assertEqual((r.status, r.json["seq"]), (201, len(events_2) + 1), r.describe())
 
 
 if __name__ == "__main__":
