@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <filesystem>
 #include <limits>
@@ -275,12 +276,14 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
   if (std::find(names.begin(), names.end(), kEntitiesFamily) == names.end()) {
     names.emplace_back(kEntitiesFamily);
   }
+  if (tuning.defer_compactions) options.disable_auto_compactions = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const std::string& name : names) {
     families.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
   }
   auto impl = std::make_unique<Impl>();
   impl->family_options = rocksdb::ColumnFamilyOptions(options);
+  impl->family_options.disable_auto_compactions = false;  // for families made later
   rocksdb::DB* raw_db = nullptr;
   const rocksdb::Status opened =
       rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &impl->handles, &raw_db);
@@ -357,6 +360,20 @@ JournalStatus Journal::open_read_only(const std::string& dir, std::unique_ptr<Jo
 
 std::uint64_t Journal::last_seq() const {
   return impl_->last_seq.load(std::memory_order_acquire);
+}
+
+std::uint64_t Journal::level0_files() const {
+  std::string files;  // a string property ("rocksdb.num-files-at-level<N>" has no int form)
+  if (!impl_->db->GetProperty(impl_->db->DefaultColumnFamily(), "rocksdb.num-files-at-level0", &files)) return 0;
+  return std::strtoull(files.c_str(), nullptr, 10);
+}
+
+JournalStatus Journal::start_compactions() {
+  for (rocksdb::ColumnFamilyHandle* family : impl_->handles) {
+    const rocksdb::Status s = impl_->db->SetOptions(family, {{"disable_auto_compactions", "false"}});
+    if (!s.ok()) return JournalStatus::error("journal: cannot turn compactions on: " + s.ToString());
+  }
+  return {};
 }
 
 JournalStatus Journal::put_cursor(std::uint64_t consumer_id, const JournalCursor& cursor) {

@@ -35,6 +35,9 @@ struct JournalOptions {
   // a new file, so a test shrinks it (RocksDB's floor is 64 KiB) to roll WAL files,
   // flush and compact within a short run.
   std::size_t write_buffer_bytes = 64 << 20;
+  // Opens with automatic compactions off until start_compactions(): recovery reads the
+  // journal on a machine whose other cores RocksDB would spend on compacting it meanwhile.
+  bool defer_compactions = false;
 };
 
 // A consumer's durable position in the journal (a webhook endpoint's delivery cursor).
@@ -86,6 +89,11 @@ class Journal {
 
   // The seq of the last durable record; 0 when the journal is empty.
   std::uint64_t last_seq() const;
+
+  // Turns automatic compactions back on after an open with defer_compactions.
+  [[nodiscard]] JournalStatus start_compactions();
+  // Table files of the records at level 0 (flushed, not yet compacted).
+  std::uint64_t level0_files() const;
 
   // Cursors of journal consumers, by consumer id, in the column family "cursors" of the
   // same database (created by the first put_cursor, so a journal without consumers is

@@ -1,6 +1,7 @@
 #include "sequencer/read_store.hpp"
 
 #include <algorithm>
+#include <future>
 #include <variant>
 
 #include "engine/overloaded.hpp"
@@ -432,6 +433,27 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     view.slot_ids_.store(std::make_shared<const std::vector<std::uint32_t>>(ids));
   }
   doctor_count_.store(doctors_.size(), std::memory_order_release);
+  // The slots and the bookings touch disjoint members (and different counters of each
+  // doctor): the slots on a second thread (if one can be had), the bookings here.
+  auto slots_loaded = std::async(std::launch::async | std::launch::deferred,
+                                 [this, &engine] { load_slots(engine); });
+  load_bookings(engine);
+  slots_loaded.get();
+  for (std::size_t i = 0; i < engine.webhooks().size(); ++i) {
+    const Webhook& w = engine.webhooks()[i];
+    webhook_infos_.push_back(WebhookInfo{i + 1, w.url, w.secret, w.events, w.clinic_id,
+                                         w.include_patient, w.deleted, w.created_at_ms,
+                                         w.registered_seq});
+  }
+  publish_webhooks(seq);
+  publish_catalog(seq);
+  slot_count_.store(slot_status_.size(), std::memory_order_release);
+  booking_count_.store(bookings_.size(), std::memory_order_release);
+  waitlist_count_.store(waitlist_.size(), std::memory_order_release);
+  as_of_seq_.store(seq, std::memory_order_release);
+}
+
+void ReadStore::load_slots(const Engine& engine) {
   // Counted in plain integers and stored once: no reader sees this store before load ends,
   // and an atomic add per slot is most of the cost of a load of 10M slots.
   using Counts = std::array<std::uint64_t, 4>;
@@ -447,19 +469,26 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     counts_.slots[k].fetch_add(slots[k], std::memory_order_relaxed);
     for (std::size_t d = 0; d < doctor_slots.size(); ++d) doctors_[d].counts_.slots[k].fetch_add(doctor_slots[d][k]);
   }
+}
+
+void ReadStore::load_bookings(const Engine& engine) {
+  // As for the slots: plain counts, stored once; relaxed stores, published by load's end.
+  using Counts = std::array<std::uint64_t, 4>;
+  std::vector<Counts> doctor_bookings(doctors_.size(), Counts{});
+  Counts bookings{};
+  constexpr auto relaxed = std::memory_order_relaxed;
   // Recent activity for the stats, from the bookings' own times.
   std::vector<std::pair<TimeMs, TimeMs>> confirmed;  // (confirmed_at, hold-to-confirm)
   for (std::size_t i = 0; i < engine.bookings().size(); ++i) {
     const Booking& b = engine.bookings()[i];
     DurableBooking& d = bookings_.emplace_back();
-    d.slot_id.store(b.slot_id);
-    d.status.store(static_cast<std::uint8_t>(b.status));
-    d.confirmed_at_ms.store(b.confirmed_at_ms);
-    d.ended_at_ms.store(b.ended_at_ms);
-    d.reschedules.store(b.reschedules);
-    counts_.bookings[index_of(b.status)].fetch_add(1, std::memory_order_relaxed);
-    doctors_[engine.slots()[b.slot_id - 1].doctor_id - 1].counts_.bookings[index_of(b.status)]
-        .fetch_add(1);
+    d.slot_id.store(b.slot_id, relaxed);
+    d.status.store(static_cast<std::uint8_t>(b.status), relaxed);
+    d.confirmed_at_ms.store(b.confirmed_at_ms, relaxed);
+    d.ended_at_ms.store(b.ended_at_ms, relaxed);
+    d.reschedules.store(b.reschedules, relaxed);
+    ++bookings[index_of(b.status)];
+    ++doctor_bookings[engine.slots()[b.slot_id - 1].doctor_id - 1][index_of(b.status)];
     count_minute(b.created_at_ms, kHeld);
     if (b.confirmed_at_ms) {
       count_minute(b.confirmed_at_ms, kConfirmed);
@@ -468,8 +497,16 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     if (b.status == BookingStatus::failed) count_minute(b.ended_at_ms, kFailed);
     if (b.status == BookingStatus::cancelled) count_minute(b.ended_at_ms, kCancelled);
   }
-  std::sort(confirmed.begin(), confirmed.end());
+  for (std::size_t k = 0; k < 4; ++k) {
+    counts_.bookings[k].fetch_add(bookings[k], relaxed);
+    for (std::size_t doc = 0; doc < doctor_bookings.size(); ++doc) {
+      doctors_[doc].counts_.bookings[k].fetch_add(doctor_bookings[doc][k], relaxed);
+    }
+  }
+  // Only the newest kRecentConfirms are kept: select them, then sort those alone.
   const std::size_t first = confirmed.size() > kRecentConfirms ? confirmed.size() - kRecentConfirms : 0;
+  std::nth_element(confirmed.begin(), confirmed.begin() + first, confirmed.end());
+  std::sort(confirmed.begin() + first, confirmed.end());
   for (std::size_t i = first; i < confirmed.size(); ++i) {
     recent_confirms_[(i - first) % kRecentConfirms].store(confirmed[i].second);
   }
@@ -479,18 +516,6 @@ void ReadStore::load(const Engine& engine, std::uint64_t seq) {
     d.status.store(static_cast<std::uint8_t>(w.status));
     d.booking_id.store(w.booking_id);
   }
-  for (std::size_t i = 0; i < engine.webhooks().size(); ++i) {
-    const Webhook& w = engine.webhooks()[i];
-    webhook_infos_.push_back(WebhookInfo{i + 1, w.url, w.secret, w.events, w.clinic_id,
-                                         w.include_patient, w.deleted, w.created_at_ms,
-                                         w.registered_seq});
-  }
-  publish_webhooks(seq);
-  publish_catalog(seq);
-  slot_count_.store(slot_status_.size(), std::memory_order_release);
-  booking_count_.store(bookings_.size(), std::memory_order_release);
-  waitlist_count_.store(waitlist_.size(), std::memory_order_release);
-  as_of_seq_.store(seq, std::memory_order_release);
 }
 
 }  // namespace slotd

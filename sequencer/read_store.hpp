@@ -247,6 +247,9 @@ class ReadStore {
   void set_booking_status(Id booking_id, BookingStatus status);
   void move_booking(Id booking_id, Id from_slot_id, Id to_slot_id);
   void touch_doctor(Id doctor_id);
+  // The two halves of load(), side by side: they touch disjoint members.
+  void load_slots(const Engine& engine);
+  void load_bookings(const Engine& engine);
   void count_minute(TimeMs at_ms, std::size_t which);
   void publish_new_slots(std::vector<std::pair<Id, Id>>& new_slots);
   void publish_catalog(std::uint64_t seq);

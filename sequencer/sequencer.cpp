@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/overloaded.hpp"
+#include "sequencer/tail_reader.hpp"
 #include "snapshots/huge_page_chunks.hpp"
 
 #include <fmt/format.h>
@@ -61,9 +62,11 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   // every snapshot short (snapshots/huge_page_chunks.hpp).
   if (config.huge_page_chunks) use_huge_page_chunks();
   std::unique_ptr<Journal> journal;
-  JournalStatus status =
-      Journal::open((std::filesystem::path(data_dir) / "journal").string(), journal,
-                    config.journal_env);
+  JournalOptions journal_options;
+  journal_options.env = config.journal_env;
+  journal_options.defer_compactions = true;  // until recovery is done, below
+  JournalStatus status = Journal::open((std::filesystem::path(data_dir) / "journal").string(),
+                                       journal, journal_options);
   if (!status) return status;
   std::unique_ptr<Sequencer> seq(new Sequencer(std::move(config), std::move(journal)));
   Sequencer& s = *seq;
@@ -73,6 +76,20 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   s.snapshot_store_ = std::make_unique<SnapshotStore>(
       (std::filesystem::path(data_dir) / "snapshots").string(), s.config_.snapshot_fs);
   s.snapshot_store_->remove_temp_files();
+  // The tail after the newest snapshot the journal reaches is read on a second thread while
+  // that snapshot loads, and while it is applied. If recovery must start elsewhere (that
+  // snapshot does not verify), the reader is dropped and the journal read from there.
+  std::vector<std::uint64_t> snapshot_seqs;
+  std::uint64_t newest = 0;
+  if (s.snapshot_store_->list(snapshot_seqs)) {
+    for (std::uint64_t seq : snapshot_seqs) {
+      if (seq <= s.journal_->last_seq()) {
+        newest = seq;
+        break;
+      }
+    }
+  }
+  auto tail = std::make_unique<TailReader>(*s.journal_, newest + 1);
   ChosenSnapshot chosen;
   SnapshotStatus restored = choose_snapshot(*s.snapshot_store_, s.journal_->last_seq(),
                                             s.config_.engine, s.engine_, chosen, s.config_.log);
@@ -80,14 +97,27 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   const std::uint64_t base = chosen.found ? chosen.header.seq : 0;
   std::uint64_t expected = base + 1;
   TimeMs last_at_ms = chosen.found ? chosen.header.time_floor_ms : 0;
-  status = s.journal_->read(expected, 0, [&](const JournalRecord& record) {
+  auto apply = [&](const JournalRecord& record) {
     // Journal::read already refuses gaps; this guards the engine's own assumption.
     if (record.seq != expected) return false;
     s.engine_.apply(record.event);
     last_at_ms = std::max(last_at_ms, record.at_ms);
     ++expected;
     return true;
-  });
+  };
+  if (tail->from_seq() != expected) tail.reset();
+  if (tail) {
+    bool in_order = true;
+    for (auto block = tail->next(); in_order && !block.empty(); block = tail->next()) {
+      for (const JournalRecord& record : block) {
+        if (!(in_order = apply(record))) break;
+      }
+    }
+    status = in_order ? tail->status() : JournalStatus{};
+    tail.reset();
+  } else {
+    status = s.journal_->read(expected, 0, apply);
+  }
   if (!status) return status;
   if (expected - 1 != s.journal_->last_seq()) {
     return JournalStatus::error("journal replay stopped at seq " + std::to_string(expected) +
@@ -115,6 +145,7 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   if (auto what = broken.get()) {
     return JournalStatus::error("state after replay breaks an invariant: " + *what);
   }
+  if (JournalStatus on = s.journal_->start_compactions(); !on) return on;
   out = std::move(seq);
   return {};
 }

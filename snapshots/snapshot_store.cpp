@@ -1,7 +1,11 @@
 #include "snapshots/snapshot_store.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -11,6 +15,13 @@
 
 namespace slotd {
 namespace {
+
+// MADV_POPULATE_READ (Linux 5.14), spelled out for older headers.
+#ifdef MADV_POPULATE_READ
+constexpr int kPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kPopulateRead = 22;
+#endif
 
 constexpr std::string_view kSuffix = ".snapshot";
 constexpr std::string_view kTempSuffix = ".snapshot.tmp";
@@ -203,6 +214,14 @@ SnapshotStatus SnapshotStore::load(std::uint64_t seq, Engine& engine, SnapshotHe
   rocksdb::Slice bytes;
   if (size > 0) s = file->Read(0, size, rocksdb::IOOptions(), &bytes, scratch.get(), nullptr);
   if (!s.ok()) return SnapshotStatus::error(fmt::format("cannot read {}: {}", path, s.ToString()));
+  if (bytes.data() != scratch.get() && size > 0) {
+    // Mapped: fill the page tables in one call instead of one fault per few pages as the
+    // checksum and the decode walk it (an advice: where the kernel lacks it, faults do it).
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) & ~(page - 1);
+    const auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, kPopulateRead);
+  }
   // A file that shrank while read is caught by the header's size field.
   if (SnapshotStatus st = read_snapshot(std::string_view(bytes.data(), bytes.size()), engine, header); !st) {
     return st;

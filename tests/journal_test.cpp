@@ -5,6 +5,8 @@
 #include <rocksdb/options.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -1235,4 +1237,30 @@ TEST_CASE("a read-only open beside an open writer sees every record, takes no lo
   next.seq = writer->last_seq() + 1;
   next.event = SlotClosed{1};
   CHECK(writer->append(std::span<const JournalRecord>(&next, 1)).ok);
+}
+
+TEST_CASE("a journal opened with compactions deferred compacts its flushed files only after start_compactions") {
+  TempDir dir("slotd-journal-deferred");
+  JournalOptions options;
+  options.write_buffer_bytes = 64 << 10;  // a flush every few thousand records
+  options.defer_compactions = true;
+  std::unique_ptr<Journal> journal;
+  REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
+  // More flushed files than RocksDB's compaction trigger (4), fewer than its write slowdown (20).
+  std::uint64_t seq = 1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (journal->level0_files() < 8 && std::chrono::steady_clock::now() < deadline) {
+    auto records = closed_slot_records(seq, 2'000);
+    REQUIRE(journal->append(records).ok);
+    seq += records.size();
+  }
+  REQUIRE(journal->level0_files() >= 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(journal->level0_files() >= 8);  // still not compacted
+  REQUIRE(journal->start_compactions().ok);
+  while (journal->level0_files() >= 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(journal->level0_files() < 4);
+  CHECK(read_all(*journal).size() == seq - 1);  // compacted, every record still there
 }
