@@ -13,6 +13,14 @@
 
 namespace slotd {
 
+// What follows "http://" or "https://" in `url` (an Origin, a base URL); empty when it has
+// neither scheme.
+inline std::string_view after_http_scheme(std::string_view url) {
+  if (url.starts_with("http://")) return url.substr(7);
+  if (url.starts_with("https://")) return url.substr(8);
+  return {};
+}
+
 class CompletionTarget;
 struct BatchResults;
 struct CommandOutcome;

@@ -154,6 +154,10 @@ void append_event_json(std::string& out, const JournalRecord& r) {
   append_iso8601(out, r.at_ms);
   fmt::format_to(it, R"(","requestId":{},"actor":"{}","type":"{}","data":{{)", r.request_id,
                  to_string(r.actor), event_name(r.event));
+  auto booking_and_slot = [&](Id booking_id, Id slot_id) {
+    fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(booking_id),
+                   external_id(slot_id));
+  };
   std::visit(overloaded{
                  [&](const ClinicAdded& e) {
                    fmt::format_to(it, R"("clinicId":{},"name":)", external_id(e.clinic_id));
@@ -190,19 +194,16 @@ void append_event_json(std::string& out, const JournalRecord& r) {
                    append_idempotency(out, e.idempotency);
                  },
                  [&](const BookingConfirmed& e) {
-                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
-                                  external_id(e.slot_id));
+                   booking_and_slot(e.booking_id, e.slot_id);
                    append_instant(out, "confirmedAt", e.confirmed_at_ms);
                    append_idempotency(out, e.idempotency);
                  },
                  [&](const BookingExpired& e) {
-                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
-                                  external_id(e.slot_id));
+                   booking_and_slot(e.booking_id, e.slot_id);
                    append_instant(out, "expiredAt", e.expired_at_ms);
                  },
                  [&](const BookingCancelled& e) {
-                   fmt::format_to(it, R"("bookingId":{},"slotId":{})", external_id(e.booking_id),
-                                  external_id(e.slot_id));
+                   booking_and_slot(e.booking_id, e.slot_id);
                    append_instant(out, "cancelledAt", e.cancelled_at_ms);
                    append_idempotency(out, e.idempotency);
                  },

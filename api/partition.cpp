@@ -31,14 +31,7 @@ std::string_view trim(std::string_view s) {
 
 // A base URL a Location header can carry: a scheme, a host, no path, nothing but visible ASCII.
 bool valid_base_url(std::string_view url) {
-  std::string_view rest;
-  if (url.starts_with("http://")) {
-    rest = url.substr(7);
-  } else if (url.starts_with("https://")) {
-    rest = url.substr(8);
-  } else {
-    return false;
-  }
+  const std::string_view rest = after_http_scheme(url);
   if (rest.empty() || rest.size() > 200 || rest.find('/') != std::string_view::npos) return false;
   for (char c : rest) {
     if (c < 0x21 || c > 0x7e || c == '?' || c == '#' || c == '"' || c == '\\') return false;

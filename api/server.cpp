@@ -107,15 +107,8 @@ std::string_view http_date() {
 // Only loopback origins are trusted by default (a page on localhost), whatever the Host
 // header says: a DNS-rebound name pointing at 127.0.0.1 is not loopback by name.
 bool loopback_origin(std::string_view origin) {
-  std::string_view rest;
-  if (origin.starts_with("http://")) {
-    rest = origin.substr(7);
-  } else if (origin.starts_with("https://")) {
-    rest = origin.substr(8);
-  } else {
-    return false;
-  }
-  std::string_view host = rest;
+  std::string_view host = after_http_scheme(origin);
+  if (host.empty()) return false;
   if (host.starts_with("[")) {
     auto close = host.find(']');
     if (close == std::string_view::npos) return false;
