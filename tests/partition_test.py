@@ -2,9 +2,9 @@
 """Partitions against two real slotd processes on loopback ports, each serving one
 partition of one map file: ids carry their partition (partition << 40 | engine id), a
 request naming another partition's id gets 421 wrong_node with the owner's URL (and a
-Location on a GET, which the client can follow), a refused request changes nothing on
-either node, a data dir keeps the partition it was created for, and the audit tools show
-the ids the API shows.
+Location on a GET, which the client can follow; an `error` message on the feed), a
+refused request changes nothing on either node, a data dir keeps the partition it was
+created for, and the audit tools show the ids the API shows.
 
 Run: python3 tests/partition_test.py --slotd build/release/api/slotd [-k NAME]
 Prints `partition: N passed, M failed` last. Standard library only; loopback only.
@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_util import BASE_MS, MINUTE_MS, Server, ServerCase, child_env, free_port, iso, run_main  # noqa: E402
+from ws_test import Ws  # noqa: E402
 
 SLOTD = None
 SHIFT = 40
@@ -152,6 +153,24 @@ class TwoPartitions(ServerCase):
         _c, _d, slots_a = self.seed(self.a, 1)
         r = self.b.api.req("POST", f"/booking/{b['id']}/reschedule", {"slotId": slots_a[0]}, token=b["token"])
         self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r.describe())
+
+    def test_a_feed_subscription_to_another_partitions_doctor_is_an_error_naming_the_owner(self):
+        _clinic, doctor, slots = self.seed(self.b)
+        _clinic_a, doctor_a, _slots_a = self.seed(self.a, 1)
+        w = Ws(self.a.port)
+        self.addCleanup(w.close)
+        self.assertEqual(w.status, 101)
+        w.send_json({"op": "subscribe", "doctorIds": [doctor_a["id"], doctor["id"]]})
+        m = w.recv_json(timeout=10, what="the error")
+        self.assertEqual((m["type"], m["code"]), ("error", "wrong_node"), m)
+        self.assertIn(self.url_b, m["message"])
+        # On the owner the same subscription works, with the owner's ids.
+        w2 = Ws(self.b.port)
+        self.addCleanup(w2.close)
+        w2.send_json({"op": "subscribe", "doctorIds": [doctor["id"]]})
+        snap = w2.recv_json(timeout=10, what="the snapshot")
+        self.assertEqual(snap["type"], "snapshot", snap)
+        self.assertEqual([s["id"] for s in snap["slots"]], slots)
 
     def test_an_id_of_a_partition_outside_the_map_is_not_found(self):
         stray = (5 << SHIFT) | 1
