@@ -283,6 +283,9 @@ int main(int argc, char** argv) {
                   : "no snapshot",
               static_cast<unsigned long long>(recovery.replayed_events),
               static_cast<unsigned long long>(sequencer->engine().state_hash()));
+  std::printf("slotd: recovery phases: snapshot %.0f ms, journal tail %.0f ms, "
+              "invariants and read side %.0f ms\n",
+              recovery.snapshot_ms, recovery.tail_ms, recovery.checks_ms);
 
   // Webhook delivery: its own thread, reading durable events from the journal.
   WebhookDeliveryOptions webhook_options;

@@ -115,6 +115,7 @@ struct Figures {
   double build_s = 0;
   double full_replay_s = 0, full_replay_cpu_s = 0;
   double snapshot_tail_s = 0, snapshot_tail_cpu_s = 0;
+  RecoveryInfo snapshot_tail_phases;  // Sequencer::open's own split of snapshot_tail_s
   std::uint64_t snapshot_seq = 0;
   double snapshot_write_s = 0;
   std::uint64_t snapshot_bytes = 0;
@@ -259,6 +260,7 @@ Figures run_size(const fs::path& root, std::uint64_t slots) {
     auto seq = open_data(data);
     f.snapshot_tail_s = seconds_since(t0);
     f.snapshot_tail_cpu_s = process_cpu_s() - cpu0;
+    f.snapshot_tail_phases = seq->recovery();
     if (seq->recovery().snapshot_seq != f.snapshot_seq || seq->engine().state_hash() != full_hash) {
       std::fprintf(stderr, "snapshot + tail did not rebuild the same state\n");
       std::exit(1);
@@ -357,14 +359,15 @@ int main(int argc, char** argv) {
     report += fmt::format(
         "\n{} slots, {} bookings (held + confirmed), {} events (built in {:.1f} s)\n"
         "  full replay of {} events:                     {:8.3f} s ({:.3f} s CPU)\n"
-        "  snapshot at seq {} + {} tail events:     {:8.3f} s ({:.3f} s CPU)\n"
+        "  snapshot at seq {} + {} tail events:     {:8.3f} s ({:.3f} s CPU; snapshot {:.0f} ms, tail {:.0f} ms, invariants and read side {:.0f} ms)\n"
         "  snapshot write (in-process, fsync'd):         {:8.3f} s, {} bytes\n"
         "  fork()-based snapshots under load:            {} written, longest sequencer pause (fork) {} us wall, {} us CPU; last write {:.0f} ms (process: {:.0f} MiB resident, {:.0f} MiB of it on huge pages, {} mappings)\n"
         "  slowest single command (incl. fsync):         {:.2f} ms without / {:.2f} ms with a snapshot in flight ({} commands)\n"
         "  memory: {:.1f} bytes/slot, {:.1f} bytes/booking (Engine::memory_bytes)\n"
         "  disk:   snapshot {:.1f} bytes/slot, {:.1f} bytes/booking (StateCodec::encoded_size); journal {:.1f} bytes/event (records + entity index)\n",
         f.slots, f.bookings, f.events, f.build_s, f.events, f.full_replay_s, f.full_replay_cpu_s, f.snapshot_seq,
-        f.events - f.snapshot_seq, f.snapshot_tail_s, f.snapshot_tail_cpu_s, f.snapshot_write_s, f.snapshot_bytes,
+        f.events - f.snapshot_seq, f.snapshot_tail_s, f.snapshot_tail_cpu_s, f.snapshot_tail_phases.snapshot_ms,
+        f.snapshot_tail_phases.tail_ms, f.snapshot_tail_phases.checks_ms, f.snapshot_write_s, f.snapshot_bytes,
         f.snapshots_under_load, f.max_fork_us, f.max_fork_cpu_us, f.fork_snapshot_write_ms, f.rss_mb, f.huge_mb, f.mappings, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot,
         f.commands_under_load, f.mem_per_slot, f.mem_per_booking, f.engine_bytes_per_slot, f.engine_bytes_per_booking,
         f.journal_bytes_per_event);
@@ -372,11 +375,12 @@ int main(int argc, char** argv) {
     report.clear();
     std::ofstream(out_path, std::ios::app) << fmt::format(
         "chunks={} slots={} events={} full_replay_s={:.3f} full_replay_cpu_s={:.3f} snapshot_tail_s={:.3f} "
-        "snapshot_tail_cpu_s={:.3f} snapshot_write_s={:.3f} snapshot_bytes={} "
+        "snapshot_tail_cpu_s={:.3f} snapshot_load_ms={:.0f} tail_apply_ms={:.0f} checks_ms={:.0f} snapshot_write_s={:.3f} snapshot_bytes={} "
         "max_fork_us={} max_fork_cpu_us={} rss_mb={:.0f} huge_mb={:.0f} mappings={} fork_snapshot_write_ms={:.0f} slowest_cmd_ms_idle={:.2f} slowest_cmd_ms_snapshot={:.2f} "
         "mem_bytes_per_slot={:.1f} mem_bytes_per_booking={:.1f} snapshot_bytes_per_slot={:.1f} snapshot_bytes_per_booking={:.1f} journal_bytes_per_event={:.1f}\n",
         g_heap_chunks ? "heap" : "huge", f.slots, f.events, f.full_replay_s, f.full_replay_cpu_s, f.snapshot_tail_s,
-        f.snapshot_tail_cpu_s, f.snapshot_write_s, f.snapshot_bytes, f.max_fork_us, f.max_fork_cpu_us, f.rss_mb, f.huge_mb, f.mappings, f.fork_snapshot_write_ms, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot, f.mem_per_slot,
+        f.snapshot_tail_cpu_s, f.snapshot_tail_phases.snapshot_ms, f.snapshot_tail_phases.tail_ms,
+        f.snapshot_tail_phases.checks_ms, f.snapshot_write_s, f.snapshot_bytes, f.max_fork_us, f.max_fork_cpu_us, f.rss_mb, f.huge_mb, f.mappings, f.fork_snapshot_write_ms, f.slowest_command_ms_idle, f.slowest_command_ms_snapshot, f.mem_per_slot,
         f.mem_per_booking, f.engine_bytes_per_slot, f.engine_bytes_per_booking, f.journal_bytes_per_event);
   }
   if (own_root && !g_keep_data) fs::remove_all(root);

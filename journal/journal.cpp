@@ -502,7 +502,7 @@ JournalStatus Journal::append_parts(std::span<const std::span<const JournalRecor
 }
 
 JournalStatus Journal::read(std::uint64_t from_seq, std::uint64_t limit,
-                            const std::function<bool(const JournalRecord&)>& visit) const {
+                            const std::function<bool(JournalRecord&)>& visit) const {
   // A read sees the journal as of its start: records appended meanwhile are left for the
   // next read, so a reader never runs ahead of last_seq().
   const std::uint64_t last = last_seq();

@@ -84,8 +84,10 @@ class Journal {
   // Visits records with seq >= from_seq in order, at most `limit` (0 = all); `visit`
   // returns false to stop early. Errors (naming the seq) on a gap in the seqs, a bad key
   // or a record that fails to decode; records visited before the error stay visited.
+  // `visit` gets the read's own scratch record: it may move from it (the next record is
+  // decoded into it from scratch).
   [[nodiscard]] JournalStatus read(std::uint64_t from_seq, std::uint64_t limit,
-                                   const std::function<bool(const JournalRecord&)>& visit) const;
+                                   const std::function<bool(JournalRecord&)>& visit) const;
 
   // The seq of the last durable record; 0 when the journal is empty.
   std::uint64_t last_seq() const;

@@ -479,6 +479,7 @@ void ReadStore::load_bookings(const Engine& engine) {
   constexpr auto relaxed = std::memory_order_relaxed;
   // Recent activity for the stats, from the bookings' own times.
   std::vector<std::pair<TimeMs, TimeMs>> confirmed;  // (confirmed_at, hold-to-confirm)
+  confirmed.reserve(engine.bookings().size());  // one allocation, no copies as it grows
   for (std::size_t i = 0; i < engine.bookings().size(); ++i) {
     const Booking& b = engine.bookings()[i];
     DurableBooking& d = bookings_.emplace_back();

@@ -1,5 +1,6 @@
 #include "sequencer/sequencer.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -89,6 +90,11 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
       }
     }
   }
+  using Clock = std::chrono::steady_clock;
+  const auto ms_since = [](Clock::time_point from) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
+  };
+  auto phase = Clock::now();
   auto tail = std::make_unique<TailReader>(*s.journal_, newest + 1);
   ChosenSnapshot chosen;
   SnapshotStatus restored = choose_snapshot(*s.snapshot_store_, s.journal_->last_seq(),
@@ -105,6 +111,8 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
     ++expected;
     return true;
   };
+  const double snapshot_ms = ms_since(phase);
+  phase = Clock::now();
   if (tail->from_seq() != expected) tail.reset();
   if (tail) {
     bool in_order = true;
@@ -112,12 +120,15 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
       for (const JournalRecord& record : block) {
         if (!(in_order = apply(record))) break;
       }
+      tail->give_back(std::move(block));
     }
     status = in_order ? tail->status() : JournalStatus{};
     tail.reset();
   } else {
     status = s.journal_->read(expected, 0, apply);
   }
+  const double tail_ms = ms_since(phase);
+  phase = Clock::now();
   if (!status) return status;
   if (expected - 1 != s.journal_->last_seq()) {
     return JournalStatus::error("journal replay stopped at seq " + std::to_string(expected) +
@@ -145,6 +156,9 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   if (auto what = broken.get()) {
     return JournalStatus::error("state after replay breaks an invariant: " + *what);
   }
+  s.recovery_.snapshot_ms = snapshot_ms;
+  s.recovery_.tail_ms = tail_ms;
+  s.recovery_.checks_ms = ms_since(phase);
   if (JournalStatus on = s.journal_->start_compactions(); !on) return on;
   out = std::move(seq);
   return {};

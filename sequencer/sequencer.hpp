@@ -125,6 +125,12 @@ struct RecoveryInfo {
   std::uint64_t snapshot_seq = 0;  // 0 = no snapshot was used
   std::string snapshot_path;
   std::uint64_t replayed_events = 0;  // journal records applied after the snapshot
+  // Where the time went (wall, ms): choosing and loading the snapshot (checksum, decode,
+  // state hash and invariants), applying the journal tail, then the invariant check and
+  // the read side's load.
+  double snapshot_ms = 0;
+  double tail_ms = 0;
+  double checks_ms = 0;
 };
 
 // Counters for /metrics and /admin/stats; written by the pipeline, read anywhere.

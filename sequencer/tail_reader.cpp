@@ -21,8 +21,20 @@ TailReader::~TailReader() {
 }
 
 void TailReader::run(const Journal& journal) {
-  std::vector<JournalRecord> block;
-  block.reserve(block_records_);
+  // An emptied block handed back by the applier, or a new one.
+  auto fresh_block = [&] {
+    std::vector<JournalRecord> block;
+    {
+      std::lock_guard lock(mutex_);
+      if (!spare_.empty()) {
+        block = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    block.reserve(block_records_);
+    return block;
+  };
+  std::vector<JournalRecord> block = fresh_block();
   // Hands a full block over; false when the reader is being stopped.
   auto hand_over = [&] {
     std::unique_lock lock(mutex_);
@@ -33,15 +45,14 @@ void TailReader::run(const Journal& journal) {
     return true;
   };
   bool stopped = false;
-  JournalStatus status = journal.read(from_seq_, 0, [&](const JournalRecord& record) {
-    block.push_back(record);
+  JournalStatus status = journal.read(from_seq_, 0, [&](JournalRecord& record) {
+    block.push_back(std::move(record));
     if (block.size() < block_records_) return true;
     if (!hand_over()) {
       stopped = true;
       return false;
     }
-    block = {};
-    block.reserve(block_records_);
+    block = fresh_block();
     return true;
   });
   if (!stopped && !block.empty()) hand_over();
@@ -59,6 +70,12 @@ std::vector<JournalRecord> TailReader::next() {
   blocks_.pop_front();
   changed_.notify_all();
   return block;
+}
+
+void TailReader::give_back(std::vector<JournalRecord> block) {
+  block.clear();
+  std::lock_guard lock(mutex_);
+  if (spare_.size() < max_blocks_) spare_.push_back(std::move(block));
 }
 
 JournalStatus TailReader::status() {

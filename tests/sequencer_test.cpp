@@ -562,3 +562,60 @@ TEST_CASE("a tail reader beyond the journal's end hands over nothing, and one dr
   REQUIRE(journal->read(1, 0, [&](const JournalRecord&) { return ++count > 0; }).ok);
   CHECK(count == 1'000);
 }
+
+TEST_CASE("records read by moving out of the journal's scratch record arrive whole, through handed-back blocks") {
+  // Names longer than the small-string buffer next to empty and short ones: a record decoded
+  // into the scratch record a visitor moved from must not keep anything of the one before.
+  TempDir dir("slotd-tail-reader-move");
+  std::unique_ptr<Journal> journal;
+  REQUIRE(Journal::open((dir.path() / "journal").string(), journal).ok);
+  std::vector<JournalRecord> records(200);
+  auto name_of = [](std::size_t i) {
+    return i % 3 == 0 ? std::string() : std::string(i % 3 == 1 ? 40 + i % 7 : 3, static_cast<char>('a' + i % 26));
+  };
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].seq = i + 1;
+    records[i].at_ms = 1'925'000'000'000 + static_cast<TimeMs>(i);
+    if (i % 2 == 0) {
+      records[i].event = ClinicAdded{i + 1, name_of(i), i % 4 == 0 ? "Europe/Zurich" : ""};
+    } else {
+      records[i].event = SlotClosed{i + 1};
+    }
+  }
+  REQUIRE(journal->append(records).ok);
+  auto same = [&](const JournalRecord& got) {
+    REQUIRE(got.seq >= 1);
+    REQUIRE(got.seq <= records.size());
+    const JournalRecord& want = records[got.seq - 1];
+    CHECK(got.at_ms == want.at_ms);
+    REQUIRE(got.event.index() == want.event.index());
+    if (const auto* c = std::get_if<ClinicAdded>(&got.event)) {
+      const auto& w = std::get<ClinicAdded>(want.event);
+      CHECK(c->clinic_id == w.clinic_id);
+      CHECK(c->name == w.name);
+      CHECK(c->time_zone == w.time_zone);
+    } else {
+      CHECK(std::get<SlotClosed>(got.event).slot_id == std::get<SlotClosed>(want.event).slot_id);
+    }
+  };
+  std::vector<JournalRecord> moved;
+  REQUIRE(journal->read(1, 0, [&](JournalRecord& r) {
+    moved.push_back(std::move(r));
+    return true;
+  }).ok);
+  REQUIRE(moved.size() == records.size());
+  for (const JournalRecord& r : moved) same(r);
+
+  // Blocks of 3 with at most 2 waiting, each handed back after use: the reader refills them.
+  TailReader tail(*journal, 1, 3, 2);
+  std::uint64_t expected = 1;
+  for (auto block = tail.next(); !block.empty(); block = tail.next()) {
+    for (const JournalRecord& r : block) {
+      REQUIRE(r.seq == expected++);
+      same(r);
+    }
+    tail.give_back(std::move(block));
+  }
+  CHECK(expected == records.size() + 1);
+  CHECK(tail.status().ok);
+}
