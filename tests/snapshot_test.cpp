@@ -90,10 +90,15 @@ void workload(Sequencer& seq, int rounds, int salt) {
   }
 }
 
-// Bounded wait (not a timing assertion): the background snapshot thread finishes.
+// Bounded wait (not a timing assertion): the background snapshot thread finishes. Its
+// counters move just before it stops being busy, and a snapshot due while it is busy is not
+// started, so the wait also lasts until it is no longer busy.
 void wait_idle(const Sequencer& seq, std::uint64_t written_at_least) {
   for (int i = 0; i < 3000; ++i) {
-    if (seq.snapshot_stats().written.load() + seq.snapshot_stats().failed.load() >= written_at_least) return;
+    if (seq.snapshot_stats().written.load() + seq.snapshot_stats().failed.load() >= written_at_least &&
+        !seq.snapshot_in_flight()) {
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   FAIL("no snapshot finished within 30 s");
