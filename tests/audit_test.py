@@ -19,6 +19,7 @@ from api_util import BASE_MS, MINUTE_MS, ServerCase, child_env, iso, run_main  #
 
 SLOTD = None
 RECOVERED_RE = re.compile(r"recovered to seq (\d+) from .* \((no snapshot|snapshot at seq (\d+)), then (\d+) journal events\), state hash ([0-9a-f]{16})")
+PHASES_RE = re.compile(r"recovery phases: snapshot (\d+) ms, journal tail (\d+) ms, invariants and read side (\d+) ms")
 STOPPED_RE = re.compile(r"stopped cleanly at seq (\d+), state hash ([0-9a-f]{16})")
 SNAPSHOT_RE = re.compile(r"snapshot at seq (\d+), state hash ([0-9a-f]{16})")
 
@@ -268,6 +269,8 @@ class HashLinesTest(AuditCase):
         self.server.start()
         m = RECOVERED_RE.search(self.server.log_of_last_start())
         self.assertEqual(int(m.group(1)), b["seq"])
+        # Where the start-up went, on the line after (phases in whole ms).
+        self.assertIsNotNone(PHASES_RE.search(self.server.log_of_last_start()))
         rc, out, err = tool("replay", "--data-dir", self.server.data_dir, "--until-seq", m.group(1))
         self.assertEqual(json.loads(out)["stateHash"], m.group(5))
 
