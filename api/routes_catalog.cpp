@@ -19,7 +19,7 @@ std::string catalog_etag(const Call& call, const Catalog& catalog, char what) {
 
 // The rendered body of a catalog list, made once per catalog version by the first reader.
 template <class Render>
-std::shared_ptr<const std::string> cached(std::atomic<std::shared_ptr<const std::string>>& slot,
+std::shared_ptr<const std::string> cached(AtomicShared<const std::string>& slot,
                                           Render&& render) {
   auto body = slot.load();
   if (!body) {

@@ -28,7 +28,7 @@ void DoctorView::cache(std::shared_ptr<const CachedBody> body) const {
   // Keep the newest: two readers may render different versions at the same time.
   auto current = cached_.load();
   while (!current || current->version < body->version) {
-    if (cached_.compare_exchange_weak(current, body)) return;
+    if (cached_.compare_exchange(current, body)) return;
   }
 }
 

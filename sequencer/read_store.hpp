@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sequencer/atomic_shared.hpp"
 #include "engine/engine.hpp"
 #include "journal/codec.hpp"
 
@@ -77,7 +78,7 @@ struct Catalog {
   std::vector<ClinicInfo> clinics;  // index = id - 1
   std::vector<DoctorInfo> doctors;  // index = id - 1
   // Rendered bodies of GET /doctors and GET /clinics, filled by the first reader.
-  mutable std::atomic<std::shared_ptr<const std::string>> doctors_json, clinics_json;
+  mutable AtomicShared<const std::string> doctors_json, clinics_json;
 
   const ClinicInfo* clinic(Id id) const {
     return id >= 1 && id <= clinics.size() ? &clinics[id - 1] : nullptr;
@@ -108,8 +109,8 @@ class DoctorView {
  private:
   friend class ReadStore;
   std::atomic<std::uint64_t> version_{0};
-  std::atomic<std::shared_ptr<const std::vector<std::uint32_t>>> slot_ids_;
-  mutable std::atomic<std::shared_ptr<const CachedBody>> cached_;
+  AtomicShared<const std::vector<std::uint32_t>> slot_ids_;
+  mutable AtomicShared<const CachedBody> cached_;
   StatusCounts counts_;
 };
 
@@ -270,8 +271,8 @@ class ReadStore {
   std::atomic<std::uint64_t> waitlist_count_{0};
   ChunkedVector<DoctorView, 10> doctors_;
   std::atomic<std::uint64_t> doctor_count_{0};
-  std::atomic<std::shared_ptr<const Catalog>> catalog_;
-  std::atomic<std::shared_ptr<const WebhookList>> webhooks_;
+  AtomicShared<const Catalog> catalog_;
+  AtomicShared<const WebhookList> webhooks_;
   StatusCounts counts_;
   std::array<MinuteSlot, 60> minutes_;
   std::array<std::atomic<TimeMs>, kRecentConfirms> recent_confirms_{};

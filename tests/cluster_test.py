@@ -433,8 +433,16 @@ class LeaderOnlyWebhooks(ClusterCase):
             r = f.api.req("GET", f"/admin/webhooks/{hook}", admin=True)
             self.assertEqual(r.status, 200, r.describe())
             self.assertEqual(r.json["delivery"]["state"], "standby")
-            # Redelivery is a write: only the leader takes it.
-            r = f.api.req("POST", f"/admin/webhooks/{hook}/redeliver", {}, admin=True)
+            # Redelivery is a write: only the leader takes it. A node that has just lost the
+            # lead may not know the new leader yet: that is a 503 no_leader ("retry shortly"),
+            # which it may answer for a bounded time, never a success.
+            deadline = time.monotonic() + 4 * self.lease_ttl
+            while True:
+                r = f.api.req("POST", f"/admin/webhooks/{hook}/redeliver", {}, admin=True)
+                no_leader = r.status == 503 and (r.json or {}).get("error", {}).get("code") == "no_leader"
+                if stable or not no_leader or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             self.assertEqual(r.status, 421, r.describe())
         if stable:
             self.assertEqual(self.metric(leader, "deliveries_total", hook), self.EVENTS_BEFORE_KILL)

@@ -12,6 +12,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
+#include "sequencer/atomic_shared.hpp"
 #include "sequencer/sequencer.hpp"
 #include "sequencer/tail_reader.hpp"
 #include "tests/failing_sync_fs.hpp"
@@ -618,4 +619,47 @@ TEST_CASE("records read by moving out of the journal's scratch record arrive who
   }
   CHECK(expected == records.size() + 1);
   CHECK(tail.status().ok);
+}
+
+TEST_CASE("an AtomicShared read while another thread replaces it sees whole published values, in order") {
+  // The read side's views are published this way; under ThreadSanitizer (the tsan build)
+  // this case also checks that a load is ordered before the next store's write, which
+  // libstdc++ 12's std::atomic<std::shared_ptr> does not do.
+  struct View {
+    std::uint64_t version;
+    std::vector<std::uint64_t> ids;
+  };
+  AtomicShared<const View> slot;
+  slot.store(std::make_shared<const View>(View{0, {}}));
+  constexpr std::uint64_t kVersions = 2'000;
+  std::atomic<bool> done{false}, reading{false};
+  std::uint64_t loads = 0, bad = 0, backwards = 0;
+  std::thread reader([&] {
+    std::uint64_t last = 0;
+    while (!done.load()) {
+      auto v = slot.load();
+      ++loads;
+      reading.store(true);
+      if (v->ids.size() != v->version % 17 || (!v->ids.empty() && v->ids.back() != v->version)) ++bad;
+      if (v->version < last) ++backwards;
+      last = v->version;
+    }
+  });
+  while (!reading.load()) std::this_thread::yield();
+  for (std::uint64_t n = 1; n <= kVersions; ++n) {
+    slot.store(std::make_shared<const View>(View{n, std::vector<std::uint64_t>(n % 17, n)}));
+  }
+  done.store(true);
+  reader.join();
+  CHECK(loads > 0);
+  CHECK(bad == 0);
+  CHECK(backwards == 0);
+  CHECK(slot.load()->version == kVersions);
+  // compare_exchange: replaces only the value it was given, else reports the current one.
+  auto current = slot.load();
+  auto stale = std::make_shared<const View>(View{1, {}});
+  CHECK_FALSE(slot.compare_exchange(stale, std::make_shared<const View>(View{7, {}})));
+  CHECK(stale == current);
+  CHECK(slot.compare_exchange(current, std::make_shared<const View>(View{kVersions + 1, {}})));
+  CHECK(slot.load()->version == kVersions + 1);
 }
