@@ -23,9 +23,9 @@
 #include <string_view>
 #include <vector>
 
-#include "sequencer/atomic_shared.hpp"
 #include "engine/engine.hpp"
 #include "journal/codec.hpp"
+#include "sequencer/atomic_shared.hpp"
 
 namespace slotd {
 

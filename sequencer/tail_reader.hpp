@@ -2,7 +2,8 @@
 // of the thread that applies them (recovery). The journal read (RocksDB, checksums, record
 // decoding) then overlaps the snapshot's load and the replay's apply instead of adding to
 // them. At most kMaxBlocks blocks wait at a time, so memory stays bounded for any tail
-// (about 200 bytes a record: 128 blocks of 4,096 are ~100 MB while a long tail loads).
+// (a JournalRecord is 152 bytes, plus any name too long for the string's own buffer: 128
+// blocks of 4,096 are about 80 MB while a long tail loads).
 #pragma once
 
 #include <condition_variable>
