@@ -5,7 +5,9 @@
 # For each binary: a fresh temp data dir, seeded with DURATION x 100,000 one-minute slots
 # by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
 # -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
-# statuses and slotd's batches (group commits) and commands from /metrics.
+# statuses, slotd's batches (group commits) and commands from /metrics, and slotd's CPU time
+# (user + system, from /proc) per 1,000 answered requests, which varies less than req/s when
+# another tenant takes the machine's time.
 # Usage: bench/booking_ab.sh DURATION_S PINNED(yes|no) SLOTD_BINARY...
 # Env: SLOTD_ARGS (more slotd flags), PERF=FILE (perf record -g the last binary's run into FILE).
 set -euo pipefail
@@ -24,6 +26,7 @@ sp=() wp=()
 start() { start_listening "$work/log" "${sp[@]}" "$@"; }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=''; }
 slots=$((dur * 100000))
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, in clock ticks
 wrk_run() { # FIRST_SLOT
   timeout $((dur + 30)) "${wp[@]}" wrk -t2 -c64 -d"${dur}s" --latency -s "$root/bench/book_unique.lua" \
     "http://127.0.0.1:$port/" -- $((slots / 2)) "$1" >"$work/wrk"
@@ -47,10 +50,13 @@ for bin in "$@"; do
     perf record -F 999 -g -o "$PERF" -p "$pid" -- sleep $((dur > 1 ? dur - 1 : 1)) >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  cpu0=$(cpu_ticks "$pid")
   echo "$bin: $(wrk_run "$first")"
+  cpu1=$(cpu_ticks "$pid")
   [[ -n $perf_pid ]] && wait "$perf_pid"
   after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
   read -r b0 c0 <<<"$before"; read -r b1 c1 <<<"$after"
-  echo "  group commits during the load: $((b1 - b0)), commands: $((c1 - c0))"
+  echo "  group commits during the load: $((b1 - b0)), commands: $((c1 - c0)), slotd CPU ms per 1,000 commands: $(
+    awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v n=$((c1 - c0)) 'BEGIN {printf "%.1f", n ? t * 1000 / hz * 1000 / n : 0}')"
   stop
 done

@@ -4,9 +4,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <random>
+#include <sstream>
 #include <thread>
+
+#include <sched.h>
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -101,6 +105,46 @@ TEST_CASE("commands queued before start are decided in one batch with one journa
   }
   CHECK(seq2->stats().batches.load() == 1);
   CHECK(seq2->durable_seq() == max_seq);
+}
+
+namespace {
+
+// Scheduling policy (stat field 41) of this process's threads named `name` (comm).
+std::vector<int> policies_of_threads_named(const std::string& name) {
+  std::vector<int> out;
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c != name) continue;
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // Fields after the parenthesised comm, which may hold spaces: field 3 is the first.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; ++i) {
+      if (i == 41) out.push_back(std::stoi(field));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the decide and journal stages run as named SCHED_BATCH threads, from start to stop") {
+  TempDir dir;
+  auto seq = open_sequencer(dir.path());
+  CHECK(policies_of_threads_named("slotd-decide").empty());
+  seq->start();
+  // Once a command is durable, both threads have passed their start (and still decide and
+  // sync: the helper REQUIREs success).
+  add_doctor_with_slots(*seq, 3);
+  // A wake-up must not preempt the io thread that hands over a command (sequencer.cpp).
+  CHECK(policies_of_threads_named("slotd-decide") == std::vector<int>{SCHED_BATCH});
+  CHECK(policies_of_threads_named("slotd-journal") == std::vector<int>{SCHED_BATCH});
+  seq->stop();
+  CHECK(policies_of_threads_named("slotd-decide").empty());
+  CHECK(policies_of_threads_named("slotd-journal").empty());
 }
 
 TEST_CASE("a completion runs only when its events are durable and published to readers") {
