@@ -52,7 +52,7 @@ void log_to_stdout(const std::string& line) {
 // sleeping sequencer a command then goes on reading and parsing the requests already waiting
 // instead of being switched out on the spot, and the sequencer takes them all as one batch
 // once the io thread waits or another core is free. On this 2-core machine that cut slotd's
-// CPU per durable booking by about a fifth (bench/booking_ab.sh; the figures are in
+// CPU per durable booking by 17-24 % (bench/booking_ab.sh; the figures are in
 // bench/results/2026-12-04-sched-batch.txt). Best effort: if the call fails, the thread stays
 // SCHED_OTHER, which is only slower. The name shows in top -H, perf and /proc.
 void enter_stage_thread(const char* name) {
