@@ -355,7 +355,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession>, public Res
     arm_deadline(shared_.options.idle_timeout_s);
     // Waits for the first bytes by reading them, not with async_wait(wait_read): Asio
     // re-registers the socket with epoll_ctl for every wait, but not for a read (the socket
-    // stays registered for input). That syscall was about 4 % of slotd's samples under
+    // stays registered for input). That syscall was 3-4 % of slotd's samples under
     // booking load. The bytes read stay in buffer_, where the header parser starts.
     stream_.socket().async_read_some(
         buffer_.prepare(beast::read_size(buffer_, kFirstReadBytes)),
