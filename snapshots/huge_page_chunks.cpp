@@ -3,8 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <new>
+#include <thread>
+#include <vector>
 
 namespace slotd {
 namespace {
@@ -17,13 +21,13 @@ std::size_t page_rounded(std::size_t bytes) {
   return round_up(bytes, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
 }
 
-void* allocate_chunk(std::size_t bytes) {
-  if (bytes < kHugePage) return kHeapChunks.allocate(bytes);
-  const std::size_t length = page_rounded(bytes);
+// A fresh 2 MiB-aligned mapping of `length` bytes (a multiple of the page size), advised
+// for huge pages; nothing in it is touched yet.
+void* map_chunk(std::size_t length) {
   // Over-map by one huge page, then unmap what lies outside the aligned range.
   void* raw = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
+  if (raw == MAP_FAILED) return nullptr;
   const auto start = reinterpret_cast<std::uintptr_t>(raw);
   const std::uintptr_t aligned = round_up(start, kHugePage);
   if (aligned > start) ::munmap(raw, aligned - start);
@@ -32,6 +36,107 @@ void* allocate_chunk(std::size_t bytes) {
   // Best effort: without THP the chunk is ordinary 4 KiB pages.
   (void)::madvise(reinterpret_cast<void*>(aligned), length, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(aligned);
+}
+
+// The first write to a page of fresh anonymous memory makes the kernel find and zero it
+// (2 MiB at once on a huge page): in engine_bench's fresh bookings about a third of the
+// samples, paid by the thread that grows a container. That thread is the sequencer, so
+// one chunk of every size asked for is kept ready, its pages already faulted in by a
+// thread of its own. A chunk handed out is replaced at once; a size asked for before it
+// is ready is mapped on the spot, as before. The pool lives for the whole process (never
+// destroyed: its thread may still wait at exit). A fork()ed snapshot child never
+// allocates chunks, so a lock held by that thread at the fork does not matter.
+class SparePool {
+ public:
+  bool has_ready(std::size_t length) {
+    std::lock_guard lock(mutex_);
+    for (const Spare& spare : ready_) {
+      if (spare.length == length && spare.chunk) return true;
+    }
+    return false;
+  }
+
+  // A ready chunk of exactly `length` bytes, or nullptr; either way one is then prepared.
+  void* take(std::size_t length) {
+    void* chunk = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+      for (Spare& spare : ready_) {
+        if (spare.length == length && spare.chunk) {
+          chunk = spare.chunk;
+          spare.chunk = nullptr;
+          break;
+        }
+      }
+      bool known = false;
+      for (const Spare& spare : ready_) known |= spare.length == length;
+      if (!known) ready_.push_back({length, nullptr});
+      wanted_ = true;
+    }
+    wake_.notify_one();
+    return chunk;
+  }
+
+ private:
+  struct Spare {
+    std::size_t length;
+    void* chunk;  // nullptr: to be prepared
+  };
+
+  void run() {
+    for (;;) {
+      std::size_t length = 0;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return wanted_; });
+        wanted_ = false;
+        for (const Spare& spare : ready_) {
+          if (!spare.chunk) {
+            length = spare.length;
+            wanted_ = true;  // look again after this one
+            break;
+          }
+        }
+      }
+      if (length == 0) continue;
+      void* chunk = map_chunk(length);
+      if (chunk && ::madvise(chunk, length, MADV_POPULATE_WRITE) != 0) {
+        // Kernels before 5.14: a write per page faults it in (reading would map the zero page).
+        for (std::size_t at = 0; at < length; at += 4096) static_cast<volatile char*>(chunk)[at] = 0;
+      }
+      std::lock_guard lock(mutex_);
+      bool placed = false;
+      for (Spare& spare : ready_) {
+        if (!placed && spare.length == length && !spare.chunk) {
+          spare.chunk = chunk;
+          placed = true;
+        }
+      }
+      if (!placed && chunk) ::munmap(chunk, length);
+      if (!chunk) return;  // out of memory: stop preparing; allocations map on the spot
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::thread thread_;
+  std::vector<Spare> ready_;  // one entry per length ever asked for
+  bool wanted_ = false;
+};
+
+SparePool& spare_pool() {
+  static SparePool* pool = new SparePool();  // never destroyed (see SparePool)
+  return *pool;
+}
+
+void* allocate_chunk(std::size_t bytes) {
+  if (bytes < kHugePage) return kHeapChunks.allocate(bytes);
+  const std::size_t length = page_rounded(bytes);
+  if (void* ready = spare_pool().take(length)) return ready;
+  void* chunk = map_chunk(length);
+  if (!chunk) throw std::bad_alloc();
+  return chunk;
 }
 
 void release_chunk(void* chunk, std::size_t bytes) {
@@ -46,5 +151,9 @@ const ChunkSource kHugePageChunks{allocate_chunk, release_chunk};
 const ChunkSource& huge_page_chunks() { return kHugePageChunks; }
 
 void use_huge_page_chunks() { install_chunk_source(kHugePageChunks); }
+
+bool spare_chunk_ready(std::size_t bytes) {
+  return bytes >= kHugePage && spare_pool().has_ready(page_rounded(bytes));
+}
 
 }  // namespace slotd

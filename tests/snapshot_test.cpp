@@ -3,6 +3,7 @@
 // snapshot with a log line, retention, and no snapshot before its seq is durable; and the
 // huge-page chunks that keep the snapshot's fork() short.
 #include <doctest/doctest.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include <rocksdb/env.h>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <future>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -450,6 +452,12 @@ TEST_CASE("a big chunk from the huge-page source starts on a 2 MiB boundary, is 
   constexpr std::size_t kBytes = (std::size_t{11} << 20) / 4;  // 2.75 MiB: not a multiple
   void* chunk = huge_page_chunks().allocate(kBytes);
   REQUIRE(chunk != nullptr);
+  // The spare of this size is prepared after this allocation; once it is, no mapping is
+  // made while this chunk is released, so its range must be gone afterwards.
+  for (int i = 0; i < 2000 && !spare_chunk_ready(kBytes); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(spare_chunk_ready(kBytes));
   CHECK(reinterpret_cast<std::uintptr_t>(chunk) % (std::size_t{2} << 20) == 0);
   // MADV_HUGEPAGE sets the mapping's "hg" flag whatever the system's THP setting.
   const std::string flags = vm_flags_of(chunk);
@@ -467,6 +475,40 @@ TEST_CASE("a big chunk from the huge-page source starts on a 2 MiB boundary, is 
   void* small = huge_page_chunks().allocate(4096);
   CHECK(vm_flags_of(small).find(" hg") == std::string::npos);
   huge_page_chunks().release(small, 4096);
+}
+
+TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off the caller's thread, zeroed, aligned") {
+  constexpr std::size_t kBytes = (std::size_t{13} << 20) / 4;  // 3.25 MiB: no engine chunk has it
+  constexpr std::size_t kPage = 4096;
+  void* first = huge_page_chunks().allocate(kBytes);  // mapped on the spot: none was ready
+  REQUIRE(first != nullptr);
+  const auto resident_pages = [](void* chunk) {
+    std::vector<unsigned char> in_core(kBytes / kPage);
+    REQUIRE(::mincore(chunk, kBytes, in_core.data()) == 0);
+    return static_cast<std::size_t>(std::count_if(in_core.begin(), in_core.end(),
+                                                  [](unsigned char c) { return c & 1; }));
+  };
+  CHECK(resident_pages(first) == 0);  // untouched: nothing faulted in yet
+  // The spare thread prepares the next chunk of this size.
+  for (int i = 0; i < 2000 && !spare_chunk_ready(kBytes); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(spare_chunk_ready(kBytes));
+  void* second = huge_page_chunks().allocate(kBytes);
+  REQUIRE(second != nullptr);
+  CHECK(second != first);
+  CHECK(reinterpret_cast<std::uintptr_t>(second) % (std::size_t{2} << 20) == 0);
+  CHECK(resident_pages(second) == kBytes / kPage);  // every page already there
+  const auto* bytes = static_cast<const unsigned char*>(second);
+  CHECK(std::all_of(bytes, bytes + kBytes, [](unsigned char b) { return b == 0; }));
+  CHECK(vm_flags_of(second).find(" hg") != std::string::npos);
+  // Taking it asked for the next one.
+  for (int i = 0; i < 2000 && !spare_chunk_ready(kBytes); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(spare_chunk_ready(kBytes));
+  huge_page_chunks().release(first, kBytes);
+  huge_page_chunks().release(second, kBytes);
 }
 
 TEST_CASE("containers release their chunks to the source they came from, even after another source is installed") {
