@@ -1,5 +1,7 @@
 #include "snapshots/huge_page_chunks.hpp"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -85,6 +87,12 @@ class SparePool {
   };
 
   void run() {
+    // A new thread inherits its creator's name and policy, and the first allocation may
+    // come from the sequencer's decide thread: this one has its own name and never
+    // preempts the thread that woke it.
+    (void)pthread_setname_np(pthread_self(), "slotd-chunks");
+    sched_param param{};
+    (void)sched_setscheduler(0, SCHED_BATCH, &param);
     for (;;) {
       std::size_t length = 0;
       {

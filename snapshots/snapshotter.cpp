@@ -1,6 +1,7 @@
 #include "snapshots/snapshotter.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -128,6 +129,8 @@ std::optional<std::chrono::nanoseconds> Snapshotter::start(const Engine& engine,
   }
   busy_.store(true, std::memory_order_release);
   thread_ = std::thread([this, pid, fd = fds[0], seq, started] {
+    // Its own name, not the sequencer's it would inherit (top -H, perf, /proc).
+    (void)pthread_setname_np(pthread_self(), "slotd-snapshot");
     finish_in_background(pid, fd, seq, started);
   });
   return std::chrono::duration_cast<std::chrono::nanoseconds>(pause);

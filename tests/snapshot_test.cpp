@@ -502,6 +502,16 @@ TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off th
   const auto* bytes = static_cast<const unsigned char*>(second);
   CHECK(std::all_of(bytes, bytes + kBytes, [](unsigned char b) { return b == 0; }));
   CHECK(vm_flags_of(second).find(" hg") != std::string::npos);
+  // The thread that prepares spares has a name of its own (not that of the thread whose
+  // allocation started it, such as the sequencer's slotd-decide).
+  bool named = false;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    named |= name == "slotd-chunks";
+  }
+  CHECK(named);
   // Taking it asked for the next one.
   for (int i = 0; i < 2000 && !spare_chunk_ready(kBytes); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
