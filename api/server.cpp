@@ -44,9 +44,9 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-constexpr int kFeedNice = 10;
+constexpr int kFeedNice = 10;  // the feed thread's nice value (HTTP io threads keep 0)
 // At most this much is read at once while a connection waits for its next request.
-constexpr std::size_t kFirstReadBytes = 16 * 1024;  // the feed thread's nice value (HTTP io threads keep 0)
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
 std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(

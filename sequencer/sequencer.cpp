@@ -1,8 +1,9 @@
 #include "sequencer/sequencer.hpp"
 
-#include <chrono>
 #include <pthread.h>
 #include <sched.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

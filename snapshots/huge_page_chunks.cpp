@@ -5,11 +5,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <new>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace slotd {
@@ -52,10 +54,8 @@ class SparePool {
  public:
   bool has_ready(std::size_t length) {
     std::lock_guard lock(mutex_);
-    for (const Spare& spare : ready_) {
-      if (spare.length == length && spare.chunk) return true;
-    }
-    return false;
+    const Spare* spare = entry(length);
+    return spare && spare->chunk;
   }
 
   // A ready chunk of exactly `length` bytes, or nullptr; either way one is then prepared.
@@ -64,16 +64,12 @@ class SparePool {
     {
       std::lock_guard lock(mutex_);
       if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-      for (Spare& spare : ready_) {
-        if (spare.length == length && spare.chunk) {
-          chunk = spare.chunk;
-          spare.chunk = nullptr;
-          break;
-        }
+      Spare* spare = entry(length);
+      if (!spare) {
+        ready_.push_back({length, nullptr});
+      } else {
+        chunk = std::exchange(spare->chunk, nullptr);
       }
-      bool known = false;
-      for (const Spare& spare : ready_) known |= spare.length == length;
-      if (!known) ready_.push_back({length, nullptr});
       wanted_ = true;
     }
     wake_.notify_one();
@@ -85,6 +81,13 @@ class SparePool {
     std::size_t length;
     void* chunk;  // nullptr: to be prepared
   };
+
+  // The entry for `length`, or nullptr; under mutex_.
+  Spare* entry(std::size_t length) {
+    auto it = std::find_if(ready_.begin(), ready_.end(),
+                           [length](const Spare& s) { return s.length == length; });
+    return it == ready_.end() ? nullptr : &*it;
+  }
 
   void run() {
     // A new thread inherits its creator's name and policy, and the first allocation may
@@ -114,14 +117,12 @@ class SparePool {
         for (std::size_t at = 0; at < length; at += 4096) static_cast<volatile char*>(chunk)[at] = 0;
       }
       std::lock_guard lock(mutex_);
-      bool placed = false;
-      for (Spare& spare : ready_) {
-        if (!placed && spare.length == length && !spare.chunk) {
-          spare.chunk = chunk;
-          placed = true;
-        }
+      Spare* spare = entry(length);  // entries are never removed
+      if (spare->chunk == nullptr) {
+        spare->chunk = chunk;
+      } else if (chunk) {
+        ::munmap(chunk, length);
       }
-      if (!placed && chunk) ::munmap(chunk, length);
       if (!chunk) return;  // out of memory: stop preparing; allocations map on the spot
     }
   }
