@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include "audit/audit.hpp"
 #include "cluster/node.hpp"
 #include "sequencer/sequencer.hpp"
+#include "snapshots/huge_page_chunks.hpp"
 #include "webhooks/delivery.hpp"
 
 namespace fs = std::filesystem;
@@ -162,6 +164,9 @@ void seed_demo(Sequencer& sequencer) {
 int main(int argc, char** argv) {
   // slotd replay | verify | export: read-only tools on a data dir (audit/).
   if (argc > 1 && is_audit_command(argv[1])) return run_audit_command(argc, argv);
+  // First of all, while the heap is still small: start again with glibc's heap on huge pages,
+  // which halves what a snapshot's fork() copies (snapshots/huge_page_chunks.hpp).
+  reexec_with_huge_page_heap(argv);
   ConfigResult parsed = parse_config(argc, argv);
   if (parsed.help) {
     std::fputs(config_usage().c_str(), stdout);
@@ -262,6 +267,10 @@ int main(int argc, char** argv) {
     };
   }
 
+  // What glibc was told (reexec_with_huge_page_heap adds glibc.malloc.hugetlb=1).
+  if (const char* tunables = std::getenv("GLIBC_TUNABLES")) {
+    std::printf("slotd: GLIBC_TUNABLES=%s\n", tunables);
+  }
   auto started = std::chrono::steady_clock::now();
   std::unique_ptr<Sequencer> sequencer;
   JournalStatus opened = Sequencer::open(config.data_dir, seq_config, sequencer);

@@ -16,6 +16,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/bench/args.sh"
 (($# >= 3)) || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 dur=$1 pinned=$2; shift 2
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "booking_ab: $tool is not installed (scripts/install-deps.sh wrk curl)" >&2; exit 1; }
+done
 hello=$root/build/release/bench/hello_server
 work=$(mktemp -d -t booking-ab.XXXXXX)
 pid=''

@@ -7,12 +7,13 @@
 # A data dir of 10M slots with a snapshot 1M events before its end:
 #   build/release/bench/recovery_bench --slots 10000000 --no-pause --keep-data --dir D
 #   → D/data-10000000
-# Usage: bench/startup_ab.sh DATA_DIR SLOTD_BINARY...
+# Each SLOTD is a command, split at spaces: a binary, or e.g. "env NAME=VALUE BINARY".
+# Usage: bench/startup_ab.sh DATA_DIR SLOTD...
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/args.sh
 source "$root/bench/args.sh"
-(($# >= 2)) || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+(($# >= 2)) || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 data=$1
 shift
 work=$(mktemp -d -t startup-ab.XXXXXX)
@@ -23,7 +24,8 @@ for bin in "$@"; do
   rm -rf "$work/data"
   cp -a "$data" "$work/data"
   sync
-  start_listening "$work/log" "$bin" --data-dir "$work/data" --port 0 --snapshot-every 0
+  # shellcheck disable=SC2086 # a command of several words
+  start_listening "$work/log" $bin --data-dir "$work/data" --port 0 --snapshot-every 0
   echo "$bin: $(grep -E -o 'recovered to seq .* ms \(.*events\)' "$work/log")"
   grep -E -o 'recovery phases: .*' "$work/log" | sed 's/^/  /' || true
   kill -9 "$pid"

@@ -8,8 +8,13 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <new>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -160,6 +165,27 @@ const ChunkSource kHugePageChunks{allocate_chunk, release_chunk};
 const ChunkSource& huge_page_chunks() { return kHugePageChunks; }
 
 void use_huge_page_chunks() { install_chunk_source(kHugePageChunks); }
+
+void reexec_with_huge_page_heap(char** argv) {
+  constexpr std::string_view kTunable = "glibc.malloc.hugetlb=";
+  const char* set = std::getenv("GLIBC_TUNABLES");
+  const std::optional<std::string> before = set ? std::optional<std::string>(set) : std::nullopt;
+  if (before && before->find(kTunable) != std::string::npos) return;
+  std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  if (!std::getline(mode, modes) || modes.find("[never]") != std::string::npos) return;
+  std::string value = before && !before->empty() ? *before + ":" : std::string();
+  value += kTunable;
+  value += '1';
+  if (::setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // Still here: run as started, with the environment as it was.
+  if (before) {
+    (void)::setenv("GLIBC_TUNABLES", before->c_str(), 1);
+  } else {
+    (void)::unsetenv("GLIBC_TUNABLES");
+  }
+}
 
 bool spare_chunk_ready(std::size_t bytes) {
   return bytes >= kHugePage && spare_pool().has_ready(page_rounded(bytes));

@@ -22,6 +22,17 @@ const ChunkSource& huge_page_chunks();
 // Installs it for every container made from now on (idempotent, thread-safe).
 void use_huge_page_chunks();
 
+// glibc's malloc advises its heap for transparent huge pages only with the tunable
+// glibc.malloc.hugetlb=1, and tunables are read as a process starts. The engine's big arrays
+// are on huge pages already; the malloc heap (each doctor's slot index, the read side's copy
+// of it, hash maps) was most of what a snapshot's fork() still copied entry by entry: at 10M
+// slots, 125 MB of slotd's anonymous memory on 4 KiB pages without it, 43 MB with it. So
+// slotd calls this first: it starts the same binary again, once, with the tunable added to
+// GLIBC_TUNABLES. It returns without doing anything when GLIBC_TUNABLES already names
+// glibc.malloc.hugetlb (set by this, or by an operator: =0 turns it off), when the kernel's
+// transparent huge pages are `never`, and when the exec fails.
+void reexec_with_huge_page_heap(char** argv);
+
 // Whether a prepared chunk of `bytes` (rounded up to whole pages) is waiting (for tests).
 bool spare_chunk_ready(std::size_t bytes);
 

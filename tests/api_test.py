@@ -2662,6 +2662,42 @@ class DemoTest(ApiCase):
         self.assertEqual(len(self.slots_of(first)), len(slots))
 
 
+class HugePageHeapTest(ServerCase):
+    """slotd starts itself again, once, with glibc's heap on transparent huge pages
+    (GLIBC_TUNABLES glibc.malloc.hugetlb=1), keeping its process id, its arguments and any
+    tunables already set; an operator's own glibc.malloc.hugetlb setting is left alone. The
+    restarted process logs the GLIBC_TUNABLES it runs with."""
+
+    @staticmethod
+    def thp_never():
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" in f.read()
+
+    def tunables_logged(self, server):
+        self.assertEqual(server.api.healthz().status, 200)
+        lines = [line for line in server.log_of_last_start().splitlines() if "GLIBC_TUNABLES=" in line]
+        self.assertLessEqual(len(lines), 1, lines)
+        return lines[0].split("GLIBC_TUNABLES=", 1)[1] if lines else None
+
+    def test_slotd_restarts_itself_with_the_huge_page_heap_tunable(self):
+        server = self.start_server(env={"GLIBC_TUNABLES": None})
+        logged = self.tunables_logged(server)
+        if self.thp_never():
+            self.assertIsNone(logged, "no huge pages to ask for: nothing changes")
+        else:
+            self.assertEqual(logged, "glibc.malloc.hugetlb=1")
+            with open(f"/proc/{server.proc.pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            self.assertIn(str(server.port).encode(), args, "the same process, with its arguments")
+
+    def test_other_tunables_are_kept_and_the_operators_own_setting_wins(self):
+        want = "glibc.malloc.tcache_count=7" + ("" if self.thp_never() else ":glibc.malloc.hugetlb=1")
+        kept = self.start_server(env={"GLIBC_TUNABLES": "glibc.malloc.tcache_count=7"})
+        self.assertEqual(self.tunables_logged(kept), want)
+        off = self.start_server(env={"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+        self.assertEqual(self.tunables_logged(off), "glibc.malloc.hugetlb=0")
+
+
 # =============================================================================
 def main():
     return run_main(sys.modules[__name__], "api")
