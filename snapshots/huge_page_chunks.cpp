@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -178,7 +180,15 @@ void reexec_with_huge_page_heap(char** argv) {
   value += kTunable;
   value += '1';
   if (::setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
-  ::execv("/proc/self/exe", argv);
+  // The path this process was started by, so that the new one keeps its name in ps and top
+  // (one started as /proc/self/exe is named "exe"); /proc/self/exe if that path now names
+  // another file.
+  const auto* as_started = reinterpret_cast<const char*>(::getauxval(AT_EXECFN));
+  struct stat started {}, running {};
+  const bool same_file = as_started && ::stat(as_started, &started) == 0 &&
+                         ::stat("/proc/self/exe", &running) == 0 &&
+                         started.st_dev == running.st_dev && started.st_ino == running.st_ino;
+  ::execv(same_file ? as_started : "/proc/self/exe", argv);
   // Still here: run as started, with the environment as it was.
   if (before) {
     (void)::setenv("GLIBC_TUNABLES", before->c_str(), 1);

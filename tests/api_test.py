@@ -2689,6 +2689,9 @@ class HugePageHeapTest(ServerCase):
             with open(f"/proc/{server.proc.pid}/cmdline", "rb") as f:
                 args = f.read().split(b"\0")
             self.assertIn(str(server.port).encode(), args, "the same process, with its arguments")
+            with open(f"/proc/{server.proc.pid}/comm") as f:
+                self.assertEqual(f.read().strip(), os.path.basename(ServerCase.slotd)[:15],
+                                 "and its name (ps, top, pkill): not 'exe'")
 
     def test_other_tunables_are_kept_and_the_operators_own_setting_wins(self):
         want = "glibc.malloc.tcache_count=7" + ("" if self.thp_never() else ":glibc.malloc.hugetlb=1")
