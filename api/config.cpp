@@ -149,6 +149,8 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { c.advertise_url = v; return !v.empty() && v.find(' ') == std::string_view::npos; }},
       {"stream-replicas", "cluster mode: replicas of the JetStream stream and lease bucket, 1 to 5 (3)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.stream_replicas) && c.stream_replicas >= 1 && c.stream_replicas <= 5; }},
+      {"stream-keep-batches", "cluster mode: the stream keeps only the newest N batches (0 = all); a node further behind starts from a copy of another node's data dir (0)", true,
+       [](Config& c, std::string_view v) { return parse_unsigned(v, c.stream_keep_batches); }},
       {"lease-ttl", "cluster mode: seconds a leader's lease lasts without renewal; failover takes about this long (3)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.lease_ttl_s); }},
   };

@@ -53,6 +53,7 @@ struct Config {
   std::string node_id;        // default: host:port
   std::string advertise_url;  // default: http://host:port
   int stream_replicas = 3;
+  std::uint64_t stream_keep_batches = 0;  // 0 = the stream keeps every batch
   double lease_ttl_s = 3;
 };
 

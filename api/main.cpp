@@ -249,6 +249,7 @@ int main(int argc, char** argv) {
                                         : config.advertise_url;
     cluster_options.partition = fmt::format("p{}", config.partition);
     cluster_options.replicas = config.stream_replicas;
+    cluster_options.keep_batches = config.stream_keep_batches;
     cluster_options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(config.lease_ttl_s * 1000.0));
     JournalStatus connected = ClusterNode::connect(cluster_options, cluster);
     if (!connected) {

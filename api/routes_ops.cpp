@@ -24,8 +24,8 @@ void get_healthz(Call& call) {
   append_json_string(body, cluster->node_id());
   fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
   append_json_string(body, cluster->leader_url());
-  fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"lagBatches":{}}}}})", cluster->stream_seq(),
-                 cluster->lag_batches());
+  fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"streamFirstSeq":{},"lagBatches":{}}}}})",
+                 cluster->stream_seq(), cluster->stream_first_seq(), cluster->lag_batches());
   call.respond(json_reply(200, std::move(body)));
 }
 

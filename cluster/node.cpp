@@ -94,8 +94,8 @@ JournalStatus ClusterNode::connect(ClusterOptions options, std::unique_ptr<Clust
   s = natsConnection_JetStream(&n.js_, n.nc_, &jo);
   if (s != NATS_OK) return JournalStatus::error("no JetStream context: " + nats_error(s));
 
-  // The stream: file storage, every batch kept (the journal of record), dedup by message id
-  // for publishes retried after a timeout.
+  // The stream: file storage, every batch kept (the journal of record) unless
+  // --stream-keep-batches bounds it, dedup by message id for publishes retried after a timeout.
   jsStreamConfig sc;
   jsStreamConfig_Init(&sc);
   sc.Name = n.stream_.c_str();
@@ -105,6 +105,10 @@ JournalStatus ClusterNode::connect(ClusterOptions options, std::unique_ptr<Clust
   sc.Storage = js_FileStorage;
   sc.Replicas = n.options_.replicas;
   sc.Duplicates = static_cast<int64_t>(120) * 1'000'000'000;  // ns
+  const std::int64_t max_msgs =
+      n.options_.keep_batches > 0 ? static_cast<std::int64_t>(n.options_.keep_batches) : -1;
+  sc.MaxMsgs = max_msgs;
+  sc.Discard = js_DiscardOld;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   for (int attempt = 0;; ++attempt) {
@@ -115,6 +119,22 @@ JournalStatus ClusterNode::connect(ClusterOptions options, std::unique_ptr<Clust
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   if (si) jsStreamInfo_Destroy(si);
+  si = nullptr;
+  // An existing stream keeps its own settings but this node's retention, so that every node
+  // started with the same --stream-keep-batches agrees (JetStream then discards the oldest).
+  if (jerr == JSStreamNameExistErr) {
+    s = js_GetStreamInfo(&si, n.js_, n.stream_.c_str(), nullptr, &jerr);
+    if (s == NATS_OK && si->Config->MaxMsgs != max_msgs) {
+      si->Config->MaxMsgs = max_msgs;
+      jsStreamInfo* updated = nullptr;
+      s = js_UpdateStream(&updated, n.js_, si->Config, nullptr, &jerr);
+      if (updated) jsStreamInfo_Destroy(updated);
+    }
+    if (si) jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+      return JournalStatus::error("cannot set the retention of stream " + n.stream_ + ": " + nats_error(s, jerr));
+    }
+  }
 
   kvConfig kc;
   kvConfig_Init(&kc);
@@ -305,7 +325,12 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   std::erase_if(records, [&](const JournalRecord& r) { return r.seq <= submitted_seq_; });
   if (!records.empty()) {
     if (records.front().seq != submitted_seq_ + 1) {
-      std::fprintf(stderr, "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu\n",
+      // The events in between are no longer in the stream (--stream-keep-batches discarded
+      // them, or the stream was replaced): this node cannot catch up from it.
+      std::fprintf(stderr,
+                   "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu: the "
+                   "stream no longer holds the events in between; start this node from a copy of "
+                   "a stopped node's data dir\n",
                    static_cast<unsigned long long>(stream_seq),
                    static_cast<unsigned long long>(records.front().seq),
                    static_cast<unsigned long long>(submitted_seq_));
@@ -357,7 +382,9 @@ void ClusterNode::resume_where_the_journal_ends() {
 std::uint64_t ClusterNode::stream_last_seq() {
   std::uint64_t first = 0, last = 0;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  return stream_bounds(js_, stream_, first, last, jerr) == NATS_OK ? last : UINT64_MAX;
+  if (stream_bounds(js_, stream_, first, last, jerr) != NATS_OK) return UINT64_MAX;
+  role_.set_stream_first_seq(first);
+  return last;
 }
 
 void ClusterNode::lease_tick() {
@@ -367,6 +394,7 @@ void ClusterNode::lease_tick() {
     if (s == NATS_OK) {
       lease_revision_ = revision;
       last_renewal_ = std::chrono::steady_clock::now();
+      (void)stream_last_seq();  // for /healthz's streamFirstSeq
       return;
     }
     // Renewal failed: a new owner or an unreachable NATS. Lead no longer than the lease

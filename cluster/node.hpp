@@ -38,6 +38,9 @@ struct ClusterOptions {
   std::string advertise_url;           // this node's HTTP base URL, given to clients as the leader
   std::string partition = "p0";        // names the stream, its subject and the lease key
   int replicas = 3;                    // of the stream and of the lease bucket
+  // The stream keeps the newest this many batches (JetStream's MaxMsgs, oldest discarded);
+  // 0 = every batch. The same on every node: each sets it on the stream as it connects.
+  std::uint64_t keep_batches = 0;
   std::chrono::milliseconds lease_ttl{3000};
   // How long one batch may wait for JetStream (retried with the same message id) before
   // the node gives up and exits: a batch whose fate is unknown must not be answered.

@@ -24,6 +24,9 @@ class ClusterRole {
   // Stream messages (one per batch) this node has not applied yet; 0 on the leader.
   std::uint64_t lag_batches() const { return lag_batches_.load(std::memory_order_relaxed); }
   std::uint64_t stream_seq() const { return stream_seq_.load(std::memory_order_relaxed); }
+  // The oldest message the stream still holds (1 until --stream-keep-batches discards
+  // some; 0 while the stream is empty), as of the last lease tick.
+  std::uint64_t stream_first_seq() const { return stream_first_seq_.load(std::memory_order_relaxed); }
   std::uint64_t failovers() const { return failovers_.load(std::memory_order_relaxed); }
   // By webhook id: the cursor (next seq) this node last wrote to the shared bucket and
   // JetStream acknowledged (cluster/webhook_cursors.hpp).
@@ -44,6 +47,7 @@ class ClusterRole {
     lag_batches_.store(stream_last_seq > stream_seq ? stream_last_seq - stream_seq : 0,
                        std::memory_order_relaxed);
   }
+  void set_stream_first_seq(std::uint64_t first) { stream_first_seq_.store(first, std::memory_order_relaxed); }
   void count_failover() { failovers_.fetch_add(1, std::memory_order_relaxed); }
   void set_webhook_cursor_shared(std::uint64_t webhook_id, std::uint64_t next_seq) {
     std::lock_guard lock(mutex_);
@@ -59,6 +63,7 @@ class ClusterRole {
   std::atomic<bool> leading_{false};
   std::atomic<std::uint64_t> lag_batches_{0};
   std::atomic<std::uint64_t> stream_seq_{0};
+  std::atomic<std::uint64_t> stream_first_seq_{0};
   std::atomic<std::uint64_t> failovers_{0};
   mutable std::mutex mutex_;
   std::string leader_url_;
