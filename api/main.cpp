@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
   // slotd replay | verify | export: read-only tools on a data dir (audit/).
   if (argc > 1 && is_audit_command(argv[1])) return run_audit_command(argc, argv);
   // First of all, while the heap is still small: start again with glibc's heap on huge pages,
-  // which halves what a snapshot's fork() copies (snapshots/huge_page_chunks.hpp).
+  // so a snapshot's fork() copies far fewer page-table entries (snapshots/huge_page_chunks.hpp).
   reexec_with_huge_page_heap(argv);
   ConfigResult parsed = parse_config(argc, argv);
   if (parsed.help) {
