@@ -97,6 +97,8 @@ void get_metrics(Call& call) {
     metric("cluster_leader", "gauge", "1 while this node leads its partition", cluster->leading() ? 1 : 0);
     metric("cluster_stream_seq", "gauge", "last stream message (batch) published or applied", cluster->stream_seq());
     metric("cluster_lag_batches", "gauge", "stream messages not yet applied (followers)", cluster->lag_batches());
+    metric("cluster_stream_first_seq", "gauge", "oldest stream message still kept (--stream-keep-batches)",
+           cluster->stream_first_seq());
     metric("cluster_took_lead_total", "counter", "times this node became leader", cluster->failovers());
     body += "# HELP slotd_cluster_webhook_cursor_shared a webhook cursor (next seq) this node last "
             "wrote to the shared bucket, acknowledged\n# TYPE slotd_cluster_webhook_cursor_shared gauge\n";

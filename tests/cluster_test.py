@@ -589,8 +589,13 @@ class StreamRetention(ClusterCase):
             r = self.book(leader, slots[k]["id"], f"Kept {k}")
             self.assertEqual(r.status, 201, r.describe())
             booked.append(r.json)
-        # 27 batches so far (the doctor, the slots, 25 bookings): the first 17 are gone.
-        self.assertGreaterEqual(self.wait_first_seq_above(leader, 1), 18)
+        # 27 batches so far (the doctor, the slots, 25 bookings): the first 17 are gone (the
+        # figure is as of the node's last lease tick, so wait for it).
+        first = self.wait_first_seq_above(leader, 17)
+        self.assertEqual(first, 18, "exactly the newest 10 are kept")
+        metrics = leader.api.req("GET", "/metrics", timeout=5).body.decode()
+        kept = int(re.search(r"^slotd_cluster_stream_first_seq (\d+)$", metrics, re.M).group(1))
+        self.assertGreaterEqual(kept, first)
         self.assert_one_gap_free_history(leader, [follower])  # it kept up: nothing missing
         # Stopped while 15 more batches go in, the follower is behind what the stream keeps.
         self.assertEqual(follower.stop(), 0)
