@@ -379,7 +379,7 @@ void ClusterNode::resume_where_the_journal_ends() {
       submitted_seq_, found->stream_seq, found->event_seq, found->reads, last >= first ? last - first + 1 : 0));
 }
 
-std::uint64_t ClusterNode::stream_last_seq() {
+std::uint64_t ClusterNode::refresh_stream_bounds() {
   std::uint64_t first = 0, last = 0;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   if (stream_bounds(js_, stream_, first, last, jerr) != NATS_OK) return UINT64_MAX;
@@ -394,7 +394,7 @@ void ClusterNode::lease_tick() {
     if (s == NATS_OK) {
       lease_revision_ = revision;
       last_renewal_ = std::chrono::steady_clock::now();
-      (void)stream_last_seq();  // for /healthz's streamFirstSeq
+      (void)refresh_stream_bounds();
       return;
     }
     // Renewal failed: a new owner or an unreachable NATS. Lead no longer than the lease
@@ -411,7 +411,7 @@ void ClusterNode::lease_tick() {
   }
   // A consumer whose nats-server went away can go quiet without an error: if the stream
   // has moved on and nothing arrived since the last tick, subscribe again from here.
-  const std::uint64_t stream_last = stream_last_seq();
+  const std::uint64_t stream_last = refresh_stream_bounds();
   if (stream_last != UINT64_MAX) {
     role_.set_lag(applied_stream_seq_, stream_last);
     if (stream_last > applied_stream_seq_ && applied_stream_seq_ == applied_at_last_tick_ && sub_) {
@@ -442,7 +442,7 @@ void ClusterNode::lease_tick() {
 // Holding the lease: catch up to the stream's last message, then lead.
 bool ClusterNode::try_lead() {
   const auto started = std::chrono::steady_clock::now();
-  const std::uint64_t last = stream_last_seq();
+  const std::uint64_t last = refresh_stream_bounds();
   if (last == UINT64_MAX) return false;
   options_.log(fmt::format("took the lease; catching up to stream seq {} (at {})", last, applied_stream_seq_));
   while (applied_stream_seq_ < last) {

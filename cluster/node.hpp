@@ -78,7 +78,9 @@ class ClusterNode {
   void step_down(const std::string& why);
   bool subscribe();
   void unsubscribe();
-  std::uint64_t stream_last_seq();
+  // Reads the stream's bounds: records the first message kept in role_ (for /healthz and
+  // /metrics) and returns the last, or UINT64_MAX when they cannot be read.
+  std::uint64_t refresh_stream_bounds();
   void resume_where_the_journal_ends();
 
   ClusterOptions options_;
