@@ -31,6 +31,9 @@ struct Target {
   }
 };
 
+// Splits a request-target; false when it is not a valid origin-form target.
+bool split_target(std::string_view raw, Target& t);
+
 struct Call {
   Api& api;
   const HttpRequest& request;

@@ -1,5 +1,6 @@
 #include "api/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -25,6 +26,25 @@ bool parse_unsigned(std::string_view v, T& out) {
   if (ec != std::errc{} || p != v.data() + v.size()) return false;
   if (x > static_cast<unsigned long long>(std::numeric_limits<T>::max())) return false;
   out = static_cast<T>(x);
+  return true;
+}
+
+// "3" or "3,5,8": distinct partition numbers below 8192, the first the home partition.
+bool parse_partitions(std::string_view v, Config& c) {
+  std::vector<std::uint32_t> list;
+  while (true) {
+    const auto comma = v.find(',');
+    std::uint32_t p = 0;
+    if (!parse_unsigned(v.substr(0, comma), p) || p >= 8192 ||
+        std::find(list.begin(), list.end(), p) != list.end()) {
+      return false;
+    }
+    list.push_back(p);
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  c.partition = list.front();
+  c.partitions = std::move(list);
   return true;
 }
 
@@ -137,8 +157,8 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_base_s); }},
       {"webhook-backoff-max", "the longest wait between two attempts, in seconds (1800)", true,
        [](Config& c, std::string_view v) { return parse_seconds(v, c.webhook_backoff_max_s); }},
-      {"partition", "the partition this node serves, 0 to 8191: its ids carry it (0)", true,
-       [](Config& c, std::string_view v) { return parse_unsigned(v, c.partition) && c.partition < 8192; }},
+      {"partition", "the partitions this node serves, 0 to 8191, comma-separated; the first is its home, in DATA_DIR, each other one in DATA_DIR/p<N> (0)", true,
+       [](Config& c, std::string_view v) { return parse_partitions(v, c); }},
       {"partition-map", "file of '<partition> <base URL>' lines: where requests for other partitions' ids are sent (421)", true,
        [](Config& c, std::string_view v) { c.partition_map = v; return !v.empty(); }},
       {"nats", "cluster mode: comma-separated NATS URLs (JetStream); empty = single node (the default)", true,

@@ -46,7 +46,8 @@ struct Config {
   double webhook_backoff_base_s = 2;
   double webhook_backoff_max_s = 1800;
   // Partitions (api/partition.hpp).
-  std::uint32_t partition = 0;
+  std::uint32_t partition = 0;              // the home partition: new clinics go here
+  std::vector<std::uint32_t> partitions{0};  // every partition served, home first
   std::string partition_map;  // a file; empty = no other partition is known
   // Cluster mode (cluster/): on when nats_urls is not empty.
   std::vector<std::string> nats_urls;

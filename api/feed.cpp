@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 
 namespace slotd {
 namespace {
@@ -48,6 +49,7 @@ void append_change_json(std::string& out, const SlotChange& c, const ReadStore& 
 std::shared_ptr<const RenderedBatch> render_batch(std::span<const SlotChange> changes,
                                                   const ReadStore& reads) {
   auto batch = std::make_shared<RenderedBatch>();
+  batch->partition = current_partition();
   batch->bytes.reserve(changes.size() * 200);
   batch->messages.reserve(changes.size());
   for (const SlotChange& c : changes) {
@@ -60,8 +62,10 @@ std::shared_ptr<const RenderedBatch> render_batch(std::span<const SlotChange> ch
   return batch;
 }
 
-FeedSession::FeedSession(const Sequencer& sequencer, FeedLimits limits)
-    : sequencer_(sequencer), limits_(limits) {}
+FeedSession::FeedSession(const Sequencer& sequencer, FeedLimits limits,
+                         std::span<const FeedSource> partitions)
+    : sequencer_(&sequencer), partitions_(partitions), partition_(current_partition()),
+      limits_(limits) {}
 
 void FeedSession::queue_error(std::string_view code, std::string_view message) {
   std::string out = R"({"type":"error","code":)";
@@ -89,6 +93,20 @@ void FeedSession::on_message(std::string_view text) {
   if (subscribed_) return queue_error("already_subscribed", "a connection subscribes once");
   Subscription subscription;
   simdjson::dom::element e;
+  // Several partitions here: the first id names the one to follow.
+  std::uint64_t first_id = 0;  // stays 0 (home) when it is not an id: reported below
+  if (!obj["clinicId"].get(e)) {
+    if (e.get_uint64().get(first_id)) first_id = 0;
+  } else if (simdjson::dom::array ids; !obj["doctorIds"].get_array().get(ids) && ids.size() > 0) {
+    if (ids.at(0).get_uint64().get(first_id)) first_id = 0;
+  }
+  for (const FeedSource& source : partitions_) {
+    if (source.partition == partition_of(first_id)) {
+      sequencer_ = source.sequencer;
+      partition_ = source.partition;
+    }
+  }
+  const PartitionScope scope(partition_);
   // Ids of a partition another node owns: the client subscribes there.
   auto local = [this](std::uint64_t id) -> std::optional<Id> {
     auto l = local_id(id);
@@ -131,7 +149,7 @@ void FeedSession::on_message(std::string_view text) {
 }
 
 std::vector<Id> FeedSession::subscribed_doctors() const {
-  auto catalog = sequencer_.reads().catalog();
+  auto catalog = sequencer_->reads().catalog();
   std::vector<Id> out;
   if (subscription_.clinic_id) {
     for (const DoctorInfo& d : catalog->doctors) {
@@ -150,7 +168,7 @@ void FeedSession::start(Subscription subscription, std::optional<std::uint64_t> 
   subscription_ = std::move(subscription);
   // Never beyond what readers can see: a record the read side has not published yet may
   // name a slot it does not know.
-  const std::uint64_t published = sequencer_.reads().as_of_seq();
+  const std::uint64_t published = sequencer_->reads().as_of_seq();
   if (from_seq) {
     if (*from_seq >= 1 && *from_seq <= published + 1 &&
         published + 1 - *from_seq <= limits_.max_catch_up) {
@@ -174,11 +192,11 @@ void FeedSession::start_round() {
   held_.clear();
   held_bytes_ = 0;
   held_dropped_ = false;
-  round_target_ = sequencer_.reads().as_of_seq();
+  round_target_ = sequencer_->reads().as_of_seq();
 }
 
 void FeedSession::on_batch(std::shared_ptr<const RenderedBatch> batch) {
-  if (!subscribed_ || batch->messages.empty()) return;
+  if (!subscribed_ || batch->messages.empty() || batch->partition != partition_) return;
   if (mode_ == Mode::live) return queue_live(batch, last_sent_seq_);
   if (held_dropped_) return;
   held_bytes_ += batch->bytes.size();
@@ -243,7 +261,7 @@ void FeedSession::go_live() {
 }
 
 std::optional<Frame> FeedSession::snapshot_frame() {
-  const ReadStore& reads = sequencer_.reads();
+  const ReadStore& reads = sequencer_->reads();
   page_.clear();
   if (!snapshot_started_) {
     snapshot_started_ = true;
@@ -290,11 +308,11 @@ std::optional<Frame> FeedSession::catch_up_frame() {
       return std::nullopt;  // the caller asks again, now live
     }
     // One record at a time, rendered into page_, until one matches the subscription.
-    const ReadStore& reads = sequencer_.reads();
+    const ReadStore& reads = sequencer_->reads();
     std::vector<SlotChange> found;
     const std::uint64_t limit = std::min<std::uint64_t>(limits_.page_events, round_target_ - next_seq_ + 1);
     std::uint64_t read_up_to = next_seq_ - 1;
-    JournalStatus st = sequencer_.read_journal(next_seq_, limit, [&](const JournalRecord& r) {
+    JournalStatus st = sequencer_->read_journal(next_seq_, limit, [&](const JournalRecord& r) {
       read_up_to = r.seq;
       for (const SlotChange& c : reads.slot_changes_of(r)) {
         if (subscription_.matches(c.doctor_id, c.clinic_id)) found.push_back(c);
@@ -319,6 +337,7 @@ std::optional<Frame> FeedSession::catch_up_frame() {
 }
 
 std::optional<Frame> FeedSession::next_frame() {
+  const PartitionScope scope(partition_);  // snapshot and catch-up pages show its ids
   writing_.reset();
   if (slow_) return std::nullopt;
   const bool in_fragmented_message = mode_ == Mode::snapshot && snapshot_started_;

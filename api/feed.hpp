@@ -30,6 +30,7 @@ struct Subscription {
 
 // One durable batch's feed messages, rendered once and shared by every subscriber.
 struct RenderedBatch {
+  std::uint32_t partition = 0;  // whose seqs and ids these are
   struct Message {
     std::uint64_t seq;
     Id doctor_id, clinic_id;
@@ -40,7 +41,8 @@ struct RenderedBatch {
   std::string_view text(const Message& m) const { return {bytes.data() + m.offset, m.length}; }
 };
 
-// {"type":"slot"|"booking","seq","event","slot":{…}(,"booking":{…})} for each change.
+// {"type":"slot"|"booking","seq","event","slot":{…}(,"booking":{…})} for each change, in the
+// current partition's ids (api/partition.hpp).
 std::shared_ptr<const RenderedBatch> render_batch(std::span<const SlotChange> changes,
                                                   const ReadStore& reads);
 void append_change_json(std::string& out, const SlotChange& change, const ReadStore& reads);
@@ -59,9 +61,19 @@ struct FeedLimits {
   std::size_t page_events = 512;           // journal records read per catch-up step
 };
 
+// One partition's sequencer, in a process that serves several.
+struct FeedSource {
+  std::uint32_t partition = 0;
+  const Sequencer* sequencer = nullptr;
+};
+
 class FeedSession {
  public:
-  FeedSession(const Sequencer& sequencer, FeedLimits limits);
+  // `sequencer` is the home partition's. A process that serves several partitions passes
+  // them all (home first, outliving the session): a subscription follows the partition of
+  // the first id it names, with that partition's seqs, and names no other partition's ids.
+  FeedSession(const Sequencer& sequencer, FeedLimits limits,
+              std::span<const FeedSource> partitions = {});
 
   // A text message from the client (subscribe, or an error reply is queued).
   void on_message(std::string_view text);
@@ -94,7 +106,9 @@ class FeedSession {
   void queue_live(const std::shared_ptr<const RenderedBatch>& batch, std::uint64_t after_seq);
   std::vector<Id> subscribed_doctors() const;
 
-  const Sequencer& sequencer_;
+  const Sequencer* sequencer_;  // the subscribed partition's
+  std::span<const FeedSource> partitions_;
+  std::uint32_t partition_;
   FeedLimits limits_;
   Mode mode_ = Mode::idle;
   bool subscribed_ = false;

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -36,20 +37,40 @@ using namespace slotd;
 
 namespace {
 
-// The partition: the data dir's must be --partition's (a new data dir takes it), and the
-// map, when given, must name it. Set before any thread starts (api/partition.hpp).
-bool bind_partition(const Config& config, std::string& error) {
-  auto stored = read_data_dir_partition(config.data_dir, error);
-  if (!stored) return false;
-  const bool has_journal = fs::exists(fs::path(config.data_dir) / "journal");
-  if (*stored != config.partition && (has_journal || *stored != 0)) {
-    error = fmt::format("{} holds partition {}, not --partition {}: its ids would change",
-                        config.data_dir, *stored, config.partition);
+// Where a partition's data lives: the home partition in DATA_DIR, each other one it serves
+// in DATA_DIR/p<N> (so that a node that grows from one partition to several keeps its data).
+std::string partition_data_dir(const Config& config, std::uint32_t partition) {
+  if (partition == config.partition) return config.data_dir;
+  return (fs::path(config.data_dir) / fmt::format("p{}", partition)).string();
+}
+
+// A partition's data dir must hold that partition (a new one takes it).
+bool bind_data_dir(const std::string& data_dir, std::uint32_t partition, std::string& error) {
+  std::error_code ec;
+  fs::create_directories(data_dir, ec);
+  if (ec) {
+    error = fmt::format("cannot create data dir {}: {}", data_dir, ec.message());
     return false;
   }
-  if (!has_journal && config.partition != 0 &&
-      !write_data_dir_partition(config.data_dir, config.partition, error)) {
+  auto stored = read_data_dir_partition(data_dir, error);
+  if (!stored) return false;
+  const bool has_journal = fs::exists(fs::path(data_dir) / "journal");
+  if (*stored != partition && (has_journal || *stored != 0)) {
+    error = fmt::format("{} holds partition {}, not partition {}: its ids would change", data_dir,
+                        *stored, partition);
     return false;
+  }
+  if (!has_journal && partition != 0 && !write_data_dir_partition(data_dir, partition, error)) {
+    return false;
+  }
+  return true;
+}
+
+// The partitions: each data dir bound to its partition, and the map, when given, naming
+// every partition served here. Set before any thread starts (api/partition.hpp).
+bool bind_partitions(const Config& config, std::string& error) {
+  for (std::uint32_t p : config.partitions) {
+    if (!bind_data_dir(partition_data_dir(config, p), p, error)) return false;
   }
   PartitionMap map;
   map.self = config.partition;
@@ -66,7 +87,15 @@ bool bind_partition(const Config& config, std::string& error) {
       return false;
     }
     map = std::move(*parsed);
+    for (std::uint32_t p : config.partitions) {
+      if (map.owner(p).empty()) {
+        error = fmt::format("--partition-map {}: the map does not name this node's partition {}",
+                            config.partition_map, p);
+        return false;
+      }
+    }
   }
+  map.served = config.partitions;
   set_partition_map(std::move(map));
   return true;
 }
@@ -207,7 +236,7 @@ int main(int argc, char** argv) {
                  ec.message().c_str());
     return 1;
   }
-  if (!bind_partition(config, error)) {
+  if (!bind_partitions(config, error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
     return 2;
   }
@@ -231,8 +260,8 @@ int main(int argc, char** argv) {
 
   // Cluster mode: the journal of record is a JetStream stream; the local RocksDB journal
   // keeps a copy. A node starts as a follower (cluster/node.hpp).
-  std::unique_ptr<ClusterNode> cluster;
-  if (!config.nats_urls.empty()) {
+  const bool clustered = !config.nats_urls.empty();
+  if (clustered) {
     if (config.demo) {
       std::fprintf(stderr, "slotd: --demo is for a single node (seed the leader through the API)\n");
       return 2;
@@ -241,24 +270,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "slotd: cluster mode needs --port or --advertise-url: clients are sent to the leader's address\n");
       return 2;
     }
-    ClusterOptions cluster_options;
-    cluster_options.nats_urls = config.nats_urls;
-    cluster_options.node_id = config.node_id.empty() ? fmt::format("{}:{}", config.host, config.port) : config.node_id;
-    cluster_options.advertise_url = config.advertise_url.empty()
-                                        ? fmt::format("http://{}:{}", config.host, config.port)
-                                        : config.advertise_url;
-    cluster_options.partition = fmt::format("p{}", config.partition);
-    cluster_options.replicas = config.stream_replicas;
-    cluster_options.keep_batches = config.stream_keep_batches;
-    cluster_options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(config.lease_ttl_s * 1000.0));
-    JournalStatus connected = ClusterNode::connect(cluster_options, cluster);
-    if (!connected) {
-      std::fprintf(stderr, "slotd: %s\n", connected.message.c_str());
-      return 1;
-    }
-    seq_config.replicate = [node = cluster.get()](std::span<const JournalRecord> records) {
-      return node->publish(records);
-    };
     // A fenced leader exits 75 (another node leads; restart it to follow), any other
     // journal failure 70; neither answers the batch.
     seq_config.on_journal_failure = [](const std::string& message) {
@@ -272,68 +283,119 @@ int main(int argc, char** argv) {
   if (const char* tunables = std::getenv("GLIBC_TUNABLES")) {
     std::printf("slotd: GLIBC_TUNABLES=%s\n", tunables);
   }
-  auto started = std::chrono::steady_clock::now();
-  std::unique_ptr<Sequencer> sequencer;
-  JournalStatus opened = Sequencer::open(config.data_dir, seq_config, sequencer);
-  if (!opened) {
-    std::fprintf(stderr, "slotd: cannot recover from %s: %s\n", config.data_dir.c_str(),
-                 opened.message.c_str());
-    return 1;
-  }
-  auto recovery_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - started)
-                         .count();
-  const RecoveryInfo& recovery = sequencer->recovery();
-  std::printf("slotd: recovered to seq %llu from %s in %lld ms (%s, then %llu journal events), "
-              "state hash %016llx\n",
-              static_cast<unsigned long long>(sequencer->durable_seq()), config.data_dir.c_str(),
-              static_cast<long long>(recovery_ms),
-              recovery.snapshot_seq
-                  ? fmt::format("snapshot at seq {}", recovery.snapshot_seq).c_str()
-                  : "no snapshot",
-              static_cast<unsigned long long>(recovery.replayed_events),
-              static_cast<unsigned long long>(sequencer->engine().state_hash()));
-  std::printf("slotd: recovery phases: snapshot %.0f ms, journal tail %.0f ms, "
-              "invariants and read side %.0f ms\n",
-              recovery.snapshot_ms, recovery.tail_ms, recovery.checks_ms);
 
-  // Webhook delivery: its own thread, reading durable events from the journal.
-  WebhookDeliveryOptions webhook_options;
-  webhook_options.allow_private = config.allow_private_webhooks;
-  webhook_options.max_attempts = config.webhook_attempts;
-  webhook_options.timeout_s = config.webhook_timeout_s;
-  webhook_options.backoff_base_s = config.webhook_backoff_base_s;
-  webhook_options.backoff_max_s = std::max(config.webhook_backoff_max_s, config.webhook_backoff_base_s);
-  if (cluster) {
-    // Only the leader delivers, resuming from the cursors the last leader shared.
-    ClusterNode& node = *cluster;
-    webhook_options.sharing.may_deliver = [&node] { return node.role().leading(); };
-    webhook_options.sharing.load = [&node](std::map<std::uint64_t, JournalCursor>& out, std::string& why) {
-      return node.webhook_cursors().load(out, why);
-    };
-    webhook_options.sharing.store = [&node](std::uint64_t id, const JournalCursor& cursor) {
-      node.webhook_cursors().store(id, cursor);
-    };
-    webhook_options.sharing.forget = [&node](std::uint64_t id) { node.webhook_cursors().forget(id); };
-  }
-  WebhookDelivery webhooks(*sequencer, webhook_options);
-
+  // Each partition served here: its own cluster node, engine, sequencer, journal, webhook
+  // delivery and Api (the home partition's first).
+  struct Partition {
+    std::uint32_t number = 0;
+    std::string data_dir;
+    std::unique_ptr<ClusterNode> cluster;
+    std::unique_ptr<Sequencer> sequencer;
+    std::unique_ptr<WebhookDelivery> webhooks;
+    std::unique_ptr<Api> api;
+  };
+  std::vector<Partition> partitions(config.partitions.size());
   ServerStats server_stats;
-  ApiOptions api_options;
-  api_options.admin_token = config.admin_token;
-  api_options.max_bulk_slots = config.max_bulk_slots;
-  api_options.booking_rate = config.booking_rate;
-  api_options.booking_burst = config.booking_burst;
-  api_options.default_time_zone = config.default_time_zone;
-  api_options.webhooks = &webhooks;
   // The web UI: GET/HEAD paths no route claims (pages and assets, web_assets.hpp).
   const WebAssets web(config.web_dir);
-  api_options.web = [&web](const HttpRequest& request) {
-    std::string_view path = request.target.substr(0, request.target.find_first_of("?#"));
-    return web.lookup(path, request.if_none_match);
-  };
-  if (cluster) api_options.cluster = &cluster->role();
-  Api api(*sequencer, api_options, server_stats);
+  for (std::size_t i = 0; i < partitions.size(); ++i) {
+    Partition& part = partitions[i];
+    part.number = config.partitions[i];
+    part.data_dir = partition_data_dir(config, part.number);
+    SequencerConfig part_config = seq_config;
+    if (clustered) {
+      ClusterOptions cluster_options;
+      cluster_options.nats_urls = config.nats_urls;
+      cluster_options.node_id = config.node_id.empty() ? fmt::format("{}:{}", config.host, config.port) : config.node_id;
+      cluster_options.advertise_url = config.advertise_url.empty()
+                                          ? fmt::format("http://{}:{}", config.host, config.port)
+                                          : config.advertise_url;
+      cluster_options.partition = fmt::format("p{}", part.number);
+      cluster_options.replicas = config.stream_replicas;
+      cluster_options.keep_batches = config.stream_keep_batches;
+      cluster_options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(config.lease_ttl_s * 1000.0));
+      JournalStatus connected = ClusterNode::connect(cluster_options, part.cluster);
+      if (!connected) {
+        std::fprintf(stderr, "slotd: %s\n", connected.message.c_str());
+        return 1;
+      }
+      part_config.replicate = [node = part.cluster.get()](std::span<const JournalRecord> records) {
+        return node->publish(records);
+      };
+    }
+
+    auto started = std::chrono::steady_clock::now();
+    JournalStatus opened = Sequencer::open(part.data_dir, part_config, part.sequencer);
+    if (!opened) {
+      std::fprintf(stderr, "slotd: cannot recover from %s: %s\n", part.data_dir.c_str(),
+                   opened.message.c_str());
+      return 1;
+    }
+    Sequencer& sequencer = *part.sequencer;
+    auto recovery_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+    const RecoveryInfo& recovery = sequencer.recovery();
+    std::printf("slotd: recovered to seq %llu from %s in %lld ms (%s, then %llu journal events), "
+                "state hash %016llx\n",
+                static_cast<unsigned long long>(sequencer.durable_seq()), part.data_dir.c_str(),
+                static_cast<long long>(recovery_ms),
+                recovery.snapshot_seq
+                    ? fmt::format("snapshot at seq {}", recovery.snapshot_seq).c_str()
+                    : "no snapshot",
+                static_cast<unsigned long long>(recovery.replayed_events),
+                static_cast<unsigned long long>(sequencer.engine().state_hash()));
+    std::printf("slotd: recovery phases: snapshot %.0f ms, journal tail %.0f ms, "
+                "invariants and read side %.0f ms\n",
+                recovery.snapshot_ms, recovery.tail_ms, recovery.checks_ms);
+
+    // Webhook delivery: its own thread, reading durable events from the journal.
+    WebhookDeliveryOptions webhook_options;
+    webhook_options.allow_private = config.allow_private_webhooks;
+    webhook_options.max_attempts = config.webhook_attempts;
+    webhook_options.timeout_s = config.webhook_timeout_s;
+    webhook_options.backoff_base_s = config.webhook_backoff_base_s;
+    webhook_options.backoff_max_s = std::max(config.webhook_backoff_max_s, config.webhook_backoff_base_s);
+    webhook_options.partition = part.number;
+    if (part.cluster) {
+      // Only the leader delivers, resuming from the cursors the last leader shared.
+      ClusterNode& node = *part.cluster;
+      webhook_options.sharing.may_deliver = [&node] { return node.role().leading(); };
+      webhook_options.sharing.load = [&node](std::map<std::uint64_t, JournalCursor>& out, std::string& why) {
+        return node.webhook_cursors().load(out, why);
+      };
+      webhook_options.sharing.store = [&node](std::uint64_t id, const JournalCursor& cursor) {
+        node.webhook_cursors().store(id, cursor);
+      };
+      webhook_options.sharing.forget = [&node](std::uint64_t id) { node.webhook_cursors().forget(id); };
+    }
+    part.webhooks = std::make_unique<WebhookDelivery>(sequencer, webhook_options);
+
+    ApiOptions api_options;
+    api_options.admin_token = config.admin_token;
+    api_options.max_bulk_slots = config.max_bulk_slots;
+    api_options.booking_rate = config.booking_rate;
+    api_options.booking_burst = config.booking_burst;
+    api_options.default_time_zone = config.default_time_zone;
+    api_options.webhooks = part.webhooks.get();
+    api_options.web = [&web](const HttpRequest& request) {
+      std::string_view path = request.target.substr(0, request.target.find_first_of("?#"));
+      return web.lookup(path, request.if_none_match);
+    };
+    if (part.cluster) api_options.cluster = &part.cluster->role();
+    api_options.partition = part.number;
+    part.api = std::make_unique<Api>(sequencer, api_options, server_stats);
+  }
+  Partition& home = partitions.front();
+  std::vector<FeedSource> feed_sources;
+  if (partitions.size() > 1) {
+    std::vector<Api*> apis;
+    for (Partition& part : partitions) {
+      apis.push_back(part.api.get());
+      feed_sources.push_back(FeedSource{part.number, part.sequencer.get()});
+    }
+    home.api->serve_partitions(std::move(apis));
+  }
 
   ServerOptions server_options;
   server_options.host = config.host;
@@ -349,36 +411,47 @@ int main(int argc, char** argv) {
   server_options.max_feed_connections_per_client = config.max_feed_connections_per_client;
   server_options.trusted_proxies = *proxies;
   server_options.shutdown_grace_s = config.shutdown_grace_s;
-  Server server(server_options, api, server_stats, *sequencer);
+  Server server(server_options, *home.api, server_stats, *home.sequencer, std::move(feed_sources));
 
-  // The live feed: every durable batch goes to the server (registered before start).
-  sequencer->add_observer([&server](const std::shared_ptr<const BatchResults>& batch) {
-    server.publish(batch);
-  });
-  // Webhooks: only a wake-up on the journal thread; the delivery thread does the rest.
-  sequencer->add_observer([&webhooks](const std::shared_ptr<const BatchResults>&) {
-    webhooks.notify_durable();
-  });
-  // A cluster node follows (decides nothing) until it holds the lease.
-  if (cluster) cluster->start(*sequencer);
-  sequencer->start();
-  webhooks.start();
-  // Clinic 1 takes the default time zone on the very first start (then it is journaled
-  // state, and a later flag change does not move it). Not in cluster mode: only a leader
-  // may decide, and it is not known yet.
-  if (!cluster && sequencer->durable_seq() == 0 && config.default_time_zone != "UTC") {
-    (void)sequencer->execute(UpdateClinic{1, {}, config.default_time_zone});
+  for (Partition& part : partitions) {
+    Sequencer& sequencer = *part.sequencer;
+    // The live feed: every durable batch goes to the server (registered before start).
+    sequencer.add_observer([&server, number = part.number](const std::shared_ptr<const BatchResults>& batch) {
+      server.publish(batch, number);
+    });
+    // Webhooks: only a wake-up on the journal thread; the delivery thread does the rest.
+    sequencer.add_observer([webhooks = part.webhooks.get()](const std::shared_ptr<const BatchResults>&) {
+      webhooks->notify_durable();
+    });
+    // A cluster node follows (decides nothing) until it holds the lease.
+    if (part.cluster) part.cluster->start(sequencer);
+    sequencer.start();
+    part.webhooks->start();
+    // Clinic 1 takes the default time zone on the very first start (then it is journaled
+    // state, and a later flag change does not move it). Not in cluster mode: only a leader
+    // may decide, and it is not known yet.
+    if (!part.cluster && sequencer.durable_seq() == 0 && config.default_time_zone != "UTC") {
+      (void)sequencer.execute(UpdateClinic{1, {}, config.default_time_zone});
+    }
   }
-  if (config.demo) seed_demo(*sequencer);
+  if (config.demo) seed_demo(*home.sequencer);
 
+  auto stop_all = [&partitions] {
+    for (Partition& part : partitions) part.sequencer->stop();
+  };
   if (!server.listen(error)) {
     std::fprintf(stderr, "slotd: %s\n", error.c_str());
-    sequencer->stop();
-    webhooks.stop();
+    stop_all();
+    for (Partition& part : partitions) part.webhooks->stop();
     return 1;
   }
   std::string host = config.host.find(':') != std::string::npos ? "[" + config.host + "]" : config.host;
   std::printf("slotd listening on http://%s:%u\n", host.c_str(), server.bound_port());
+  if (partitions.size() > 1) {
+    std::string list;
+    for (const Partition& part : partitions) list += fmt::format("{}{}", list.empty() ? "" : ", ", part.number);
+    std::printf("partitions:   %s (home %u)\n", list.c_str(), home.number);
+  }
   std::printf("patient page: http://%s:%u/\n", host.c_str(), server.bound_port());
   std::printf("admin page:   http://%s:%u/admin\n", host.c_str(), server.bound_port());
   if (token_from_file) {
@@ -388,17 +461,23 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
-  server.run([&] { sequencer->stop(); });
+  server.run(stop_all);
   // Before the server goes: a waiting registration's callback holds its connection. Before
   // the cluster node: the last cursors it stored are shared as the node stops.
-  webhooks.stop();
-  if (cluster) cluster->stop();
-  // Graceful shutdown ends with a snapshot, so the next start replays nothing.
-  if (SnapshotStatus snapshot = sequencer->write_final_snapshot(); !snapshot) {
-    std::fprintf(stderr, "slotd: no final snapshot: %s\n", snapshot.message.c_str());
+  for (Partition& part : partitions) part.webhooks->stop();
+  for (Partition& part : partitions) {
+    if (part.cluster) part.cluster->stop();
   }
-  std::printf("slotd: stopped cleanly at seq %llu, state hash %016llx\n",
-              static_cast<unsigned long long>(sequencer->durable_seq()),
-              static_cast<unsigned long long>(sequencer->engine().state_hash()));
+  // Graceful shutdown ends with a snapshot, so the next start replays nothing.
+  for (Partition& part : partitions) {
+    if (SnapshotStatus snapshot = part.sequencer->write_final_snapshot(); !snapshot) {
+      std::fprintf(stderr, "slotd: no final snapshot of %s: %s\n", part.data_dir.c_str(),
+                   snapshot.message.c_str());
+    }
+    std::printf("slotd: stopped cleanly at seq %llu, state hash %016llx%s\n",
+                static_cast<unsigned long long>(part.sequencer->durable_seq()),
+                static_cast<unsigned long long>(part.sequencer->engine().state_hash()),
+                partitions.size() > 1 ? fmt::format(" (partition {})", part.number).c_str() : "");
+  }
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "api/partition.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -20,6 +21,9 @@ PartitionMap& the_map() {
   static PartitionMap map;
   return map;
 }
+
+// -1: no scope on this thread.
+thread_local std::int64_t scoped_partition = -1;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
@@ -45,6 +49,7 @@ std::optional<PartitionMap> PartitionMap::parse(std::string_view text, std::uint
                                                 std::string& error) {
   PartitionMap map;
   map.self = self;
+  map.served = {self};
   std::size_t line_number = 0;
   while (!text.empty()) {
     const auto newline = text.find('\n');
@@ -90,6 +95,11 @@ const std::string& PartitionMap::owner(std::uint32_t partition) const {
   return partition < owners.size() ? owners[partition] : none;
 }
 
+bool PartitionMap::serves(std::uint32_t partition) const {
+  if (served.empty()) return partition == self;
+  return std::find(served.begin(), served.end(), partition) != served.end();
+}
+
 void set_partition_map(PartitionMap map) {
   the_map() = std::move(map);
 }
@@ -98,14 +108,30 @@ const PartitionMap& partition_map() {
   return the_map();
 }
 
+PartitionScope::PartitionScope(std::uint32_t partition) : previous_(scoped_partition) {
+  scoped_partition = partition;
+}
+
+PartitionScope::~PartitionScope() { scoped_partition = previous_; }
+
+std::uint32_t current_partition() {
+  return scoped_partition >= 0 ? static_cast<std::uint32_t>(scoped_partition) : the_map().self;
+}
+
 Id external_id(Id local) {
-  return local == 0 ? 0 : (Id{the_map().self} << kPartitionShift) | local;
+  return local == 0 ? 0 : (Id{current_partition()} << kPartitionShift) | local;
 }
 
 Result<Id> local_id(Id external) {
   const PartitionMap& map = the_map();
   const std::uint32_t partition = partition_of(external);
-  if (partition == map.self) return external & kLocalIdMask;
+  if (partition == current_partition()) return external & kLocalIdMask;
+  if (map.serves(partition)) {
+    return ApiError{400, "cross_partition",
+                    fmt::format("id {} is in partition {}, and this request acts in partition {}: "
+                                "one request changes one partition",
+                                external, partition, current_partition())};
+  }
   const std::string& owner = map.owner(partition);
   if (owner.empty()) return Id{0};
   ApiError e{421, "wrong_node",

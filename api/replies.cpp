@@ -6,6 +6,7 @@
 #include "api/call.hpp"
 #include "api/iso_time.hpp"
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 
 namespace slotd {
 namespace {
@@ -208,8 +209,10 @@ HttpResponse answer(const Api& api, const PendingCommand& pending, const BatchRe
 
 HttpResponse Api::answer_command(const PendingCommand& pending, const BatchResults& batch,
                                  std::uint32_t index) {
+  if (pending.api && pending.api != this) return pending.api->answer_command(pending, batch, index);
+  const PartitionScope scope(options_.partition);
   HttpResponse r = answer(*this, pending, batch, batch.outcomes.at(index));
-  metrics_.record(pending.route, r.status, std::chrono::steady_clock::now() - pending.started);
+  metrics().record(pending.route, r.status, std::chrono::steady_clock::now() - pending.started);
   return r;
 }
 

@@ -50,6 +50,8 @@ constexpr Route kRoutes[] = {
 };
 static_assert(std::size(kRoutes) < RouteMetrics::kUnrouted);
 
+}  // namespace
+
 bool split_target(std::string_view raw, Target& t) {
   auto parsed = boost::urls::parse_origin_form(raw);
   if (!parsed) return false;
@@ -69,6 +71,8 @@ bool split_target(std::string_view raw, Target& t) {
   }
   return true;
 }
+
+namespace {
 
 // True when the segments fit the pattern; id_segment is set to the ":id" segment if any.
 bool path_matches(std::string_view pattern, const Target& t, std::string_view& id_segment) {
@@ -139,6 +143,7 @@ void Call::respond(HttpResponse&& response) {
 }
 
 Submission Call::prepare(Command command, Actor actor, ReplyKind kind) {
+  pending.api = &api;
   pending.kind = kind;
   pending.id = id;
   pending.route = route;
@@ -203,10 +208,35 @@ static HttpResponse wrong_node(const ClusterRole& cluster) {
   return r;
 }
 
+void Api::serve_partitions(std::vector<Api*> all) {
+  for (Api* api : all) {
+    if (api != this) api->home_ = this;
+  }
+  partitions_ = std::move(all);
+}
+
 void Api::handle(const HttpRequest& request, Responder& responder, PendingCommand& pending) {
+  if (partitions_.size() > 1) {
+    Result<Api*> to = route(request);
+    if (!to) {
+      HttpResponse r = error_response(to.error());
+      if (!to.error().owner.empty() && (request.head || request.method == "GET")) {
+        r.location = to.error().owner + std::string(request.target);
+      }
+      metrics_.record(RouteMetrics::kUnrouted, r.status, std::chrono::nanoseconds{0});
+      return responder.respond(std::move(r));
+    }
+    return (*to)->handle_here(request, responder, pending);
+  }
+  handle_here(request, responder, pending);
+}
+
+void Api::handle_here(const HttpRequest& request, Responder& responder, PendingCommand& pending) {
+  // Every id this request names or shows is this partition's (api/partition.hpp).
+  const PartitionScope scope(options_.partition);
   const auto started = std::chrono::steady_clock::now();
   auto answer = [&](HttpResponse&& r) {
-    metrics_.record(RouteMetrics::kUnrouted, r.status, std::chrono::steady_clock::now() - started);
+    metrics().record(RouteMetrics::kUnrouted, r.status, std::chrono::steady_clock::now() - started);
     responder.respond(std::move(r));
   };
   Target target;

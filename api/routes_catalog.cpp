@@ -8,6 +8,7 @@
 #include "api/iso_time.hpp"
 #include "api/json_in.hpp"
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 #include "api/time_zones.hpp"
 
 namespace slotd {
@@ -27,6 +28,51 @@ std::shared_ptr<const std::string> cached(AtomicShared<const std::string>& slot,
     slot.store(body);
   }
   return body;
+}
+
+// The whole list of a catalog, in the current partition's ids.
+std::shared_ptr<const std::string> doctors_body(const Catalog& catalog) {
+  return cached(catalog.doctors_json, [&] {
+    std::string out = "[";
+    for (const DoctorInfo& d : catalog.doctors) {
+      if (out.size() > 1) out += ',';
+      append_doctor_json(out, d);
+    }
+    out += ']';
+    return out;
+  });
+}
+
+std::shared_ptr<const std::string> clinics_body(const Catalog& catalog) {
+  return cached(catalog.clinics_json, [&] {
+    std::string out = "[";
+    for (const ClinicInfo& c : catalog.clinics) {
+      if (out.size() > 1) out += ',';
+      append_clinic_json(out, c);
+    }
+    out += ']';
+    return out;
+  });
+}
+
+// A list of every partition this process serves, home first: each partition's own cached
+// body, rendered in its ids; the ETag changes when any of them does.
+void respond_merged(Call& call, char what,
+                    std::shared_ptr<const std::string> (*body_of)(const Catalog&)) {
+  std::string etag = fmt::format("\"{}{:x}", what, call.api.epoch());
+  std::string body = "[";
+  for (Api* api : call.api.partitions()) {
+    const PartitionScope scope(api->partition());
+    auto catalog = api->sequencer().reads().catalog();
+    auto part = body_of(*catalog);
+    fmt::format_to(std::back_inserter(etag), ".{}", catalog->version);
+    if (part->size() <= 2) continue;
+    if (body.size() > 1) body += ',';
+    body.append(*part, 1, part->size() - 2);
+  }
+  body += ']';
+  etag += '"';
+  call.respond(etag_reply(call, std::move(etag), std::make_shared<const std::string>(std::move(body))));
 }
 
 std::optional<SlotStatus> slot_status_from(std::string_view s) {
@@ -60,30 +106,14 @@ void get_doctors(Call& call) {
     body += ']';
     return call.respond(json_reply(200, std::move(body)));
   }
-  auto body = cached(catalog->doctors_json, [&] {
-    std::string out = "[";
-    for (const DoctorInfo& d : catalog->doctors) {
-      if (out.size() > 1) out += ',';
-      append_doctor_json(out, d);
-    }
-    out += ']';
-    return out;
-  });
-  call.respond(etag_reply(call, catalog_etag(call, *catalog, 'd'), std::move(body)));
+  if (call.api.partitions().size() > 1) return respond_merged(call, 'd', doctors_body);
+  call.respond(etag_reply(call, catalog_etag(call, *catalog, 'd'), doctors_body(*catalog)));
 }
 
 void get_clinics(Call& call) {
+  if (call.api.partitions().size() > 1) return respond_merged(call, 'c', clinics_body);
   auto catalog = call.reads().catalog();
-  auto body = cached(catalog->clinics_json, [&] {
-    std::string out = "[";
-    for (const ClinicInfo& c : catalog->clinics) {
-      if (out.size() > 1) out += ',';
-      append_clinic_json(out, c);
-    }
-    out += ']';
-    return out;
-  });
-  call.respond(etag_reply(call, catalog_etag(call, *catalog, 'c'), std::move(body)));
+  call.respond(etag_reply(call, catalog_etag(call, *catalog, 'c'), clinics_body(*catalog)));
 }
 
 void post_doctors(Call& call) {

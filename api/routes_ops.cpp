@@ -11,21 +11,33 @@ namespace slotd {
 
 void get_healthz(Call& call) {
   const ClusterRole* cluster = call.api.options().cluster;
-  if (!cluster) {
-    call.respond(
-        json_reply(200, fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"partition":{}}})",
-                                    call.api.sequencer().durable_seq(), call.reads().as_of_seq(),
-                                    partition_map().self)));
-    return;
+  std::string body =
+      fmt::format(R"({{"status":"ok","seq":{},"asOfSeq":{},"partition":{})",
+                  call.api.sequencer().durable_seq(), call.reads().as_of_seq(), call.api.partition());
+  if (cluster) {
+    body += R"(,"cluster":{"node":)";
+    append_json_string(body, cluster->node_id());
+    fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
+    append_json_string(body, cluster->leader_url());
+    fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"streamFirstSeq":{},"lagBatches":{}}})",
+                   cluster->stream_seq(), cluster->stream_first_seq(), cluster->lag_batches());
   }
-  std::string body = fmt::format(
-      R"({{"status":"ok","seq":{},"asOfSeq":{},"partition":{},"cluster":{{"node":)",
-      call.api.sequencer().durable_seq(), call.reads().as_of_seq(), partition_map().self);
-  append_json_string(body, cluster->node_id());
-  fmt::format_to(std::back_inserter(body), R"(,"role":"{}","leader":)", cluster->leading() ? "leader" : "follower");
-  append_json_string(body, cluster->leader_url());
-  fmt::format_to(std::back_inserter(body), R"(,"streamSeq":{},"streamFirstSeq":{},"lagBatches":{}}}}})",
-                 cluster->stream_seq(), cluster->stream_first_seq(), cluster->lag_batches());
+  // A process serving several partitions: each one's seqs (and role, in a cluster).
+  if (call.api.partitions().size() > 1) {
+    body += R"(,"partitions":[)";
+    for (Api* api : call.api.partitions()) {
+      if (api != call.api.partitions().front()) body += ',';
+      fmt::format_to(std::back_inserter(body), R"({{"partition":{},"seq":{},"asOfSeq":{})",
+                     api->partition(), api->sequencer().durable_seq(),
+                     api->sequencer().reads().as_of_seq());
+      if (const ClusterRole* role = api->options().cluster) {
+        fmt::format_to(std::back_inserter(body), R"(,"role":"{}")", role->leading() ? "leader" : "follower");
+      }
+      body += '}';
+    }
+    body += ']';
+  }
+  body += '}';
   call.respond(json_reply(200, std::move(body)));
 }
 
@@ -58,8 +70,8 @@ void get_metrics(Call& call) {
                  "# HELP slotd_build_info the running build\n# TYPE slotd_build_info gauge\n"
                  "slotd_build_info{{version=\"{}\",journal_format=\"{}\"}} 1\n",
                  SLOTD_VERSION, static_cast<int>(kJournalFormatVersion));
-  metric("partition", "gauge", "the partition this node serves (its ids carry it)",
-         partition_map().self);
+  metric("partition", "gauge", "the partition these figures are of (its ids carry it; ?partition=N)",
+         call.api.partition());
   metric("durable_seq", "gauge", "last journal seq synced to disk", seq.durable_seq());
   metric("read_seq", "gauge", "last seq published to readers", reads.as_of_seq());
   metric("queue_depth", "gauge", "commands waiting for the sequencer", seq.queue_depth());

@@ -32,6 +32,7 @@
 
 #include "api/errors.hpp"
 #include "api/feed_stream.hpp"
+#include "api/partition.hpp"
 #include "api/http_message.hpp"
 
 namespace slotd {
@@ -74,6 +75,7 @@ struct Shared {
   Api& api;
   ServerStats& stats;
   Sequencer& sequencer;
+  std::vector<FeedSource> partitions;  // home first, when the process serves several
   std::atomic<std::uint64_t> next_request_id{0};
   std::atomic<std::size_t> next_io{0};
   std::atomic<bool> shutting_down{false};
@@ -147,7 +149,7 @@ bool origin_allowed(std::string_view origin, const std::vector<std::string>& all
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
   WebSocketSession(tcp::socket&& socket, Shared& shared, IoThread& io, std::string identity)
-      : ws_(std::move(socket)), shared_(shared), io_(io), feed_(shared.sequencer, shared.options.feed),
+      : ws_(std::move(socket)), shared_(shared), io_(io), feed_(shared.sequencer, shared.options.feed, shared.partitions),
         identity_(std::move(identity)), stuck_timer_(io.ioc) {
     shared_.stats.connections_open.fetch_add(1);
     shared_.stats.ws_connections_open.fetch_add(1);
@@ -708,8 +710,10 @@ class Listener : public std::enable_shared_from_this<Listener> {
 }  // namespace
 
 struct Server::Impl {
-  Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
+  Impl(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer,
+       std::vector<FeedSource> partitions)
       : shared{std::move(options), api, stats, sequencer} {
+    shared.partitions = std::move(partitions);
     const unsigned threads = std::max(1u, shared.options.threads);
     for (unsigned i = 0; i < threads; ++i) shared.io.push_back(std::make_unique<IoThread>(shared));
     shared.feed = std::make_unique<IoThread>(shared);
@@ -722,8 +726,9 @@ struct Server::Impl {
   std::optional<net::signal_set> signals;
 };
 
-Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer)
-    : impl_(std::make_unique<Impl>(std::move(options), api, stats, sequencer)) {}
+Server::Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer,
+               std::vector<FeedSource> partitions)
+    : impl_(std::make_unique<Impl>(std::move(options), api, stats, sequencer, std::move(partitions))) {}
 
 Server::~Server() = default;
 
@@ -744,12 +749,17 @@ std::uint16_t Server::bound_port() const { return impl_->listener->port(); }
 
 // Rendering and fan-out run on the feed thread, never on the journal thread that calls
 // this: the batch is rendered once, then handed to every subscriber.
-void Server::publish(const std::shared_ptr<const BatchResults>& batch) {
+void Server::publish(const std::shared_ptr<const BatchResults>& batch, std::uint32_t partition) {
   if (batch->changes.empty()) return;
   Shared& shared = impl_->shared;
   if (shared.stats.ws_connections_open.load(std::memory_order_relaxed) == 0) return;
-  net::post(shared.feed->ioc, [batch, &shared] {
-    auto rendered = render_batch(batch->changes, shared.sequencer.reads());
+  const Sequencer* from = &shared.sequencer;
+  for (const FeedSource& source : shared.partitions) {
+    if (source.partition == partition) from = source.sequencer;
+  }
+  net::post(shared.feed->ioc, [batch, &shared, from, partition] {
+    const PartitionScope scope(partition);
+    auto rendered = render_batch(batch->changes, from->reads());
     std::erase_if(shared.feed->subscribers, [&](const std::weak_ptr<WebSocketSession>& weak) {
       auto session = weak.lock();
       if (!session || session->closed()) return true;

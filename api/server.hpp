@@ -35,15 +35,19 @@ struct ServerOptions {
 
 class Server {
  public:
-  Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer);
+  // `sequencer` is the home partition's; `partitions` (home first) when the process serves
+  // several: the feed follows any of them (api/feed.hpp).
+  Server(ServerOptions options, Api& api, ServerStats& stats, Sequencer& sequencer,
+         std::vector<FeedSource> partitions = {});
   ~Server();
 
   // Binds and listens; on failure returns false with a message.
   [[nodiscard]] bool listen(std::string& error);
   std::uint16_t bound_port() const;
 
-  // The live feed: call from a sequencer observer with each durable batch (any thread).
-  void publish(const std::shared_ptr<const BatchResults>& batch);
+  // The live feed: call from a sequencer observer with each durable batch (any thread);
+  // `partition` is the batch's (api/partition.hpp).
+  void publish(const std::shared_ptr<const BatchResults>& batch, std::uint32_t partition);
 
   // Serves until SIGINT/SIGTERM. On the signal it stops accepting, calls drain() (which
   // must complete every queued command: their answers are posted to the io threads),

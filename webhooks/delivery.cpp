@@ -29,6 +29,7 @@
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 
+#include "api/partition.hpp"
 #include "webhooks/destination.hpp"
 #include "webhooks/payload.hpp"
 #include "webhooks/signing.hpp"
@@ -717,7 +718,11 @@ void WebhookDelivery::start() {
     impl.role_timer = std::make_unique<net::steady_timer>(*impl.ioc);
     impl.post([&impl] { impl.schedule_role_check(); });
   }
-  impl.thread = std::thread([&impl] { impl.ioc->run(); });
+  impl.thread = std::thread([&impl] {
+    // Every payload and every answer this thread makes shows the partition's ids.
+    const PartitionScope scope(impl.options.partition);
+    impl.ioc->run();
+  });
   impl.post([&impl] { impl.on_wake(); });
 }
 

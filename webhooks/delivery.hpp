@@ -50,6 +50,7 @@ struct WebhookDeliveryOptions {
   double backoff_base_s = 2;       // wait before the first retry (doubling, with jitter)
   double backoff_max_s = 1800;     // the longest wait between attempts
   WebhookSharing sharing;
+  std::uint32_t partition = 0;     // the sequencer's: payloads carry its ids (api/partition.hpp)
 };
 
 // Where an endpoint resumes when this node starts delivering: its own stored cursor or the

@@ -51,7 +51,7 @@ bool webhook_wants(const WebhookInfo& webhook, const WebhookEvent& event) {
 
 // Seqs count per partition: another partition's events carry its number too.
 std::string webhook_event_id(std::uint64_t seq) {
-  const std::uint32_t partition = partition_map().self;
+  const std::uint32_t partition = current_partition();
   return partition == 0 ? fmt::format("evt_{}", seq) : fmt::format("evt_p{}_{}", partition, seq);
 }
 
