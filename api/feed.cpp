@@ -111,7 +111,8 @@ void FeedSession::on_message(std::string_view text) {
   auto local = [this](std::uint64_t id) -> std::optional<Id> {
     auto l = local_id(id);
     if (l) return *l;
-    queue_error("wrong_node", l.error().message + ": " + l.error().owner);
+    const ApiError& e = l.error();
+    queue_error(e.code, e.owner.empty() ? e.message : e.message + ": " + e.owner);
     return std::nullopt;
   };
   if (!obj["clinicId"].get(e)) {

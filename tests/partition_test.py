@@ -180,6 +180,158 @@ class TwoPartitions(ServerCase):
         self.assertEqual((r.status, r.json["error"]["code"]), (404, "slot_not_found"), r.describe())
 
 
+class SeveralPartitionsInOneProcess(ServerCase):
+    """Node A serves partitions 1 (its home, in DATA_DIR) and 4 (in DATA_DIR/p4) in one
+    process; node B serves partition 2. Each partition keeps its own engine, journal and
+    seqs; a request goes to the partition of the id it names; the lists merge."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.map_dir = tempfile.mkdtemp(prefix="slotd-partition-map-")
+        port_a, port_b = free_port(), free_port()
+        while port_b == port_a:
+            port_b = free_port()
+        cls.url_a, cls.url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+        cls.map_path = os.path.join(cls.map_dir, "partitions")
+        with open(cls.map_path, "w") as f:
+            f.write(f"1 {cls.url_a}\n4 {cls.url_a}\n2 {cls.url_b}\n")
+        cls.a = cls.start_server(port=port_a, hold_ttl=60,
+                                 extra_args=["--partition", "1,4", "--partition-map", cls.map_path])
+        cls.b = cls.start_server(port=port_b, hold_ttl=60,
+                                 extra_args=["--partition", "2", "--partition-map", cls.map_path])
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        import shutil
+        shutil.rmtree(cls.map_dir, ignore_errors=True)
+
+    def ok(self, r, status=200):
+        self.assertEqual(r.status, status, r.describe())
+        return r.json
+
+    def seeds(self, partition=None, slots=2):
+        """A clinic (in `partition`, default the home one), a doctor and slots on node A."""
+        api = self.a.api
+        path = "/clinics" if partition is None else f"/clinics?partition={partition}"
+        clinic = self.ok(api.req("POST", path, {"name": "Clinic", "timeZone": "UTC"}, admin=True), 201)
+        doctor = self.ok(api.req("POST", "/doctors", {"name": "Dr. M", "specialty": "GP",
+                                                      "clinicId": clinic["id"]}, admin=True), 201)
+        spans = [{"start": iso(BASE_MS + i * 30 * MINUTE_MS), "end": iso(BASE_MS + i * 30 * MINUTE_MS + 20 * MINUTE_MS)}
+                 for i in range(slots)]
+        created = self.ok(api.req("POST", "/slots", {"doctorId": doctor["id"], "slots": spans}, admin=True), 201)
+        return clinic, doctor, [s["id"] for s in created]
+
+    def seqs(self):
+        health = self.ok(self.a.api.healthz())
+        return {p["partition"]: p["seq"] for p in health["partitions"]}
+
+    def test_each_partition_keeps_its_own_ids_seqs_and_data_dir_through_a_restart(self):
+        home_clinic, home_doctor, home_slots = self.seeds()
+        clinic, doctor, slots = self.seeds(4)
+        self.assertEqual({partition_of(i) for i in [home_clinic["id"], home_doctor["id"], *home_slots]}, {1})
+        self.assertEqual({partition_of(i) for i in [clinic["id"], doctor["id"], doctor["clinicId"], *slots]}, {4})
+        before = self.seqs()
+        b = self.ok(self.a.api.req("POST", "/booking", {"slotId": slots[0], "patientName": "Ann"}), 201)
+        self.assertEqual((partition_of(b["id"]), b["slotId"]), (4, slots[0]))
+        # Partition 4's seq moved by one; the home partition's did not.
+        after = self.seqs()
+        self.assertEqual((after[4], after[1]), (before[4] + 1, before[1]))
+        self.assertEqual(b["seq"], after[4])
+        self.assertEqual(self.ok(self.a.api.healthz())["partition"], 1)
+        confirmed = self.ok(self.a.api.req("POST", f"/booking/{b['id']}/confirm", token=b["token"]))
+        self.assertEqual(confirmed["status"], "CONFIRMED")
+        # The journal of partition 4 holds it, with its ids; the home journal does not.
+        events = self.ok(self.a.api.req("GET", f"/events?partition=4&fromSeq={b['seq']}&limit=1", admin=True))["events"]
+        self.assertEqual((events[0]["type"], events[0]["data"]["bookingId"], events[0]["data"]["slotId"]),
+                         ("SlotHeld", b["id"], slots[0]))
+        home_events = self.ok(self.a.api.req("GET", "/events?limit=10000", admin=True))["events"]
+        self.assertNotIn("SlotHeld", [e["type"] for e in home_events])
+        # The lists show both partitions; a clinic's doctors come from its own partition.
+        clinics = [c["id"] for c in self.ok(self.a.api.req("GET", "/clinics"))]
+        self.assertIn(home_clinic["id"], clinics)
+        self.assertIn(clinic["id"], clinics)
+        self.assertIn((4 << SHIFT) | 1, clinics)  # partition 4's own first clinic
+        doctors = [d["id"] for d in self.ok(self.a.api.req("GET", "/doctors"))]
+        self.assertIn(home_doctor["id"], doctors)
+        self.assertIn(doctor["id"], doctors)
+        self.assertEqual([d["id"] for d in self.ok(self.a.api.req("GET", f"/doctors?clinicId={clinic['id']}"))],
+                         [doctor["id"]])
+        # Partition 4's data dir is bound to it.
+        with open(os.path.join(self.a.data_dir, "p4", "partition")) as f:
+            self.assertEqual(f.read(), "4\n")
+        # Killed and restarted: both partitions recover what was acknowledged.
+        self.a.kill()
+        self.a.start()
+        self.assertEqual(self.seqs(), {1: after[1], 4: after[4] + 1})
+        got = self.ok(self.a.api.req("GET", f"/booking/{b['id']}", token=b["token"]))
+        self.assertEqual((got["status"], got["slotId"]), ("CONFIRMED", slots[0]))
+        statuses = {s["id"]: s["status"] for s in self.ok(self.a.api.req("GET", f"/slots/{doctor['id']}"))}
+        self.assertEqual(statuses, {slots[0]: "BOOKED", slots[1]: "AVAILABLE"})
+        self.assertEqual(len(self.ok(self.a.api.req("GET", "/slots/" + str(home_doctor["id"])))), 2)
+
+    def test_a_request_that_names_two_partitions_is_refused_and_changes_nothing(self):
+        _c1, doctor_1, slots_1 = self.seeds()
+        _c4, doctor_4, slots_4 = self.seeds(4)
+        b = self.ok(self.a.api.req("POST", "/booking", {"slotId": slots_4[0], "patientName": "Bo"}), 201)
+        before = self.seqs()
+        r = self.a.api.req("POST", f"/booking/{b['id']}/reschedule", {"slotId": slots_1[0]}, token=b["token"])
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r.describe())
+        r = self.a.api.req("GET", f"/admin/bookings?clinicId={_c4['id']}&doctorId={doctor_1['id']}", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "cross_partition"), r.describe())
+        self.assertEqual(self.seqs(), before)
+        w = Ws(self.a.port)
+        self.addCleanup(w.close)
+        w.send_json({"op": "subscribe", "doctorIds": [doctor_4["id"], doctor_1["id"]]})
+        m = w.recv_json(timeout=10, what="the error")
+        self.assertEqual((m["type"], m["code"]), ("error", "cross_partition"), m)
+        statuses = {s["id"]: s["status"] for s in self.ok(self.a.api.req("GET", f"/slots/{doctor_1['id']}"))}
+        self.assertEqual(statuses, {slots_1[0]: "AVAILABLE", slots_1[1]: "AVAILABLE"})
+
+    def test_a_partition_served_elsewhere_or_nowhere_is_not_answered_here(self):
+        two = (2 << SHIFT) | 1
+        r = self.a.api.req("GET", f"/slots/{two}")
+        self.assertEqual((r.status, r.json["error"]["owner"], r.headers.get("location")),
+                         (421, self.url_b, f"{self.url_b}/slots/{two}"), r.describe())
+        r = self.a.api.req("GET", "/events?partition=2", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"], r.headers.get("location")),
+                         (421, "wrong_node", f"{self.url_b}/events?partition=2"), r.describe())
+        r = self.a.api.req("POST", "/clinics?partition=2", {"name": "Elsewhere", "timeZone": "UTC"}, admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (421, "wrong_node"), r.describe())
+        r = self.a.api.req("GET", "/admin/stats?partition=9", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (404, "not_found"), r.describe())
+        r = self.a.api.req("GET", "/admin/stats?partition=x", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_query"), r.describe())
+        # Node B, serving partition 2 alone, sends partition 4's ids to A.
+        four = (4 << SHIFT) | 1
+        r = self.b.api.req("GET", f"/slots/{four}")
+        self.assertEqual((r.status, r.json["error"]["owner"]), (421, self.url_a), r.describe())
+
+    def test_the_feed_follows_the_partition_of_its_subscription_with_that_partitions_seqs(self):
+        _c1, _d1, slots_1 = self.seeds()
+        _c4, doctor_4, slots_4 = self.seeds(4)
+        w = Ws(self.a.port)
+        self.addCleanup(w.close)
+        w.send_json({"op": "subscribe", "doctorIds": [doctor_4["id"]]})
+        snap = w.recv_json(timeout=10, what="the snapshot")
+        self.assertEqual(snap["type"], "snapshot", snap)
+        self.assertEqual([s["id"] for s in snap["slots"]], slots_4)
+        # A booking in the home partition first: not this subscription's, never sent.
+        self.ok(self.a.api.req("POST", "/booking", {"slotId": slots_1[0], "patientName": "Home"}), 201)
+        b = self.ok(self.a.api.req("POST", "/booking", {"slotId": slots_4[1], "patientName": "Four"}), 201)
+        m = w.recv_json(timeout=10, what="the live event")
+        self.assertEqual((m["seq"], m["slot"]["id"], m["slot"]["status"]), (b["seq"], slots_4[1], "HELD"), m)
+        self.assertEqual(m["slot"]["doctorId"], doctor_4["id"])
+        # Resuming from a seq reads partition 4's journal.
+        w2 = Ws(self.a.port)
+        self.addCleanup(w2.close)
+        w2.send_json({"op": "subscribe", "doctorIds": [doctor_4["id"]], "fromSeq": b["seq"]})
+        m2 = w2.recv_json(timeout=10, what="the caught-up event")
+        self.assertEqual((m2["seq"], m2["slot"]["id"]), (b["seq"], slots_4[1]), m2)
+
+
 class DataDirPartition(ServerCase):
     def test_a_data_dir_keeps_its_partition_and_the_tools_show_its_ids(self):
         s = Server(ServerCase.slotd, extra_args=["--partition", "3"])
