@@ -563,6 +563,95 @@ class TwoPartitions(ClusterCase):
         self.assertEqual((r.status, r.json["seq"]), (201, len(events_2) + 1), r.describe())
 
 
+class PartitionsSharingANode(ClusterCase):
+    """Two nodes, each serving partitions 1 and 4 (home 1): each partition elects its own
+    leader through its own lease; the survivor of a kill -9 leads both, with every
+    acknowledged booking of each."""
+    nodes_count = 0
+
+    def setUp(self):
+        super().setUp()
+        for i in range(2):
+            n = cluster_node(SLOTD, self.nats, f"n{i}", lease_ttl=self.lease_ttl, replicas=self.replicas,
+                             port=free_port(), extra_args=["--partition", "1,4"])
+            self.addCleanup(n.cleanup)
+            n.start(ready_timeout=30)
+            self.nodes.append(n)
+
+    def roles(self, node):
+        h = self.health(node)
+        return {p["partition"]: p.get("role") for p in h["partitions"]} if h else {}
+
+    def leader_of(self, partition, among=None, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = [n for n in (among or self.nodes) if n.running() and self.roles(n).get(partition) == "leader"]
+            self.assertLessEqual(len(leaders), 1, f"two nodes lead partition {partition} at once")
+            if leaders:
+                return leaders[0]
+            time.sleep(0.05)
+        self.fail(f"no leader of partition {partition} within {timeout}s\n{self._outcome_logs()}")
+
+    def seqs(self, node):
+        h = self.health(node)
+        return {p["partition"]: p["asOfSeq"] for p in h["partitions"]}
+
+    def test_each_partition_of_a_shared_node_has_its_own_leader_and_the_survivor_of_a_kill_leads_both(self):
+        leader_1, leader_4 = self.leader_of(1), self.leader_of(4)
+        # Partition 1: a doctor of its first clinic; partition 4: a clinic created there.
+        d1 = leader_1.api.req("POST", "/doctors", {"name": "Dr. One", "specialty": "GP"}, admin=True, timeout=10)
+        self.assertEqual(d1.status, 201, d1.describe())
+        c4 = leader_4.api.req("POST", "/clinics?partition=4", {"name": "Four", "timeZone": "UTC"}, admin=True, timeout=10)
+        self.assertEqual(c4.status, 201, c4.describe())
+        d4 = leader_4.api.req("POST", "/doctors", {"name": "Dr. Four", "specialty": "GP", "clinicId": c4.json["id"]},
+                              admin=True, timeout=10)
+        self.assertEqual(d4.status, 201, d4.describe())
+        slots = {}
+        for partition, leader, doctor in ((1, leader_1, d1.json), (4, leader_4, d4.json)):
+            r = leader.api.req("POST", "/slots", {"doctorId": doctor["id"],
+                                                  "slots": [slot_body_times(k) for k in range(8)]},
+                               admin=True, timeout=10)
+            self.assertEqual(r.status, 201, r.describe())
+            slots[partition] = [x["id"] for x in r.json]
+            self.assertEqual({i >> 40 for i in slots[partition]}, {partition})
+        booked = {1: [], 4: []}
+        for partition, leader in ((1, leader_1), (4, leader_4)):
+            for s in slots[partition][:4]:
+                r = self.book(leader, s)
+                self.assertEqual(r.status, 201, r.describe())
+                booked[partition].append(r.json)
+        # A node that does not lead a partition names that partition's leader for its writes.
+        for partition, leader in ((1, leader_1), (4, leader_4)):
+            other = next(n for n in self.nodes if n is not leader)
+            r = self.book(other, slots[partition][4])
+            self.assertEqual((r.status, r.json["error"].get("leader")), (421, f"http://127.0.0.1:{leader.port}"),
+                             r.describe())
+        # Every node holds both partitions, each with its own seqs.
+        want = {p: booked[p][-1]["seq"] for p in (1, 4)}
+        deadline = time.monotonic() + 20
+        for n in self.nodes:
+            while any(self.seqs(n)[p] < want[p] for p in want):
+                self.assertLess(time.monotonic(), deadline, f"node {n.port} did not catch up: {self.seqs(n)}")
+                time.sleep(0.05)
+            for p, doctor in ((1, d1.json), (4, d4.json)):
+                statuses = {x["id"]: x["status"] for x in n.api.req("GET", f"/slots/{doctor['id']}").json}
+                self.assertEqual([statuses[s] for s in slots[p]], ["HELD"] * 4 + ["AVAILABLE"] * 4, (n.port, p))
+        # The node leading partition 4 dies; the other leads both and has every booking.
+        leader_4.kill()
+        survivor = next(n for n in self.nodes if n is not leader_4)
+        self.assertIs(self.leader_of(4, among=[survivor], timeout=20), survivor)
+        self.assertIs(self.leader_of(1, among=[survivor], timeout=20), survivor)
+        for p, doctor in ((1, d1.json), (4, d4.json)):
+            for b in booked[p]:
+                got = survivor.api.req("GET", f"/booking/{b['id']}", token=b["token"])
+                self.assertEqual((got.status, got.json["status"]), (200, "PENDING"), got.describe())
+            r = self.book(survivor, slots[p][5])
+            self.assertEqual((r.status, r.json["seq"], r.json["id"] >> 40), (201, booked[p][-1]["seq"] + 1, p),
+                             r.describe())
+            r = self.book(survivor, slots[p][0])
+            self.assertEqual((r.status, r.json["error"]["code"]), (409, "slot_unavailable"), r.describe())
+
+
 class StreamRetention(ClusterCase):
     """--stream-keep-batches 10: JetStream keeps the newest 10 batches. A follower that
     keeps up loses nothing; one stopped for longer stops with a clear error instead of
