@@ -1,5 +1,6 @@
 // api/feed's FeedSession without sockets, against a real sequencer and journal in a temp dir:
-// what a subscriber queues and what it keeps alive while its client does not read.
+// what a subscriber queues and what it keeps alive while its client does not read, and which
+// partition it follows in a process that serves several.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "api/feed.hpp"
+#include "api/partition.hpp"
 #include "tests/test_support.hpp"
 
 using namespace slotd;
@@ -52,6 +54,68 @@ struct LiveFeed {
   }
   ~LiveFeed() { sequencer->stop(); }
   std::uint64_t seq() const { return sequencer->reads().as_of_seq(); }
+};
+
+constexpr TimeMs kBase = 1'925'000'000'000;  // 2031: slots must lie after 2000-01-01
+// Doctor (and slot) 1 and slot 2 of partition 3 outside, as the JSON below spells them.
+static_assert((Id{3} << 40 | 1) == 3298534883329 && (Id{3} << 40 | 2) == 3298534883330);
+
+std::size_t count_of(std::string_view text, std::string_view part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string_view::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+// A process serving partitions 0 (home) and 3, each with its own sequencer in its own temp
+// dir. Home: doctors 1 and 2, doctor 1 with two slots. Partition 3: doctor 1 with one slot.
+// The partition map is process-wide: the default is put back at the end.
+struct TwoPartitions {
+  TempDir home_dir, dir_3;
+  std::unique_ptr<Sequencer> home, p3;
+  std::vector<FeedSource> sources;
+
+  TwoPartitions() {
+    PartitionMap map;
+    map.self = 0;
+    map.served = {0, 3};
+    set_partition_map(std::move(map));
+    REQUIRE(Sequencer::open(home_dir.str(), SequencerConfig{}, home).ok);
+    REQUIRE(Sequencer::open(dir_3.str(), SequencerConfig{}, p3).ok);
+    home->start();
+    p3->start();
+    REQUIRE(home->execute(AddDoctor{1, "Dr. Home", "GP"}).rejection == Rejection::none);
+    REQUIRE(home->execute(AddDoctor{1, "Dr. Home Two", "GP"}).rejection == Rejection::none);
+    REQUIRE(home->execute(CreateSlots{1, {{kBase, kBase + 1000}, {kBase + 1000, kBase + 2000}}})
+                .rejection == Rejection::none);
+    REQUIRE(p3->execute(AddDoctor{1, "Dr. Three", "GP"}).rejection == Rejection::none);
+    REQUIRE(p3->execute(CreateSlots{1, {{kBase + 5000, kBase + 6000}}}).rejection ==
+            Rejection::none);
+    REQUIRE(home->reads().as_of_seq() != p3->reads().as_of_seq());
+    sources = {FeedSource{0, home.get()}, FeedSource{3, p3.get()}};
+  }
+  ~TwoPartitions() {
+    p3->stop();
+    home->stop();
+    set_partition_map(PartitionMap{});
+  }
+
+  // The slot changes of what `command` journals in `sequencer`, as the server gets them.
+  static std::vector<SlotChange> changes_of(Sequencer& sequencer, Command command) {
+    const std::uint64_t before = sequencer.reads().as_of_seq();
+    REQUIRE(sequencer.execute(std::move(command)).rejection == Rejection::none);
+    std::vector<SlotChange> out;
+    const ReadStore& reads = sequencer.reads();
+    REQUIRE(sequencer
+                .read_journal(before + 1, reads.as_of_seq() - before,
+                              [&](const JournalRecord& r) {
+                                for (const SlotChange& c : reads.slot_changes_of(r))
+                                  out.push_back(c);
+                                return true;
+                              })
+                .ok);
+    REQUIRE_FALSE(out.empty());
+    return out;
+  }
 };
 
 }  // namespace
@@ -137,4 +201,108 @@ TEST_CASE("a subscriber whose client does not read becomes slow once its queue p
   CHECK(queued > limits.max_queue_bytes);
   CHECK(queued <= limits.max_queue_bytes + 200);
   CHECK_FALSE(live.feed->next_frame());  // a slow session sends nothing more; it is closed
+}
+
+TEST_CASE(
+    "a feed follows the partition of the first id it is subscribed to, with that partition's ids "
+    "and batches") {
+  TwoPartitions parts;
+  FeedSession feed(*parts.home, FeedLimits{}, parts.sources);
+  feed.on_message(R"({"op":"subscribe","doctorIds":[3298534883329]})");
+  auto snapshot = feed.next_frame();
+  REQUIRE(snapshot);
+  CHECK(snapshot->fin);
+  const std::string text(snapshot->bytes);
+  CAPTURE(text);
+  // Partition 3's sequencer: its seq, its doctor 1's one slot (not home's two), its ids.
+  CHECK(text.starts_with(R"({"type":"snapshot","asOfSeq":)" +
+                         std::to_string(parts.p3->reads().as_of_seq()) + ","));
+  CHECK(count_of(text, R"("doctorId":)") == 1);
+  CHECK(text.find(R"({"id":3298534883329,"doctorId":3298534883329,)") != std::string::npos);
+  REQUIRE_FALSE(feed.next_frame());  // caught up: live from here
+
+  // A second slot for partition 3's doctor 1, rendered once as partition 0 (which names a
+  // doctor 1 too) and once as partition 3: only partition 3's batch is this feed's.
+  const auto changes =
+      TwoPartitions::changes_of(*parts.p3, CreateSlots{1, {{kBase + 7000, kBase + 8000}}});
+  std::shared_ptr<const RenderedBatch> as_0, as_3;
+  {
+    const PartitionScope scope(0);
+    as_0 = render_batch(changes, parts.p3->reads());
+  }
+  {
+    const PartitionScope scope(3);
+    as_3 = render_batch(changes, parts.p3->reads());
+  }
+  CHECK(as_0->partition == 0);
+  CHECK(as_3->partition == 3);
+  feed.on_batch(as_0);
+  CHECK(feed.queued_bytes() == 0);
+  CHECK_FALSE(feed.next_frame());
+  feed.on_batch(as_3);
+  CHECK(feed.queued_bytes() == as_3->bytes.size());
+  auto live = feed.next_frame();
+  REQUIRE(live);
+  const std::string event(live->bytes);
+  CAPTURE(event);
+  CHECK(event == std::string(as_3->text(as_3->messages.at(0))));
+  CHECK(event.find(R"("slot":{"id":3298534883330,"doctorId":3298534883329,)") != std::string::npos);
+  CHECK_FALSE(feed.next_frame());
+}
+
+TEST_CASE(
+    "a feed subscribed to the home partition's doctors ignores another served partition's "
+    "batches") {
+  TwoPartitions parts;
+  FeedSession feed(*parts.home, FeedLimits{}, parts.sources);
+  feed.on_message(R"({"op":"subscribe","doctorIds":[1]})");
+  auto snapshot = feed.next_frame();
+  REQUIRE(snapshot);
+  const std::string text(snapshot->bytes);
+  CAPTURE(text);
+  CHECK(text.starts_with(R"({"type":"snapshot","asOfSeq":)" +
+                         std::to_string(parts.home->reads().as_of_seq()) + ","));
+  CHECK(count_of(text, R"("doctorId":1,)") == 2);
+  CHECK(text.find("3298534883329") == std::string::npos);
+  REQUIRE_FALSE(feed.next_frame());
+
+  // Partition 3's seqs past home's, so that only the partition tells this batch apart.
+  TimeMs start = kBase + 7000;
+  for (; parts.p3->reads().as_of_seq() < parts.home->reads().as_of_seq(); start += 1000) {
+    REQUIRE(parts.p3->execute(CreateSlots{1, {{start, start + 1000}}}).rejection ==
+            Rejection::none);
+  }
+  const auto changes =
+      TwoPartitions::changes_of(*parts.p3, CreateSlots{1, {{start, start + 1000}}});
+  REQUIRE(changes.front().seq > parts.home->reads().as_of_seq());
+  const PartitionScope scope(3);
+  feed.on_batch(render_batch(changes, parts.p3->reads()));
+  CHECK(feed.queued_bytes() == 0);
+  CHECK_FALSE(feed.next_frame());
+}
+
+TEST_CASE(
+    "a feed subscription that names doctors of two served partitions is refused as "
+    "cross_partition") {
+  TwoPartitions parts;
+  TimeMs start = kBase + 10'000;
+  for (const char* subscribe : {R"({"op":"subscribe","doctorIds":[1,3298534883329]})",
+                                R"({"op":"subscribe","doctorIds":[3298534883329,1]})"}) {
+    CAPTURE(subscribe);
+    FeedSession feed(*parts.home, FeedLimits{}, parts.sources);
+    feed.on_message(subscribe);
+    auto error = feed.next_frame();
+    REQUIRE(error);
+    const std::string text(error->bytes);
+    CAPTURE(text);
+    CHECK(text.starts_with(R"({"type":"error","code":"cross_partition","message":)"));
+    CHECK(text.ends_with(R"(one request changes one partition"})"));  // no owner to name
+    CHECK_FALSE(feed.next_frame());  // no snapshot: nothing was subscribed to
+    const auto changes =
+        TwoPartitions::changes_of(*parts.home, CreateSlots{1, {{start, start + 1000}}});
+    start += 1000;
+    feed.on_batch(render_batch(changes, parts.home->reads()));  // home: doctor 1 of partition 0
+    CHECK(feed.queued_bytes() == 0);
+    CHECK_FALSE(feed.next_frame());
+  }
 }

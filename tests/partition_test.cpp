@@ -3,11 +3,18 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
+#include "api/config.hpp"
 #include "api/partition.hpp"
+
+extern char** environ;
 
 using namespace slotd;
 
@@ -18,6 +25,34 @@ struct MapScope {
   explicit MapScope(PartitionMap map) { set_partition_map(std::move(map)); }
   ~MapScope() { set_partition_map(PartitionMap{}); }
 };
+
+// parse_config reads SLOTD_* first: each case that parses flags runs without them, and puts
+// them back when it ends.
+struct NoSlotdEnvironment {
+  std::vector<std::pair<std::string, std::string>> saved;
+  NoSlotdEnvironment() {
+    for (char** e = environ; *e; ++e) {
+      const std::string entry = *e;
+      const auto eq = entry.find('=');
+      if (entry.starts_with("SLOTD_") && eq != std::string::npos) {
+        saved.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+      }
+    }
+    for (const auto& [name, value] : saved) ::unsetenv(name.c_str());
+  }
+  ~NoSlotdEnvironment() {
+    ::unsetenv("SLOTD_PARTITION");
+    for (const auto& [name, value] : saved) ::setenv(name.c_str(), value.c_str(), 1);
+  }
+};
+
+ConfigResult parse_flags(std::vector<std::string> args) {
+  args.insert(args.begin(), "slotd");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return parse_config(static_cast<int>(args.size()), argv.data());
+}
 
 }  // namespace
 
@@ -98,4 +133,164 @@ TEST_CASE("a data dir remembers the partition it was bound to") {
   CHECK_FALSE(read_data_dir_partition(dir.string(), error));
   CHECK(error.find("does not hold a partition number") != std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("ids carry the partition of the innermost scope, and the home partition without one") {
+  PartitionMap home;
+  home.self = 2;
+  home.served = {2, 5, 6};
+  MapScope map(home);
+  CHECK(current_partition() == 2);
+  CHECK(external_id(7) == (Id{2} << 40 | 7));
+  {
+    const PartitionScope outer(5);
+    CHECK(current_partition() == 5);
+    CHECK(external_id(7) == (Id{5} << 40 | 7));
+    CHECK(*local_id(Id{5} << 40 | 7) == 7);
+    {
+      const PartitionScope inner(6);
+      CHECK(external_id(7) == (Id{6} << 40 | 7));
+      CHECK(*local_id(Id{6} << 40 | 7) == 7);
+    }
+    CHECK(current_partition() == 5);  // the inner scope ended: the outer one again
+    CHECK(external_id(7) == (Id{5} << 40 | 7));
+    CHECK(external_id(0) == 0);
+  }
+  CHECK(current_partition() == 2);
+  CHECK(external_id(7) == (Id{2} << 40 | 7));
+  CHECK(*local_id(Id{2} << 40 | 7) == 7);
+
+  // A scope belongs to its thread: another thread still acts for the home partition.
+  const PartitionScope here(5);
+  Id elsewhere = 0;
+  std::thread([&] { elsewhere = external_id(7); }).join();
+  CHECK(elsewhere == (Id{2} << 40 | 7));
+  CHECK(external_id(7) == (Id{5} << 40 | 7));
+}
+
+TEST_CASE(
+    "an id of another partition this process serves is a 400 cross_partition, of one it does not a "
+    "421") {
+  std::string error;
+  auto map = PartitionMap::parse("0 http://127.0.0.1:9000\n1 http://127.0.0.1:9001\n", 0, error);
+  REQUIRE_MESSAGE(map, error);
+  map->served = {0, 3};
+  MapScope scope(*map);
+
+  // Acting for the home partition (no scope): partition 3's ids are served here, but not by
+  // this request.
+  auto other = local_id(Id{3} << 40 | 7);
+  REQUIRE_FALSE(other);
+  CHECK(other.error().status == 400);
+  CHECK(other.error().code == "cross_partition");
+  CHECK(other.error().owner.empty());
+  CHECK(other.error().message.find("partition 3") != std::string::npos);
+
+  {
+    const PartitionScope in_3(3);
+    CHECK(*local_id(Id{3} << 40 | 7) == 7);
+    auto home = local_id(7);  // partition 0's id, from a request acting in partition 3
+    REQUIRE_FALSE(home);
+    CHECK(home.error().status == 400);
+    CHECK(home.error().code == "cross_partition");
+
+    // Partition 1 is in the map but served by another node: sent there, as before.
+    auto elsewhere = local_id(Id{1} << 40 | 7);
+    REQUIRE_FALSE(elsewhere);
+    CHECK(elsewhere.error().status == 421);
+    CHECK(elsewhere.error().code == "wrong_node");
+    CHECK(elsewhere.error().owner == "http://127.0.0.1:9001");
+
+    // Neither served nor in the map: not found.
+    auto unknown = local_id(Id{4} << 40 | 7);
+    REQUIRE(unknown);
+    CHECK(*unknown == 0);
+  }
+  CHECK(*local_id(7) == 7);
+}
+
+TEST_CASE("a map serves only its home partition unless it lists the partitions it serves") {
+  PartitionMap map;
+  map.self = 4;
+  CHECK(map.served.empty());
+  CHECK(map.serves(4));
+  CHECK_FALSE(map.serves(0));
+  CHECK_FALSE(map.serves(5));
+  {
+    // So another partition's id is not a cross_partition error here: it is not found.
+    MapScope scope(map);
+    CHECK(*local_id(Id{4} << 40 | 7) == 7);
+    CHECK(*local_id(Id{5} << 40 | 7) == 0);
+    CHECK(*local_id(7) == 0);
+  }
+  map.served = {4, 7};
+  CHECK(map.serves(4));
+  CHECK(map.serves(7));
+  CHECK_FALSE(map.serves(5));
+
+  std::string error;
+  auto parsed = PartitionMap::parse("4 http://127.0.0.1:9004\n", 4, error);
+  REQUIRE_MESSAGE(parsed, error);
+  CHECK(parsed->served == std::vector<std::uint32_t>{4});
+}
+
+TEST_CASE("--partition takes one partition or a list of distinct ones, the first being the home") {
+  NoSlotdEnvironment environment;
+  {
+    auto r = parse_flags({});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 0);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{0});
+  }
+  {
+    auto r = parse_flags({"--partition", "3,5,8"});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 3);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{3, 5, 8});
+  }
+  {
+    auto r = parse_flags({"--partition=8,0"});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 8);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{8, 0});
+  }
+  {
+    auto r = parse_flags({"--partition", "3"});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 3);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{3});
+  }
+  {
+    auto r = parse_flags({"--partition", "8191"});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{8191});
+  }
+  for (const char* bad : {"3,3", "3,5,3", "8192", "3,8192", "3,", ",3", "3,,5", "", "x", "3,x",
+                          "-1", "3 ,5", "3, 5"}) {
+    CAPTURE(bad);
+    auto r = parse_flags({"--partition", bad});
+    CHECK_FALSE(r.config);
+    CHECK(r.error == "invalid value '" + std::string(bad) + "' for --partition");
+  }
+
+  // SLOTD_PARTITION is read the same way, and a flag wins over it.
+  REQUIRE(::setenv("SLOTD_PARTITION", "0,3", 1) == 0);
+  {
+    auto r = parse_flags({});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 0);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{0, 3});
+  }
+  {
+    auto r = parse_flags({"--partition", "5"});
+    REQUIRE_MESSAGE(r.config, r.error);
+    CHECK(r.config->partition == 5);
+    CHECK(r.config->partitions == std::vector<std::uint32_t>{5});
+  }
+  REQUIRE(::setenv("SLOTD_PARTITION", "3,3", 1) == 0);
+  {
+    auto r = parse_flags({});
+    CHECK_FALSE(r.config);
+    CHECK(r.error == "invalid value '3,3' in SLOTD_PARTITION");
+  }
 }
