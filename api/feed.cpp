@@ -100,6 +100,10 @@ void FeedSession::on_message(std::string_view text) {
   } else if (simdjson::dom::array ids; !obj["doctorIds"].get_array().get(ids) && ids.size() > 0) {
     if (ids.at(0).get_uint64().get(first_id)) first_id = 0;
   }
+  if (!partitions_.empty()) {  // home, unless the id is another partition's (a retry starts over)
+    sequencer_ = partitions_.front().sequencer;
+    partition_ = partitions_.front().partition;
+  }
   for (const FeedSource& source : partitions_) {
     if (source.partition == partition_of(first_id)) {
       sequencer_ = source.sequencer;

@@ -1,7 +1,9 @@
 -- wrk script: every request books a different slot, so each 201 is a real, durable hold.
--- args: slots_per_thread [first_slot_id (1)]. Thread t books first_slot_id + t *
--- slots_per_thread + 0, 1, 2, ...; after slots_per_thread requests it starts over on the
--- same slots, which then answer 409: a run that used up its slots shows it.
+-- args: slots_per_thread [first_slot_id (1)] [per_partition (0)]. Thread t books
+-- first_slot_id + t * slots_per_thread + 0, 1, 2, ...; after slots_per_thread requests it
+-- starts over on the same slots, which then answer 409: a run that used up its slots shows
+-- it. With per_partition 1, thread t books partition t instead: t * 2^40 + first_slot_id +
+-- 0, 1, 2, ... (ids carry their partition in bits 40 and up; bench/partitions_ab.sh).
 -- done() prints the replies by status over all threads, e.g.
 --   wrk-status: total=1000 s2xx=990 s201=990 s409=10 other=0 p50_us=812 p99_us=2310
 -- Used by bench/run (slotd and hello_server alike, so both pay the same Lua cost),
@@ -18,6 +20,7 @@ end
 function init(args)
   slots_per_thread = tonumber(args[1])
   first_slot_id = tonumber(args[2] or "1")
+  per_partition = args[3] == "1"
   counter = 0
   n2xx, n201, n409, nother = 0, 0, 0, 0
 end
@@ -26,6 +29,7 @@ function request()
   counter = counter + 1
   if counter > slots_per_thread then counter = 1 end
   local slot = first_slot_id + thread_id * slots_per_thread + counter - 1
+  if per_partition then slot = thread_id * 1099511627776 + first_slot_id + counter - 1 end
   return wrk.format("POST", "/booking", {["Content-Type"] = "application/json"},
     '{"slotId":' .. slot .. ',"patientName":"Load Test"}')
 end
