@@ -40,7 +40,7 @@ counters() { # "batches commands" summed over the partitions named
   local b=0 c=0 p x y
   for p in "$@"; do
     read -r x y < <(curl -s "http://127.0.0.1:$port/metrics?partition=$p" |
-      awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+      awk '/^slotd_(batches|commands)_total / {printf "%s ", $2} END {print ""}')
     b=$((b + x)) c=$((c + y))
   done
   echo "$b $c"
