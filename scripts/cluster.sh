@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/cluster.sh start|stop|status — a local slotd cluster on loopback for trying cluster
-# mode by hand: 3 nats-server nodes (JetStream, clustered) and N slotd nodes following one
-# partition's stream; one of them takes the lease and leads. Data and logs live under
+# mode by hand: 3 nats-server nodes (JetStream, clustered) and N slotd nodes following the
+# streams of the same partitions; for each partition one of them takes the lease and leads. Data and logs live under
 # $SLOTD_CLUSTER_DIR (default /tmp/slotd-cluster); `stop` ends exactly the processes whose
 # pid files `start` wrote there.
 #
 # Environment: SLOTD_BIN (build/release/api/slotd), SLOTD_CLUSTER_NODES (3 slotd nodes),
 # SLOTD_CLUSTER_REPLICAS (3), SLOTD_NATS_PORT (14222: client ports 14222..14224, routes
-# +2000), SLOTD_HTTP_PORT (18081: slotd on 18081..), SLOTD_ADMIN_TOKEN (cluster-admin-token).
+# +2000), SLOTD_HTTP_PORT (18081: slotd on 18081..), SLOTD_ADMIN_TOKEN (cluster-admin-token),
+# SLOTD_CLUSTER_PARTITIONS (0: the --partition list every node serves, e.g. 1,4).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${SLOTD_CLUSTER_DIR:-/tmp/slotd-cluster}
@@ -18,6 +19,7 @@ nats_port=${SLOTD_NATS_PORT:-14222}
 route_port=$((nats_port + 2000))
 http_port=${SLOTD_HTTP_PORT:-18081}
 admin_token=${SLOTD_ADMIN_TOKEN:-cluster-admin-token}
+partitions=${SLOTD_CLUSTER_PARTITIONS:-0}
 
 nats_urls() {
   local urls=() i
@@ -49,7 +51,7 @@ start() {
     [[ -f $dir/slotd$i.pid ]] && kill -0 "$(cat "$dir/slotd$i.pid")" 2>/dev/null && continue
     "$slotd" --host 127.0.0.1 --port $((http_port + i)) --data-dir "$dir/slotd$i" \
       --admin-token "$admin_token" --nats "$(nats_urls)" --node-id "slotd$i" \
-      --stream-replicas "$replicas" >"$dir/slotd$i.log" 2>&1 &
+      --stream-replicas "$replicas" --partition "$partitions" >"$dir/slotd$i.log" 2>&1 &
     echo $! >"$dir/slotd$i.pid"
   done
   for ((i = 0; i < nodes; i++)); do wait_port $((http_port + i)) 30; done
