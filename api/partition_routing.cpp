@@ -61,6 +61,7 @@ Result<Api*> Api::route(const HttpRequest& request) {
   Target target;
   if (!split_target(request.target, target)) return this;
   auto served = [this](std::uint32_t partition) -> Api* {
+    if (partitions_.empty()) return partition == options_.partition ? this : nullptr;
     for (Api* api : partitions_) {
       if (api->partition() == partition) return api;
     }

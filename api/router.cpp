@@ -216,7 +216,9 @@ void Api::serve_partitions(std::vector<Api*> all) {
 }
 
 void Api::handle(const HttpRequest& request, Responder& responder, PendingCommand& pending) {
-  if (partitions_.size() > 1) {
+  // One partition: only a ?partition= naming another one needs a look (never answered
+  // with this partition's data).
+  if (partitions_.size() > 1 || request.target.find("partition=") != std::string_view::npos) {
     Result<Api*> to = route(request);
     if (!to) {
       HttpResponse r = error_response(to.error());

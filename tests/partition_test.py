@@ -172,6 +172,18 @@ class TwoPartitions(ServerCase):
         self.assertEqual(snap["type"], "snapshot", snap)
         self.assertEqual([s["id"] for s in snap["slots"]], slots)
 
+    def test_a_partition_query_for_another_partition_is_never_answered_with_this_ones_data(self):
+        self.seed(self.a, 1)
+        own = self.ok(self.a.api.req("GET", "/events?partition=1&limit=5", admin=True))
+        self.assertTrue(own["events"], own)
+        r = self.a.api.req("GET", "/events?partition=2&limit=5", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"], r.headers.get("location")),
+                         (421, "wrong_node", f"{self.url_b}/events?partition=2&limit=5"), r.describe())
+        r = self.a.api.req("GET", "/admin/stats?partition=5", admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (404, "not_found"), r.describe())
+        r = self.a.api.req("POST", "/clinics?partition=2", {"name": "Not here", "timeZone": "UTC"}, admin=True)
+        self.assertEqual((r.status, r.json["error"]["code"]), (421, "wrong_node"), r.describe())
+
     def test_an_id_of_a_partition_outside_the_map_is_not_found(self):
         stray = (5 << SHIFT) | 1
         r = self.a.api.req("GET", f"/booking/{stray}", admin=True)
