@@ -23,6 +23,7 @@
 #include "api/rate_limit.hpp"
 #include "api/webhook_control.hpp"
 #include "cluster/role.hpp"
+#include "sequencer/atomic_shared.hpp"
 #include "sequencer/sequencer.hpp"
 
 namespace slotd {
@@ -107,6 +108,14 @@ class Api {
   // Differs on every start, so an ETag never outlives the process that made it.
   std::uint64_t epoch() const { return epoch_; }
 
+  // A list merged from every partition (GET /clinics, GET /doctors), kept until its ETag
+  // (every partition's catalog version) changes.
+  struct MergedList {
+    std::string etag;
+    std::shared_ptr<const std::string> body;
+  };
+  AtomicShared<const MergedList>& merged_list(char what) { return what == 'c' ? merged_clinics_ : merged_doctors_; }
+
  private:
   // The request in this Api's partition.
   void handle_here(const HttpRequest& request, Responder& responder, PendingCommand& pending);
@@ -122,6 +131,7 @@ class Api {
   std::uint64_t epoch_;
   std::vector<Api*> partitions_;
   Api* home_ = nullptr;  // set on the other partitions' Apis
+  AtomicShared<const MergedList> merged_clinics_, merged_doctors_;
 };
 
 }  // namespace slotd

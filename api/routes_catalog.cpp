@@ -56,23 +56,34 @@ std::shared_ptr<const std::string> clinics_body(const Catalog& catalog) {
 }
 
 // A list of every partition this process serves, home first: each partition's own cached
-// body, rendered in its ids; the ETag changes when any of them does.
+// body, rendered in its ids, joined once per change of any of them (the ETag names every
+// partition's catalog version).
 void respond_merged(Call& call, char what,
                     std::shared_ptr<const std::string> (*body_of)(const Catalog&)) {
+  std::vector<std::shared_ptr<const Catalog>> catalogs;
   std::string etag = fmt::format("\"{}{:x}", what, call.api.epoch());
-  std::string body = "[";
   for (Api* api : call.api.partitions()) {
-    const PartitionScope scope(api->partition());
-    auto catalog = api->sequencer().reads().catalog();
-    auto part = body_of(*catalog);
-    fmt::format_to(std::back_inserter(etag), ".{}", catalog->version);
-    if (part->size() <= 2) continue;
-    if (body.size() > 1) body += ',';
-    body.append(*part, 1, part->size() - 2);
+    catalogs.push_back(api->sequencer().reads().catalog());
+    fmt::format_to(std::back_inserter(etag), ".{}", catalogs.back()->version);
   }
-  body += ']';
   etag += '"';
-  call.respond(etag_reply(call, std::move(etag), std::make_shared<const std::string>(std::move(body))));
+  AtomicShared<const Api::MergedList>& slot = call.api.merged_list(what);
+  auto merged = slot.load();
+  if (!merged || merged->etag != etag) {
+    std::string body = "[";
+    for (std::size_t i = 0; i < catalogs.size(); ++i) {
+      const PartitionScope scope(call.api.partitions()[i]->partition());
+      auto part = body_of(*catalogs[i]);
+      if (part->size() <= 2) continue;
+      if (body.size() > 1) body += ',';
+      body.append(*part, 1, part->size() - 2);
+    }
+    body += ']';
+    merged = std::make_shared<const Api::MergedList>(
+        Api::MergedList{etag, std::make_shared<const std::string>(std::move(body))});
+    slot.store(merged);
+  }
+  call.respond(etag_reply(call, std::move(etag), merged->body));
 }
 
 std::optional<SlotStatus> slot_status_from(std::string_view s) {

@@ -271,13 +271,24 @@ class SeveralPartitionsInOneProcess(ServerCase):
         self.assertIn(doctor["id"], doctors)
         self.assertEqual([d["id"] for d in self.ok(self.a.api.req("GET", f"/doctors?clinicId={clinic['id']}"))],
                          [doctor["id"]])
+        # The merged list has an ETag that any partition's change moves.
+        listed = self.a.api.req("GET", "/doctors")
+        etag = listed.headers.get("etag")
+        self.assertTrue(etag, listed.describe())
+        self.assertEqual(self.a.api.req("GET", "/doctors", headers={"If-None-Match": etag}).status, 304)
+        added = self.ok(self.a.api.req("POST", "/doctors", {"name": "Dr. Later", "specialty": "GP",
+                                                            "clinicId": clinic["id"]}, admin=True), 201)
+        again = self.a.api.req("GET", "/doctors", headers={"If-None-Match": etag})
+        self.assertEqual(again.status, 200, again.describe())
+        self.assertNotEqual(again.headers.get("etag"), etag)
+        self.assertIn(added["id"], [d["id"] for d in again.json])
         # Partition 4's data dir is bound to it.
         with open(os.path.join(self.a.data_dir, "p4", "partition")) as f:
             self.assertEqual(f.read(), "4\n")
         # Killed and restarted: both partitions recover what was acknowledged.
         self.a.kill()
         self.a.start()
-        self.assertEqual(self.seqs(), {1: after[1], 4: after[4] + 1})
+        self.assertEqual(self.seqs(), {1: after[1], 4: after[4] + 2})  # + the confirm and Dr. Later
         got = self.ok(self.a.api.req("GET", f"/booking/{b['id']}", token=b["token"]))
         self.assertEqual((got["status"], got["slotId"]), ("CONFIRMED", slots[0]))
         statuses = {s["id"]: s["status"] for s in self.ok(self.a.api.req("GET", f"/slots/{doctor['id']}"))}
