@@ -16,20 +16,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/bench/args.sh"
 (($# >= 3)) || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 dur=$1 pinned=$2 bin=$3 rounds=${4:-1}
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null || { echo "partitions_ab: $tool is not installed (scripts/install-deps.sh wrk curl)" >&2; exit 1; }
-done
-hello=$root/build/release/bench/hello_server
-work=$(mktemp -d -t partitions-ab.XXXXXX)
-pid=''
-cleanup() { if [[ -n $pid ]]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$work"; }
-trap cleanup EXIT
-sp=() wp=()
-[[ $pinned == yes ]] && sp=(taskset -c 0) && wp=(taskset -c 1)
-start() { start_listening "$work/log" "${sp[@]}" "$@"; }
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=''; }
-slots=$((dur * 100000))
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, in clock ticks
+# shellcheck source=bench/booking_common.sh
+source "$root/bench/booking_common.sh"
+booking_bench_setup partitions-ab "$pinned" "$dur"
 wrk_run() { # PER_THREAD_SLOTS PER_PARTITION(0|1)
   timeout $((dur + 30)) "${wp[@]}" wrk -t2 -c64 -d"${dur}s" --latency -s "$root/bench/book_unique.lua" \
     "http://127.0.0.1:$port/" -- "$1" 1 "$2" >"$work/wrk"

@@ -29,11 +29,30 @@ def partition_of(i):
     return i >> SHIFT
 
 
-class TwoPartitions(ServerCase):
-    """Partition 1 on node A, partition 2 on node B; the map also names partition 7, which
-    no process serves (its ids are still sent to its owner, never answered as unknown)."""
+def seed_clinic(case, api, slots, clinics_path="/clinics"):
+    """POST clinics_path → a clinic, then a doctor of it with `slots` slots; returns
+    (clinic, doctor, slot ids). The doctor and slots go where the clinic's id says."""
+    def created(r):
+        return case.ok(r, 201)
+    clinic = created(api.req("POST", clinics_path, {"name": "North", "timeZone": "UTC"}, admin=True))
+    doctor = created(api.req("POST", "/doctors", {"name": "Dr. P", "specialty": "GP", "clinicId": clinic["id"]},
+                             admin=True))
+    spans = [{"start": iso(BASE_MS + i * 30 * MINUTE_MS), "end": iso(BASE_MS + i * 30 * MINUTE_MS + 20 * MINUTE_MS)}
+             for i in range(slots)]
+    listed = created(api.req("POST", "/slots", {"doctorId": doctor["id"], "slots": spans}, admin=True))
+    return clinic, doctor, [s["id"] for s in listed]
 
+
+class TwoNodesOneMap(ServerCase):
+    """Node A and node B on fixed ports, started with --partition A_PARTITIONS and
+    B_PARTITIONS and one map file, whose text map_text(url_a, url_b) gives."""
+
+    A_PARTITIONS = B_PARTITIONS = None
     maxDiff = 4000
+
+    @classmethod
+    def map_text(cls, url_a, url_b):
+        raise NotImplementedError
 
     @classmethod
     def setUpClass(cls):
@@ -42,14 +61,13 @@ class TwoPartitions(ServerCase):
         while port_b == port_a:
             port_b = free_port()
         cls.url_a, cls.url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        cls.url_7 = "http://127.0.0.1:9"
         cls.map_path = os.path.join(cls.map_dir, "partitions")
         with open(cls.map_path, "w") as f:
-            f.write(f"# partition  owner\n1 {cls.url_a}\n2 {cls.url_b}/\n7 {cls.url_7}\n")
+            f.write(cls.map_text(cls.url_a, cls.url_b))
         cls.a = cls.start_server(port=port_a, hold_ttl=60,
-                                 extra_args=["--partition", "1", "--partition-map", cls.map_path])
+                                 extra_args=["--partition", cls.A_PARTITIONS, "--partition-map", cls.map_path])
         cls.b = cls.start_server(port=port_b, hold_ttl=60,
-                                 extra_args=["--partition", "2", "--partition-map", cls.map_path])
+                                 extra_args=["--partition", cls.B_PARTITIONS, "--partition-map", cls.map_path])
 
     @classmethod
     def tearDownClass(cls):
@@ -61,6 +79,18 @@ class TwoPartitions(ServerCase):
         self.assertEqual(r.status, status, r.describe())
         return r.json
 
+
+class TwoPartitions(TwoNodesOneMap):
+    """Partition 1 on node A, partition 2 on node B; the map also names partition 7, which
+    no process serves (its ids are still sent to its owner, never answered as unknown)."""
+
+    A_PARTITIONS, B_PARTITIONS = "1", "2"
+    url_7 = "http://127.0.0.1:9"
+
+    @classmethod
+    def map_text(cls, url_a, url_b):
+        return f"# partition  owner\n1 {url_a}\n2 {url_b}/\n7 {cls.url_7}\n"
+
     def wrong_node(self, r, owner, location=None):
         self.assertEqual(r.status, 421, r.describe())
         self.assertEqual(r.json["error"]["code"], "wrong_node", r.describe())
@@ -69,14 +99,7 @@ class TwoPartitions(ServerCase):
 
     def seed(self, node, slots=3):
         """A clinic, a doctor and slots on `node`; returns (clinic, doctor, slot ids)."""
-        api = node.api
-        clinic = self.ok(api.req("POST", "/clinics", {"name": "North", "timeZone": "UTC"}, admin=True), 201)
-        doctor = self.ok(api.req("POST", "/doctors", {"name": "Dr. P", "specialty": "GP",
-                                                      "clinicId": clinic["id"]}, admin=True), 201)
-        spans = [{"start": iso(BASE_MS + i * 30 * MINUTE_MS), "end": iso(BASE_MS + i * 30 * MINUTE_MS + 20 * MINUTE_MS)}
-                 for i in range(slots)]
-        created = self.ok(api.req("POST", "/slots", {"doctorId": doctor["id"], "slots": spans}, admin=True), 201)
-        return clinic, doctor, [s["id"] for s in created]
+        return seed_clinic(self, node.api, slots)
 
     def test_every_id_a_node_hands_out_carries_its_partition(self):
         self.assertEqual(self.ok(self.a.api.healthz())["partition"], 1)
@@ -192,49 +215,21 @@ class TwoPartitions(ServerCase):
         self.assertEqual((r.status, r.json["error"]["code"]), (404, "slot_not_found"), r.describe())
 
 
-class SeveralPartitionsInOneProcess(ServerCase):
+class SeveralPartitionsInOneProcess(TwoNodesOneMap):
     """Node A serves partitions 1 (its home, in DATA_DIR) and 4 (in DATA_DIR/p4) in one
     process; node B serves partition 2. Each partition keeps its own engine, journal and
     seqs; a request goes to the partition of the id it names; the lists merge."""
 
-    maxDiff = 4000
+    A_PARTITIONS, B_PARTITIONS = "1,4", "2"
 
     @classmethod
-    def setUpClass(cls):
-        cls.map_dir = tempfile.mkdtemp(prefix="slotd-partition-map-")
-        port_a, port_b = free_port(), free_port()
-        while port_b == port_a:
-            port_b = free_port()
-        cls.url_a, cls.url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
-        cls.map_path = os.path.join(cls.map_dir, "partitions")
-        with open(cls.map_path, "w") as f:
-            f.write(f"1 {cls.url_a}\n4 {cls.url_a}\n2 {cls.url_b}\n")
-        cls.a = cls.start_server(port=port_a, hold_ttl=60,
-                                 extra_args=["--partition", "1,4", "--partition-map", cls.map_path])
-        cls.b = cls.start_server(port=port_b, hold_ttl=60,
-                                 extra_args=["--partition", "2", "--partition-map", cls.map_path])
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        import shutil
-        shutil.rmtree(cls.map_dir, ignore_errors=True)
-
-    def ok(self, r, status=200):
-        self.assertEqual(r.status, status, r.describe())
-        return r.json
+    def map_text(cls, url_a, url_b):
+        return f"1 {url_a}\n4 {url_a}\n2 {url_b}\n"
 
     def seeds(self, partition=None, slots=2):
         """A clinic (in `partition`, default the home one), a doctor and slots on node A."""
-        api = self.a.api
         path = "/clinics" if partition is None else f"/clinics?partition={partition}"
-        clinic = self.ok(api.req("POST", path, {"name": "Clinic", "timeZone": "UTC"}, admin=True), 201)
-        doctor = self.ok(api.req("POST", "/doctors", {"name": "Dr. M", "specialty": "GP",
-                                                      "clinicId": clinic["id"]}, admin=True), 201)
-        spans = [{"start": iso(BASE_MS + i * 30 * MINUTE_MS), "end": iso(BASE_MS + i * 30 * MINUTE_MS + 20 * MINUTE_MS)}
-                 for i in range(slots)]
-        created = self.ok(api.req("POST", "/slots", {"doctorId": doctor["id"], "slots": spans}, admin=True), 201)
-        return clinic, doctor, [s["id"] for s in created]
+        return seed_clinic(self, self.a.api, slots, path)
 
     def seqs(self):
         health = self.ok(self.a.api.healthz())
