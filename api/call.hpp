@@ -48,6 +48,13 @@ struct Call {
   ClientId client = 0;         // the caller's identity digest
 
   const ReadStore& reads() const { return api.sequencer().reads(); }
+  // The partitions a list or a tally covers: every partition of the process on the home
+  // Api of a process serving several, unless ?partition= names one; else none (this Api's
+  // own partition alone).
+  std::span<Api* const> merged_partitions() const {
+    if (api.partitions().size() < 2 || target.param("partition")) return {};
+    return api.partitions();
+  }
   void respond(HttpResponse&& response);
   // A 421 for a GET also gets a Location: the owner's URL with the same target.
   void fail(const ApiError& error);

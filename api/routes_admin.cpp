@@ -9,6 +9,7 @@
 #include "api/iso_time.hpp"
 #include "api/json_in.hpp"
 #include "api/json_out.hpp"
+#include "api/partition.hpp"
 
 namespace slotd {
 namespace {
@@ -49,63 +50,106 @@ TimeMs wall_clock_ms() {
 }  // namespace
 
 // Everything is kept incrementally by the read store: a request sums per-doctor counters,
-// it never scans slots or bookings.
+// it never scans slots or bookings. On the home Api of a process serving several partitions
+// (and no ?partition=), the figures are of every partition: sums, the per-doctor and
+// per-clinic lists joined (each in its partition's ids), and asOfSeq per partition.
 void get_admin_stats(Call& call) {
-  const ReadStore& reads = call.reads();
-  const std::uint64_t as_of = reads.as_of_seq();
-  auto catalog = reads.catalog();
+  std::vector<Api*> parts(call.merged_partitions().begin(), call.merged_partitions().end());
+  if (parts.empty()) parts.push_back(&call.api);
+  const TimeMs now_ms = wall_clock_ms();
   Tally total;
-  total.add(reads.counts());
+  std::size_t clinics = 0, doctors = 0;
+  std::uint64_t commands = 0, rejections = 0, batches = 0, queue_depth = 0, append_ns = 0;
+  std::uint64_t last_batch_commands = 0, last_append_ns = 0;
+  std::vector<TimeMs> held;
+  std::vector<MinuteCounts> minutes;
+  std::string per_doctor, per_clinic, as_of;
+  for (Api* part : parts) {
+    const PartitionScope scope(part->partition());
+    const ReadStore& reads = part->sequencer().reads();
+    const std::uint64_t seq = reads.as_of_seq();
+    auto catalog = reads.catalog();
+    if (as_of.empty()) {
+      as_of = fmt::format(R"("asOfSeq":{})", seq);
+      if (parts.size() > 1) as_of += R"(,"partitions":[)";
+    } else {
+      as_of += ',';
+    }
+    if (parts.size() > 1) fmt::format_to(std::back_inserter(as_of), R"({{"partition":{},"asOfSeq":{}}})", part->partition(), seq);
+    total.add(reads.counts());
+    clinics += catalog->clinics.size();
+    doctors += catalog->doctors.size();
+
+    const SequencerStats& st = part->sequencer().stats();
+    commands += st.commands.load();
+    rejections += st.rejections.load();
+    batches += st.batches.load();
+    queue_depth += part->sequencer().queue_depth();
+    append_ns += st.journal_append_ns.load();
+    last_batch_commands = std::max<std::uint64_t>(last_batch_commands, st.last_batch_commands.load());
+    last_append_ns = std::max<std::uint64_t>(last_append_ns, st.last_append_ns.load());
+
+    std::vector<Tally> clinic_tallies(catalog->clinics.size());
+    for (const DoctorInfo& d : catalog->doctors) {
+      const DoctorView* view = reads.doctor(d.id);
+      if (!view) continue;
+      Tally t;
+      t.add(view->counts());
+      if (d.clinic_id >= 1 && d.clinic_id <= clinic_tallies.size()) {
+        Tally& c = clinic_tallies[d.clinic_id - 1];
+        for (std::size_t k = 0; k < 4; ++k) {
+          c.slots[k] += t.slots[k];
+          c.bookings[k] += t.bookings[k];
+        }
+      }
+      if (!per_doctor.empty()) per_doctor += ',';
+      fmt::format_to(std::back_inserter(per_doctor), R"({{"doctorId":{},"clinicId":{},)",
+                     external_id(d.id), external_id(d.clinic_id));
+      append_tally(per_doctor, t);
+      per_doctor += '}';
+    }
+    for (std::size_t i = 0; i < clinic_tallies.size(); ++i) {
+      if (!per_clinic.empty()) per_clinic += ',';
+      fmt::format_to(std::back_inserter(per_clinic), R"({{"clinicId":{},)", external_id(i + 1));
+      append_tally(per_clinic, clinic_tallies[i]);
+      per_clinic += '}';
+    }
+
+    std::vector<TimeMs> part_held = reads.recent_hold_to_confirm_ms();
+    held.insert(held.end(), part_held.begin(), part_held.end());
+    // The same wall clock gives every partition the same minutes.
+    std::vector<MinuteCounts> part_minutes = reads.minutes(now_ms);
+    if (minutes.empty()) {
+      minutes = std::move(part_minutes);
+    } else {
+      for (const MinuteCounts& m : part_minutes) {
+        auto same = std::find_if(minutes.begin(), minutes.end(),
+                                 [&](const MinuteCounts& x) { return x.minute_ms == m.minute_ms; });
+        if (same == minutes.end()) continue;
+        same->held += m.held;
+        same->confirmed += m.confirmed;
+        same->failed += m.failed;
+        same->cancelled += m.cancelled;
+      }
+    }
+  }
+  if (parts.size() > 1) as_of += ']';
+
   std::string body;
-  body.reserve(1024 + catalog->doctors.size() * 256);
+  body.reserve(1024 + per_doctor.size() + per_clinic.size() + minutes.size() * 100);
   auto it = std::back_inserter(body);
-  fmt::format_to(it, R"({{"asOfSeq":{},"clinics":{},"doctors":{},)", as_of, catalog->clinics.size(),
-                 catalog->doctors.size());
+  fmt::format_to(it, R"({{{},"clinics":{},"doctors":{},)", as_of, clinics, doctors);
   append_tally(body, total);
   fmt::format_to(it, R"(,"expiries":{})", total.bookings[static_cast<std::size_t>(BookingStatus::failed)]);
-
-  const SequencerStats& st = call.api.sequencer().stats();
-  const std::uint64_t batches = st.batches.load();
   fmt::format_to(it,
                  R"(,"sequencer":{{"commands":{},"rejections":{},"batches":{},"queueDepth":{},)"
                  R"("lastBatchSize":{},"avgBatchSize":{:.2f},"journalSyncMsAvg":{:.3f},"journalSyncMsLast":{:.3f}}})",
-                 st.commands.load(), st.rejections.load(), batches,
-                 call.api.sequencer().queue_depth(), st.last_batch_commands.load(),
-                 ratio(st.commands.load(), batches),
-                 batches ? static_cast<double>(st.journal_append_ns.load()) / 1e6 / static_cast<double>(batches) : 0.0,
-                 static_cast<double>(st.last_append_ns.load()) / 1e6);
+                 commands, rejections, batches, queue_depth, last_batch_commands,
+                 ratio(commands, batches),
+                 batches ? static_cast<double>(append_ns) / 1e6 / static_cast<double>(batches) : 0.0,
+                 static_cast<double>(last_append_ns) / 1e6);
+  fmt::format_to(it, R"(,"perDoctor":[{}],"perClinic":[{}])", per_doctor, per_clinic);
 
-  std::vector<Tally> per_clinic(catalog->clinics.size());
-  body += R"(,"perDoctor":[)";
-  for (std::size_t i = 0; i < catalog->doctors.size(); ++i) {
-    const DoctorInfo& d = catalog->doctors[i];
-    const DoctorView* view = reads.doctor(d.id);
-    if (!view) continue;
-    Tally t;
-    t.add(view->counts());
-    if (d.clinic_id >= 1 && d.clinic_id <= per_clinic.size()) {
-      Tally& c = per_clinic[d.clinic_id - 1];
-      for (std::size_t k = 0; k < 4; ++k) {
-        c.slots[k] += t.slots[k];
-        c.bookings[k] += t.bookings[k];
-      }
-    }
-    if (i) body += ',';
-    fmt::format_to(it, R"({{"doctorId":{},"clinicId":{},)", external_id(d.id),
-                   external_id(d.clinic_id));
-    append_tally(body, t);
-    body += '}';
-  }
-  body += R"(],"perClinic":[)";
-  for (std::size_t i = 0; i < per_clinic.size(); ++i) {
-    if (i) body += ',';
-    fmt::format_to(it, R"({{"clinicId":{},)", external_id(i + 1));
-    append_tally(body, per_clinic[i]);
-    body += '}';
-  }
-  body += ']';
-
-  std::vector<TimeMs> held = reads.recent_hold_to_confirm_ms();
   std::sort(held.begin(), held.end());
   auto percentile = [&](double p) -> TimeMs {
     if (held.empty()) return 0;
@@ -116,7 +160,7 @@ void get_admin_stats(Call& call) {
 
   body += R"(,"bookingsPerMinute":[)";
   bool first = true;
-  for (const MinuteCounts& m : reads.minutes(wall_clock_ms())) {
+  for (const MinuteCounts& m : minutes) {
     if (!first) body += ',';
     first = false;
     body += R"({"minute":")";

@@ -62,7 +62,7 @@ void respond_merged(Call& call, char what,
                     std::shared_ptr<const std::string> (*body_of)(const Catalog&)) {
   std::vector<std::shared_ptr<const Catalog>> catalogs;
   std::string etag = fmt::format("\"{}{:x}", what, call.api.epoch());
-  for (Api* api : call.api.partitions()) {
+  for (Api* api : call.merged_partitions()) {
     catalogs.push_back(api->sequencer().reads().catalog());
     fmt::format_to(std::back_inserter(etag), ".{}", catalogs.back()->version);
   }
@@ -72,7 +72,7 @@ void respond_merged(Call& call, char what,
   if (!merged || merged->etag != etag) {
     std::string body = "[";
     for (std::size_t i = 0; i < catalogs.size(); ++i) {
-      const PartitionScope scope(call.api.partitions()[i]->partition());
+      const PartitionScope scope(call.merged_partitions()[i]->partition());
       auto part = body_of(*catalogs[i]);
       if (part->size() <= 2) continue;
       if (body.size() > 1) body += ',';
@@ -117,12 +117,12 @@ void get_doctors(Call& call) {
     body += ']';
     return call.respond(json_reply(200, std::move(body)));
   }
-  if (call.api.partitions().size() > 1) return respond_merged(call, 'd', doctors_body);
+  if (!call.merged_partitions().empty()) return respond_merged(call, 'd', doctors_body);
   call.respond(etag_reply(call, catalog_etag(call, *catalog, 'd'), doctors_body(*catalog)));
 }
 
 void get_clinics(Call& call) {
-  if (call.api.partitions().size() > 1) return respond_merged(call, 'c', clinics_body);
+  if (!call.merged_partitions().empty()) return respond_merged(call, 'c', clinics_body);
   auto catalog = call.reads().catalog();
   call.respond(etag_reply(call, catalog_etag(call, *catalog, 'c'), clinics_body(*catalog)));
 }

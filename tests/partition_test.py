@@ -261,6 +261,9 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertIn(home_clinic["id"], clinics)
         self.assertIn(clinic["id"], clinics)
         self.assertIn((4 << SHIFT) | 1, clinics)  # partition 4's own first clinic
+        only_4 = [c["id"] for c in self.ok(self.a.api.req("GET", "/clinics?partition=4"))]
+        self.assertEqual(only_4, [c for c in clinics if partition_of(c) == 4])
+        self.assertIn(clinic["id"], only_4)
         doctors = [d["id"] for d in self.ok(self.a.api.req("GET", "/doctors"))]
         self.assertIn(home_doctor["id"], doctors)
         self.assertIn(doctor["id"], doctors)
@@ -277,6 +280,23 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertEqual(again.status, 200, again.describe())
         self.assertNotEqual(again.headers.get("etag"), etag)
         self.assertIn(added["id"], [d["id"] for d in again.json])
+        # The stats cover both partitions: the sums of ?partition=1 and ?partition=4.
+        stats = self.ok(self.a.api.req("GET", "/admin/stats", admin=True))
+        only = {p: self.ok(self.a.api.req("GET", f"/admin/stats?partition={p}", admin=True)) for p in (1, 4)}
+        self.assertEqual(stats["partitions"], [{"partition": p, "asOfSeq": only[p]["asOfSeq"]} for p in (1, 4)])
+        for key in ("clinics", "doctors", "expiries"):
+            self.assertEqual(stats[key], only[1][key] + only[4][key], key)
+        for group in ("slots", "bookings"):
+            for key, value in stats[group].items():
+                self.assertEqual(value, only[1][group][key] + only[4][group][key], (group, key))
+        self.assertEqual([c["clinicId"] for c in stats["perClinic"]],
+                         [c["clinicId"] for c in only[1]["perClinic"] + only[4]["perClinic"]])
+        self.assertEqual({partition_of(c["clinicId"]) for c in only[4]["perClinic"]}, {4})
+        self.assertIn(clinic["id"], [c["clinicId"] for c in only[4]["perClinic"]])
+        self.assertIn(home_clinic["id"], [c["clinicId"] for c in only[1]["perClinic"]])
+        self.assertEqual([d["doctorId"] for d in stats["perDoctor"]],
+                         [d["doctorId"] for d in only[1]["perDoctor"] + only[4]["perDoctor"]])
+        self.assertNotIn("partitions", only[4])
         # Partition 4's data dir is bound to it.
         with open(os.path.join(self.a.data_dir, "p4", "partition")) as f:
             self.assertEqual(f.read(), "4\n")
