@@ -1,7 +1,7 @@
 // Which partition a request is for, in a process that serves several (api/partition.hpp).
 //
 // A request acts in one partition: the one of the id it names. Where that id sits depends on
-// the route: in the path (/booking/:id), in a query (?clinicId=, ?doctorId=, ?after=) or in
+// the route: in the path (/booking/:id), in a query (?clinicId=, ?doctorId=) or in
 // the body (a POST's slotId, doctorId or clinicId). A request that names none goes to
 // ?partition=N, else to the home partition (POST /clinics creates its clinic there). An id
 // of a partition served elsewhere goes to the home partition, whose handler answers 421 or
@@ -42,7 +42,8 @@ std::optional<Id> deciding_id(const HttpRequest& request, const Target& target) 
     return id_from_text(target.segments[2]);
   }
   if (head != "admin" && n >= 2) return id_from_text(target.segments[1]);
-  for (std::string_view key : {"clinicId", "doctorId", "after"}) {
+  // (Not ?after=: a page of GET /admin/bookings over every partition ends in any of them.)
+  for (std::string_view key : {"clinicId", "doctorId"}) {
     if (const std::string* value = target.param(key)) return id_from_text(*value);
   }
   if (request.method == "POST" && n == 1) {

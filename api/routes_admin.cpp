@@ -173,20 +173,25 @@ void get_admin_stats(Call& call) {
 }
 
 // Newest first, in keyset pages: `after` is the id to continue below. One request looks
-// at no more than kMaxScan bookings; if it stops there, `next` says where to go on.
+// at no more than kMaxScan bookings; if it stops there, `next` says where to go on. On the
+// home Api of a process serving several partitions, without a clinicId, doctorId or
+// ?partition=, the pages run through every partition by id, highest partition first (ids
+// carry their partition, so `after` alone says where a page ends).
 void get_admin_bookings(Call& call) {
   constexpr std::uint64_t kMaxScan = 200'000;
   const Target& t = call.target;
+  const bool merged = !call.merged_partitions().empty() && !t.param("clinicId") && !t.param("doctorId");
   std::optional<Id> clinic_id, doctor_id, after;
   std::optional<BookingStatus> status;
   TimeMs from = std::numeric_limits<TimeMs>::min(), to = std::numeric_limits<TimeMs>::max();
   std::uint64_t limit = 50;
   std::optional<ApiError> elsewhere;  // an id of a partition another node owns
-  auto id_param = [&](std::string_view key, std::optional<Id>& out) {
+  auto id_param = [&](std::string_view key, std::optional<Id>& out, bool keep_external = false) {
     const std::string* p = t.param(key);
     if (!p) return true;
     out = id_from_text(*p);
     if (!out) return false;
+    if (keep_external) return true;
     auto local = local_id(*out);
     if (!local) {
       if (!elsewhere) elsewhere = local.error();
@@ -197,7 +202,7 @@ void get_admin_bookings(Call& call) {
   };
   if (!id_param("clinicId", clinic_id)) return call.fail(bad_query("clinicId must be an integer id"));
   if (!id_param("doctorId", doctor_id)) return call.fail(bad_query("doctorId must be an integer id"));
-  if (!id_param("after", after)) return call.fail(bad_query("after must be a booking id"));
+  if (!id_param("after", after, merged)) return call.fail(bad_query("after must be a booking id"));
   if (elsewhere) return call.fail(*elsewhere);
   if (const std::string* p = t.param("status")) {
     for (auto s : {BookingStatus::pending, BookingStatus::confirmed, BookingStatus::failed,
@@ -223,58 +228,72 @@ void get_admin_bookings(Call& call) {
     if (!v || *v == 0 || *v > 500) return call.fail(bad_query("limit must be an integer from 1 to 500"));
     limit = *v;
   }
-  const ReadStore& reads = call.reads();
-  auto catalog = reads.catalog();
-  const std::uint64_t count = reads.booking_count();
-  std::uint64_t id = after ? std::min<std::uint64_t>(*after == 0 ? 0 : *after - 1, count) : count;
+
+  // The partitions to page through, highest first, and where each one starts.
+  std::vector<Api*> parts(call.merged_partitions().begin(), call.merged_partitions().end());
+  if (!merged) parts = {&call.api};
+  std::sort(parts.begin(), parts.end(), [](Api* a, Api* b) { return a->partition() > b->partition(); });
   std::string body = R"({"bookings":[)";
   std::uint64_t found = 0, scanned = 0;
-  std::optional<Id> next;
-  for (; id >= 1; --id) {
-    if (found == limit) {
-      next = id + 1;  // the last one sent
-      break;
+  std::optional<Id> next;  // external
+  for (Api* part : parts) {
+    const PartitionScope scope(part->partition());
+    const ReadStore& reads = part->sequencer().reads();
+    auto catalog = reads.catalog();
+    const std::uint64_t count = reads.booking_count();
+    std::uint64_t id = count;
+    if (after && merged) {
+      if (part->partition() > partition_of(*after)) continue;  // a page before this one
+      if (part->partition() == partition_of(*after)) {
+        const Id local = *after & kLocalIdMask;
+        id = std::min<std::uint64_t>(local == 0 ? 0 : local - 1, count);
+      }
+    } else if (after) {
+      id = std::min<std::uint64_t>(*after == 0 ? 0 : *after - 1, count);
     }
-    if (scanned++ == kMaxScan) {
-      next = id + 1;
-      break;
+    for (; id >= 1; --id) {
+      if (found == limit || scanned++ == kMaxScan) {
+        next = external_id(id + 1);  // the last one looked at
+        break;
+      }
+      auto b = reads.booking(id);
+      if (!b || (status && b->status != *status)) continue;
+      auto s = reads.slot(b->slot_id);
+      if (!s) continue;
+      const DoctorInfo* d = catalog->doctor(s->doctor_id);
+      const Id clinic = d ? d->clinic_id : 0;
+      if ((doctor_id && s->doctor_id != *doctor_id) || (clinic_id && clinic != *clinic_id) ||
+          s->start_ms < from || s->start_ms >= to) {
+        continue;
+      }
+      if (found++) body += ',';
+      fmt::format_to(std::back_inserter(body),
+                     R"({{"id":{},"slotId":{},"doctorId":{},"clinicId":{},"patientName":)",
+                     external_id(b->id), external_id(b->slot_id), external_id(s->doctor_id),
+                     external_id(clinic));
+      append_json_string(body, b->patient_name);
+      fmt::format_to(std::back_inserter(body), R"(,"status":"{}","createdAt":")", to_string(b->status));
+      append_iso8601(body, b->created_at_ms);
+      body += R"(","expiresAt":")";
+      append_iso8601(body, b->expires_at_ms);
+      body += R"(","confirmedAt":)";
+      if (b->confirmed_at_ms) {
+        body += '"';
+        append_iso8601(body, b->confirmed_at_ms);
+        body += '"';
+      } else {
+        body += "null";
+      }
+      body += R"(,"start":")";
+      append_iso8601(body, s->start_ms);
+      body += R"(","end":")";
+      append_iso8601(body, s->end_ms);
+      body += "\"}";
     }
-    auto b = reads.booking(id);
-    if (!b || (status && b->status != *status)) continue;
-    auto s = reads.slot(b->slot_id);
-    if (!s) continue;
-    const DoctorInfo* d = catalog->doctor(s->doctor_id);
-    const Id clinic = d ? d->clinic_id : 0;
-    if ((doctor_id && s->doctor_id != *doctor_id) || (clinic_id && clinic != *clinic_id) ||
-        s->start_ms < from || s->start_ms >= to) {
-      continue;
-    }
-    if (found++) body += ',';
-    fmt::format_to(std::back_inserter(body),
-                   R"({{"id":{},"slotId":{},"doctorId":{},"clinicId":{},"patientName":)",
-                   external_id(b->id), external_id(b->slot_id), external_id(s->doctor_id),
-                   external_id(clinic));
-    append_json_string(body, b->patient_name);
-    fmt::format_to(std::back_inserter(body), R"(,"status":"{}","createdAt":")", to_string(b->status));
-    append_iso8601(body, b->created_at_ms);
-    body += R"(","expiresAt":")";
-    append_iso8601(body, b->expires_at_ms);
-    body += R"(","confirmedAt":)";
-    if (b->confirmed_at_ms) {
-      body += '"';
-      append_iso8601(body, b->confirmed_at_ms);
-      body += '"';
-    } else {
-      body += "null";
-    }
-    body += R"(,"start":")";
-    append_iso8601(body, s->start_ms);
-    body += R"(","end":")";
-    append_iso8601(body, s->end_ms);
-    body += "\"}";
+    if (next) break;
   }
   body += R"(],"next":)";
-  body += next && *next > 1 ? std::to_string(external_id(*next)) : "null";
+  body += next ? std::to_string(*next) : "null";
   body += '}';
   call.respond(json_reply(200, std::move(body)));
 }

@@ -310,6 +310,30 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertEqual(statuses, {slots[0]: "BOOKED", slots[1]: "AVAILABLE"})
         self.assertEqual(len(self.ok(self.a.api.req("GET", "/slots/" + str(home_doctor["id"])))), 2)
 
+    def test_the_admin_bookings_pages_run_through_every_partition_highest_first(self):
+        _c1, _d1, slots_1 = self.seeds(slots=3)
+        _c4, _d4, slots_4 = self.seeds(4, slots=2)
+        for s in slots_1 + slots_4:
+            self.ok(self.a.api.req("POST", "/booking", {"slotId": s, "patientName": "Pat"}), 201)
+
+        def pages(query):
+            ids, after = [], None
+            for _ in range(1000):  # bounded: every page moves the cursor down
+                page = self.ok(self.a.api.req("GET", f"/admin/bookings?limit=2{query}"
+                                              + (f"&after={after}" if after else ""), admin=True))
+                ids += [b["id"] for b in page["bookings"]]
+                if page["next"] is None:
+                    return ids
+                self.assertTrue(after is None or page["next"] < after, page)
+                after = page["next"]
+            self.fail("the pages did not end")
+
+        every = pages("")
+        self.assertEqual(every, pages("&partition=4") + pages("&partition=1"))
+        self.assertEqual(every, sorted(every, reverse=True))
+        self.assertEqual(len(every), len(set(every)))
+        self.assertEqual({partition_of(i) for i in every}, {1, 4})
+
     def test_a_request_that_names_two_partitions_is_refused_and_changes_nothing(self):
         _c1, doctor_1, slots_1 = self.seeds()
         _c4, doctor_4, slots_4 = self.seeds(4)
