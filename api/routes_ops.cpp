@@ -120,6 +120,29 @@ void get_metrics(Call& call) {
     }
   }
   if (WebhookControl* webhooks = call.api.options().webhooks) webhooks->render_metrics(body);
+  // A process serving several partitions: every partition's seqs and queue, labelled, on
+  // every scrape (the unlabelled figures above are of one partition: slotd_partition).
+  if (call.api.partitions().size() > 1) {
+    auto labelled = [&](std::string_view name, std::string_view type, std::string_view help,
+                        auto value_of) {
+      fmt::format_to(std::back_inserter(body), "# HELP slotd_{} {}\n# TYPE slotd_{} {}\n", name, help,
+                     name, type);
+      for (Api* part : call.api.partitions()) {
+        fmt::format_to(std::back_inserter(body), "slotd_{}{{partition=\"{}\"}} {}\n", name,
+                       part->partition(), value_of(*part));
+      }
+    };
+    labelled("partition_durable_seq", "gauge", "last journal seq synced, per partition",
+             [](Api& p) { return p.sequencer().durable_seq(); });
+    labelled("partition_read_seq", "gauge", "last seq published to readers, per partition",
+             [](Api& p) { return p.sequencer().reads().as_of_seq(); });
+    labelled("partition_queue_depth", "gauge", "commands waiting for the sequencer, per partition",
+             [](Api& p) { return p.sequencer().queue_depth(); });
+    labelled("partition_commands_total", "counter", "commands decided, per partition",
+             [](Api& p) { return p.sequencer().stats().commands.load(); });
+    labelled("partition_leader", "gauge", "1 while this node leads the partition (cluster mode; else 1)",
+             [](Api& p) { return !p.options().cluster || p.options().cluster->leading() ? 1 : 0; });
+  }
   call.api.metrics().render_all(body, route_name);
   HttpResponse r;
   r.body = std::move(body);

@@ -297,6 +297,10 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertEqual([d["doctorId"] for d in stats["perDoctor"]],
                          [d["doctorId"] for d in only[1]["perDoctor"] + only[4]["perDoctor"]])
         self.assertNotIn("partitions", only[4])
+        # /metrics labels every partition's seqs.
+        metrics = self.a.api.req("GET", "/metrics").body.decode()
+        for p in (1, 4):
+            self.assertIn(f'slotd_partition_read_seq{{partition="{p}"}} {only[p]["asOfSeq"]}\n', metrics)
         # Partition 4's data dir is bound to it.
         with open(os.path.join(self.a.data_dir, "p4", "partition")) as f:
             self.assertEqual(f.read(), "4\n")
