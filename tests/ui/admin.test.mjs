@@ -281,3 +281,37 @@ test('at phone width (390 px) the admin pages fit the screen', async () => {
   assertNoConsoleErrors(context);
   await context.close();
 });
+
+test('on a slotd serving two partitions the admin picks the new clinic\'s partition, and the bookings list shows both', async () => {
+  const multi = await new Slotd({ extraArgs: ['--partition', '0,3'] }).start();
+  const context = await newContext(browser);
+  try {
+    const home = await multi.addDoctor('Dr. Home', 'General Practice');
+    const [homeSlot] = await multi.addSlots(home.id, halfHours(utcDay(1) + 9 * HOUR, 1));
+    await multi.book(homeSlot.id, 'Hana Home');
+    const page = await context.newPage();
+    await signIn(page, multi.base, '#directory');
+    await assertLabelled(page);
+    assert.deepEqual(await page.locator('#c-partition option').allTextContents(), ['0 (home)', '3']);
+    await page.fill('#c-name', 'Third Street');
+    await page.fill('#c-zone', 'UTC');
+    await page.selectOption('#c-partition', '3');
+    await page.click('#clinic-form button[type=submit]');
+    await page.locator('#c-result').filter({ hasText: 'Added Third Street' }).waitFor();
+    const clinic = (await multi.expect(200, 'GET', '/clinics?partition=3')).find((c) => c.name === 'Third Street');
+    assert.ok(clinic, 'the clinic is in partition 3');
+    assert.equal(Math.floor(clinic.id / 2 ** 40), 3);
+    const row = page.locator('#clinics tr').filter({ hasText: 'Third Street' });
+    assert.equal(await row.locator('td').last().textContent(), '3');
+    const far = await multi.addDoctor('Dr. Far', 'Dermatology', clinic.id);
+    const [farSlot] = await multi.addSlots(far.id, halfHours(utcDay(1) + 10 * HOUR, 1));
+    await multi.book(farSlot.id, 'Fritz Far');
+    await page.goto(`${multi.base}/admin#bookings`);
+    await page.locator('#b-rows').getByText('Fritz Far').waitFor();
+    await page.locator('#b-rows').getByText('Hana Home').waitFor();
+    assertNoConsoleErrors(context);
+  } finally {
+    await context.close();
+    await multi.cleanup();
+  }
+});

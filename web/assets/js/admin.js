@@ -14,6 +14,8 @@ const main = document.getElementById('main');
 const STATUSES = ['AVAILABLE', 'HELD', 'BOOKED', 'CLOSED'];
 let directory = null;
 let view = null;
+// The partitions this slotd serves (GET /healthz), home first; empty when it serves one.
+let partitions = [];
 
 start();
 
@@ -44,7 +46,8 @@ async function route() {
   }
   try {
     // Fresh on every tab switch: doctors added elsewhere (another admin, the API) show up.
-    directory = await loadDirectory({ admin: true });
+    [directory, partitions] = await Promise.all([loadDirectory({ admin: true }),
+      api('/healthz').then((health) => (health.partitions ?? []).map((p) => p.partition))]);
   } catch (error) {
     replaceChildren(main, h('div', { class: 'alert alert-error', role: 'alert' }, h('p', {}, describeError(error)),
       h('button', { class: 'btn', type: 'button', onclick: route }, 'Try again')));
@@ -541,6 +544,10 @@ function directoryView() {
   const clinicName = h('input', { type: 'text', id: 'c-name', required: true, maxlength: 200 });
   const clinicZone = h('input', { type: 'text', id: 'c-zone', list: 'c-zones', value: t.browserZone(), required: true, autocomplete: 'off', 'aria-describedby': 'c-zone-hint' });
   const clinicResult = h('div', { class: 'alert', role: 'alert', id: 'c-result' });
+  // A slotd serving several partitions: the new clinic's partition (its ids carry it).
+  const clinicPartition = h('select', { id: 'c-partition', 'aria-describedby': 'c-partition-hint' },
+    partitions.map((p, i) => h('option', { value: p }, i === 0 ? `${p} (home)` : String(p))));
+  const partitionOf = (id) => Math.floor(id / 2 ** 40);
   const doctorName = h('input', { type: 'text', id: 'd-name', required: true, maxlength: 200 });
   const specialty = h('input', { type: 'text', id: 'd-specialty', required: true, maxlength: 200, list: 'd-specialties' });
   const clinicOfDoctor = h('select', { id: 'd-clinic' }, directory.clinics.map((c) => h('option', { value: c.id }, c.name)));
@@ -552,6 +559,8 @@ function directoryView() {
     h('div', { class: 'field' }, h('label', { for: 'c-zone' }, 'Time zone'), clinicZone,
       h('span', { class: 'hint', id: 'c-zone-hint' }, 'An IANA zone such as Europe/Berlin: slot times are shown and planned in it.'),
       h('datalist', { id: 'c-zones' }, zones.map((z) => h('option', { value: z })))),
+    partitions.length > 1 ? h('div', { class: 'field' }, h('label', { for: 'c-partition' }, 'Partition'), clinicPartition,
+      h('span', { class: 'hint', id: 'c-partition-hint' }, 'The clinic, its doctors, slots and bookings live in this partition for good.')) : null,
     clinicResult, h('div', {}, h('button', { class: 'btn', type: 'submit' }, 'Add clinic')));
   const addDoctor = h('form', { class: 'stack', id: 'doctor-form', novalidate: true },
     h('h3', {}, 'Add a doctor'),
@@ -583,7 +592,8 @@ function directoryView() {
   submitWith(addClinic, clinicResult,
     () => (!clinicName.value.trim() ? 'Enter the clinic’s name.' : !zones.includes(clinicZone.value) && clinicZone.value !== 'UTC' ? 'Choose a time zone from the list (e.g. Europe/Berlin).' : null),
     async () => {
-      const c = await api('/clinics', { method: 'POST', admin: true, body: { name: clinicName.value.trim(), timeZone: clinicZone.value } });
+      const path = partitions.length > 1 ? `/clinics?partition=${clinicPartition.value}` : '/clinics';
+      const c = await api(path, { method: 'POST', admin: true, body: { name: clinicName.value.trim(), timeZone: clinicZone.value } });
       return `Added ${c.name} (clinic #${c.id}).`;
     });
   submitWith(addDoctor, doctorResult,
@@ -598,8 +608,9 @@ function directoryView() {
     h('div', { class: 'two-col' },
       h('section', { class: 'card', 'aria-labelledby': 'clinics-title' }, h('h2', { id: 'clinics-title' }, 'Clinics'),
         h('div', { class: 'table-wrap' }, h('table', { id: 'clinics' },
-          h('thead', {}, h('tr', {}, ['#', 'Name', 'Time zone'].map((c) => h('th', { scope: 'col' }, c)))),
-          h('tbody', {}, directory.clinics.map((c) => h('tr', {}, h('td', { class: 'num' }, c.id), h('td', {}, c.name), h('td', {}, c.timeZone)))))),
+          h('thead', {}, h('tr', {}, ['#', 'Name', 'Time zone', ...(partitions.length > 1 ? ['Partition'] : [])].map((c) => h('th', { scope: 'col' }, c)))),
+          h('tbody', {}, directory.clinics.map((c) => h('tr', {}, h('td', { class: 'num' }, c.id), h('td', {}, c.name), h('td', {}, c.timeZone),
+            partitions.length > 1 ? h('td', { class: 'num' }, partitionOf(c.id)) : null))))),
         h('div', { style: 'margin-top:1rem' }, addClinic)),
       h('section', { class: 'card', 'aria-labelledby': 'doctors-title' }, h('h2', { id: 'doctors-title' }, 'Doctors'),
         h('div', { class: 'table-wrap' }, h('table', { id: 'doctors' },
