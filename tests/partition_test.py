@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from api_util import BASE_MS, MINUTE_MS, Server, ServerCase, child_env, free_port, iso, run_main  # noqa: E402
+from webhook_test import Receiver  # noqa: E402
 from ws_test import Ws  # noqa: E402
 
 SLOTD = None
@@ -48,6 +49,7 @@ class TwoNodesOneMap(ServerCase):
     B_PARTITIONS and one map file, whose text map_text(url_a, url_b) gives."""
 
     A_PARTITIONS = B_PARTITIONS = None
+    A_ARGS = []  # more flags for node A
     maxDiff = 4000
 
     @classmethod
@@ -65,7 +67,8 @@ class TwoNodesOneMap(ServerCase):
         with open(cls.map_path, "w") as f:
             f.write(cls.map_text(cls.url_a, cls.url_b))
         cls.a = cls.start_server(port=port_a, hold_ttl=60,
-                                 extra_args=["--partition", cls.A_PARTITIONS, "--partition-map", cls.map_path])
+                                 extra_args=["--partition", cls.A_PARTITIONS, "--partition-map", cls.map_path,
+                                             *cls.A_ARGS])
         cls.b = cls.start_server(port=port_b, hold_ttl=60,
                                  extra_args=["--partition", cls.B_PARTITIONS, "--partition-map", cls.map_path])
 
@@ -221,6 +224,7 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
     seqs; a request goes to the partition of the id it names; the lists merge."""
 
     A_PARTITIONS, B_PARTITIONS = "1,4", "2"
+    A_ARGS = ["--allow-private-webhooks"]
 
     @classmethod
     def map_text(cls, url_a, url_b):
@@ -255,7 +259,8 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertEqual((events[0]["type"], events[0]["data"]["bookingId"], events[0]["data"]["slotId"]),
                          ("SlotHeld", b["id"], slots[0]))
         home_events = self.ok(self.a.api.req("GET", "/events?limit=10000", admin=True))["events"]
-        self.assertNotIn("SlotHeld", [e["type"] for e in home_events])
+        self.assertFalse([e for e in home_events if slots[0] in (e["data"].get("slotId"), e["data"].get("bookingId"))])
+        self.assertEqual({partition_of(e["data"]["clinicId"]) for e in home_events if "clinicId" in e["data"]}, {1})
         # The lists show both partitions; a clinic's doctors come from its own partition.
         clinics = [c["id"] for c in self.ok(self.a.api.req("GET", "/clinics"))]
         self.assertIn(home_clinic["id"], clinics)
@@ -337,6 +342,30 @@ class SeveralPartitionsInOneProcess(TwoNodesOneMap):
         self.assertEqual(every, sorted(every, reverse=True))
         self.assertEqual(len(every), len(set(every)))
         self.assertEqual({partition_of(i) for i in every}, {1, 4})
+
+    def test_a_webhook_of_a_partition_4_clinic_gets_partition_4s_events_in_its_ids(self):
+        receiver = Receiver()
+        self.addCleanup(receiver.stop)
+        clinic, doctor, slots = self.seeds(4)
+        _c1, _d1, slots_1 = self.seeds()
+        hook = self.ok(self.a.api.req("POST", "/admin/webhooks", {"url": receiver.url(), "clinicId": clinic["id"],
+                                                                 "events": ["booking.held"]}, admin=True), 201)
+        self.assertEqual(partition_of(hook["id"]), 4)
+        self.assertEqual(self.ok(self.a.api.req("GET", f"/admin/webhooks/{hook['id']}", admin=True))["id"], hook["id"])
+        self.ok(self.a.api.req("POST", "/booking", {"slotId": slots_1[0], "patientName": "Home"}), 201)
+        b = self.ok(self.a.api.req("POST", "/booking", {"slotId": slots[0], "patientName": "Four"}), 201)
+        receiver.wait_for_count(1)
+        time.sleep(0.3)  # a second post would be the home partition's booking: there must be none
+        self.assertEqual(len(receiver.posts), 1, [p["json"] for p in receiver.posts])
+        event = receiver.posts[0]["json"]
+        self.assertEqual(event["id"], f"evt_p4_{b['seq']}")
+        self.assertEqual((event["data"]["bookingId"], event["data"]["slotId"], event["data"]["doctorId"],
+                          event["data"]["clinicId"]), (b["id"], slots[0], doctor["id"], clinic["id"]), event)
+        # The home partition's list of webhooks does not have it; partition 4's does.
+        def listed(query):
+            return [w["id"] for w in self.ok(self.a.api.req("GET", f"/admin/webhooks{query}", admin=True))["webhooks"]]
+        self.assertNotIn(hook["id"], listed(""))
+        self.assertIn(hook["id"], listed("?partition=4"))
 
     def test_a_request_that_names_two_partitions_is_refused_and_changes_nothing(self):
         _c1, doctor_1, slots_1 = self.seeds()
