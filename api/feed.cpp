@@ -93,26 +93,25 @@ void FeedSession::on_message(std::string_view text) {
   if (subscribed_) return queue_error("already_subscribed", "a connection subscribes once");
   Subscription subscription;
   simdjson::dom::element e;
-  // Several partitions here: the first id names the one to follow.
-  std::uint64_t first_id = 0;  // stays 0 (home) when it is not an id: reported below
-  if (!obj["clinicId"].get(e)) {
-    if (e.get_uint64().get(first_id)) first_id = 0;
-  } else if (simdjson::dom::array ids; !obj["doctorIds"].get_array().get(ids) && ids.size() > 0) {
-    if (ids.at(0).get_uint64().get(first_id)) first_id = 0;
-  }
-  if (!partitions_.empty()) {  // home, unless the id is another partition's (a retry starts over)
+  // Several partitions here: the first id names the one to follow (a retry starts over from
+  // home); every id is read in its scope.
+  if (!partitions_.empty()) {
     sequencer_ = partitions_.front().sequencer;
     partition_ = partitions_.front().partition;
   }
-  for (const FeedSource& source : partitions_) {
-    if (source.partition == partition_of(first_id)) {
-      sequencer_ = source.sequencer;
-      partition_ = source.partition;
-    }
-  }
-  const PartitionScope scope(partition_);
+  bool first = true;
   // Ids of a partition another node owns: the client subscribes there.
-  auto local = [this](std::uint64_t id) -> std::optional<Id> {
+  auto local = [this, &first](std::uint64_t id) -> std::optional<Id> {
+    if (first) {
+      first = false;
+      for (const FeedSource& source : partitions_) {
+        if (source.partition == partition_of(id)) {
+          sequencer_ = source.sequencer;
+          partition_ = source.partition;
+        }
+      }
+    }
+    const PartitionScope scope(partition_);
     auto l = local_id(id);
     if (l) return *l;
     const ApiError& e = l.error();

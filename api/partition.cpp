@@ -132,13 +132,15 @@ Result<Id> local_id(Id external) {
                                 "one request changes one partition",
                                 external, partition, current_partition())};
   }
-  const std::string& owner = map.owner(partition);
-  if (owner.empty()) return Id{0};
-  ApiError e{421, "wrong_node",
-             fmt::format("id {} is in partition {}, which this node does not serve; send the "
-                         "request to its owner",
-                         external, partition)};
-  e.owner = owner;
+  if (map.owner(partition).empty()) return Id{0};
+  return wrong_node_error(partition, fmt::format("id {} is in partition {}, which this node does "
+                                                 "not serve; send the request to its owner",
+                                                 external, partition));
+}
+
+ApiError wrong_node_error(std::uint32_t partition, std::string message) {
+  ApiError e{421, "wrong_node", std::move(message)};
+  e.owner = the_map().owner(partition);
   return e;
 }
 

@@ -67,6 +67,10 @@ inline std::uint32_t partition_of(Id external) {
   return static_cast<std::uint32_t>(external >> kPartitionShift);
 }
 
+// 421 wrong_node: `message`, and the owner the map names for `partition` (the caller has
+// checked there is one).
+ApiError wrong_node_error(std::uint32_t partition, std::string message);
+
 // The id a client sees for an engine id of the current partition (0 stays 0: "none").
 Id external_id(Id local);
 

@@ -79,15 +79,12 @@ Result<Api*> Api::route(const HttpRequest& request) {
     }
     const auto partition = static_cast<std::uint32_t>(*number);
     if (Api* api = served(partition)) return api;
-    const std::string& owner = partition_map().owner(partition);
-    if (owner.empty()) {
+    if (partition_map().owner(partition).empty()) {
       return ApiError{404, "not_found", fmt::format("no node serves partition {}", partition)};
     }
-    ApiError e{421, "wrong_node",
-               fmt::format("partition {} is served by another node; send the request to its owner",
-                           partition)};
-    e.owner = owner;
-    return e;
+    return wrong_node_error(partition, fmt::format("partition {} is served by another node; send "
+                                                   "the request to its owner",
+                                                   partition));
   }
   return this;
 }

@@ -129,13 +129,17 @@ Api::Api(Sequencer& sequencer, ApiOptions options, const ServerStats& server_sta
                        options_.booking_burst > 0 ? options_.booking_burst : options_.booking_rate),
       epoch_(std::random_device{}() & 0xffffff) {}
 
-void Call::fail(const ApiError& error) {
+// An error answer to `request`; a 421 for a GET also gets a Location: the owner's URL with
+// the same target.
+static HttpResponse error_response_to(const HttpRequest& request, const ApiError& error) {
   HttpResponse r = error_response(error);
   if (!error.owner.empty() && (request.head || request.method == "GET")) {
     r.location = error.owner + std::string(request.target);
   }
-  respond(std::move(r));
+  return r;
 }
+
+void Call::fail(const ApiError& error) { respond(error_response_to(request, error)); }
 
 void Call::respond(HttpResponse&& response) {
   api.metrics().record(route, response.status, std::chrono::steady_clock::now() - started);
@@ -221,10 +225,7 @@ void Api::handle(const HttpRequest& request, Responder& responder, PendingComman
   if (partitions_.size() > 1 || request.target.find("partition=") != std::string_view::npos) {
     Result<Api*> to = route(request);
     if (!to) {
-      HttpResponse r = error_response(to.error());
-      if (!to.error().owner.empty() && (request.head || request.method == "GET")) {
-        r.location = to.error().owner + std::string(request.target);
-      }
+      HttpResponse r = error_response_to(request, to.error());
       metrics_.record(RouteMetrics::kUnrouted, r.status, std::chrono::nanoseconds{0});
       return responder.respond(std::move(r));
     }

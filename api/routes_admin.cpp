@@ -54,8 +54,9 @@ TimeMs wall_clock_ms() {
 // (and no ?partition=), the figures are of every partition: sums, the per-doctor and
 // per-clinic lists joined (each in its partition's ids), and asOfSeq per partition.
 void get_admin_stats(Call& call) {
-  std::vector<Api*> parts(call.merged_partitions().begin(), call.merged_partitions().end());
-  if (parts.empty()) parts.push_back(&call.api);
+  const std::span<Api* const> merged = call.merged_partitions();
+  std::vector<Api*> parts{&call.api};
+  if (!merged.empty()) parts.assign(merged.begin(), merged.end());
   const TimeMs now_ms = wall_clock_ms();
   Tally total;
   std::size_t clinics = 0, doctors = 0;
@@ -230,8 +231,8 @@ void get_admin_bookings(Call& call) {
   }
 
   // The partitions to page through, highest first, and where each one starts.
-  std::vector<Api*> parts(call.merged_partitions().begin(), call.merged_partitions().end());
-  if (!merged) parts = {&call.api};
+  std::vector<Api*> parts{&call.api};
+  if (merged) parts.assign(call.merged_partitions().begin(), call.merged_partitions().end());
   std::sort(parts.begin(), parts.end(), [](Api* a, Api* b) { return a->partition() > b->partition(); });
   std::string body = R"({"bookings":[)";
   std::uint64_t found = 0, scanned = 0;

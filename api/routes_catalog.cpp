@@ -60,9 +60,10 @@ std::shared_ptr<const std::string> clinics_body(const Catalog& catalog) {
 // partition's catalog version).
 void respond_merged(Call& call, char what,
                     std::shared_ptr<const std::string> (*body_of)(const Catalog&)) {
+  const std::span<Api* const> parts = call.merged_partitions();
   std::vector<std::shared_ptr<const Catalog>> catalogs;
   std::string etag = fmt::format("\"{}{:x}", what, call.api.epoch());
-  for (Api* api : call.merged_partitions()) {
+  for (Api* api : parts) {
     catalogs.push_back(api->sequencer().reads().catalog());
     fmt::format_to(std::back_inserter(etag), ".{}", catalogs.back()->version);
   }
@@ -72,7 +73,7 @@ void respond_merged(Call& call, char what,
   if (!merged || merged->etag != etag) {
     std::string body = "[";
     for (std::size_t i = 0; i < catalogs.size(); ++i) {
-      const PartitionScope scope(call.merged_partitions()[i]->partition());
+      const PartitionScope scope(parts[i]->partition());
       auto part = body_of(*catalogs[i]);
       if (part->size() <= 2) continue;
       if (body.size() > 1) body += ',';
