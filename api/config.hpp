@@ -28,6 +28,7 @@ struct Config {
   std::uint64_t snapshot_every = 1'000'000;  // events between snapshots; 0 = not by count
   double snapshot_interval_s = 0;             // seconds between snapshots; 0 = not by time
   std::size_t snapshots_kept = 3;
+  bool journal_background_idle = true;        // RocksDB's flushes and compactions under SCHED_IDLE
   // Limits.
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;

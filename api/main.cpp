@@ -257,6 +257,7 @@ int main(int argc, char** argv) {
   seq_config.snapshot_interval =
       std::chrono::milliseconds(static_cast<std::int64_t>(config.snapshot_interval_s * 1000.0));
   seq_config.snapshots_kept = config.snapshots_kept;
+  seq_config.journal_background_idle = config.journal_background_idle;
 
   // Cluster mode: the journal of record is a JetStream stream; the local RocksDB journal
   // keeps a copy. A node starts as a follower (cluster/node.hpp).

@@ -261,6 +261,12 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
                             const JournalOptions& tuning) {
   rocksdb::Options options = journal_options(tuning);
   if (tuning.env) options.env = tuning.env;
+  if (tuning.idle_background_threads) {
+    // NotSupported from an Env without thread pools of its own changes nothing.
+    for (const auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW}) {
+      (void)options.env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kIdle);
+    }
+  }
   if (JournalStatus created = create_directories_durably(*options.env->GetFileSystem(), dir);
       !created) {
     return created;

@@ -83,6 +83,7 @@ JournalStatus Sequencer::open(const std::string& data_dir, SequencerConfig confi
   JournalOptions journal_options;
   journal_options.env = config.journal_env;
   journal_options.defer_compactions = true;  // until recovery is done, below
+  journal_options.idle_background_threads = config.journal_background_idle;
   JournalStatus status = Journal::open((std::filesystem::path(data_dir) / "journal").string(),
                                        journal, journal_options);
   if (!status) return status;

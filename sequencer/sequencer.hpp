@@ -110,6 +110,9 @@ struct SequencerConfig {
   // the fork() of a snapshot then copies far fewer page-table entries. false leaves the
   // chunks on the heap (bench/recovery_bench --heap-chunks compares the two).
   bool huge_page_chunks = true;
+  // RocksDB's flush and compaction threads under SCHED_IDLE (JournalOptions::
+  // idle_background_threads); false leaves them at normal priority.
+  bool journal_background_idle = true;
   // File system of the snapshot files (tests inject faults); nullptr = the default.
   std::shared_ptr<rocksdb::FileSystem> snapshot_fs;
   // Start-up and snapshot log lines; default: stdout, prefixed "slotd: ".

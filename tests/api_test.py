@@ -1927,10 +1927,10 @@ class LimitsTest(ApiCase):
         p = self.run_slotd(["--help"])
         out = p.stdout.decode("utf-8", "replace")
         self.assertEqual(p.returncode, 0, f"slotd --help: exit {p.returncode}, stderr={p.stderr!r}")
-        for flag in ("--hold-ttl", "--data-dir", "--request-timeout", "--max-connections"):
+        for flag in ("--hold-ttl", "--data-dir", "--request-timeout", "--max-connections", "--journal-background"):
             self.assertIn(flag, out, f"slotd --help must mention {flag}: {out!r}")
         for args, what in ((["--no-such-flag"], "no-such-flag"), (["--port", "notanumber"], "notanumber"),
-                           (["--hold-ttl"], "hold-ttl")):
+                           (["--hold-ttl"], "hold-ttl"), (["--journal-background", "low"], "low")):
             with self.subTest(args=args):
                 p = self.run_slotd(args)
                 err = p.stderr.decode("utf-8", "replace")

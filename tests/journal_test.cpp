@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
@@ -1263,4 +1264,45 @@ TEST_CASE("a journal opened with compactions deferred compacts its flushed files
   }
   CHECK(journal->level0_files() < 4);
   CHECK(read_all(*journal).size() == seq - 1);  // compacted, every record still there
+}
+
+namespace {
+
+// The scheduling policies of this process's threads named `name` (RocksDB names its pools'
+// threads "rocksdb:high" for flushes and "rocksdb:low" for compactions).
+std::vector<int> policies_of_threads(const std::string& name) {
+  std::vector<int> policies;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string line;
+    if (!std::getline(comm, line) || line != name) continue;
+    const int policy = ::sched_getscheduler(std::stoi(task.path().filename().string()));
+    if (policy >= 0) policies.push_back(policy);
+  }
+  return policies;
+}
+
+}  // namespace
+
+TEST_CASE("a journal's memtable flushes run on a thread under SCHED_IDLE") {
+  TempDir dir("slotd-journal-idle-flush");
+  JournalOptions options;
+  options.write_buffer_bytes = 64 << 10;  // a flush every few thousand records
+  REQUIRE(options.idle_background_threads);  // the default
+  std::unique_ptr<Journal> journal;
+  REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
+  // RocksDB's pool thread lowers its own priority as it takes its next job, so wait for a
+  // flush that ran after the open.
+  std::uint64_t seq = 1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (journal->level0_files() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto records = closed_slot_records(seq, 2'000);
+    REQUIRE(journal->append(records).ok);
+    seq += records.size();
+  }
+  REQUIRE(journal->level0_files() >= 2);
+  const std::vector<int> flushers = policies_of_threads("rocksdb:high");
+  REQUIRE_FALSE(flushers.empty());
+  CHECK(std::count(flushers.begin(), flushers.end(), SCHED_IDLE) >= 1);
+  CHECK(read_all(*journal).size() == seq - 1);
 }
