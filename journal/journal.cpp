@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "journal/background_priority.hpp"
+
 #include <fmt/core.h>
 #include <rocksdb/db.h>
 #include <rocksdb/file_system.h>
@@ -133,6 +135,8 @@ struct Journal::Impl {
   rocksdb::ColumnFamilyOptions family_options;  // those the journal was opened with
   std::string secondary_dir;  // read-only opens: the secondary's own dir, removed on close
   rocksdb::WriteOptions write_options;
+  // journal/background_priority.hpp; nullptr with idle_background_threads off.
+  std::shared_ptr<rocksdb::EventListener> stall_watcher;
   // Written only by append (the one writer); read by any thread.
   std::atomic<std::uint64_t> last_seq{0};
   // Reused across appends so a steady-state append allocates nothing: clear() keeps the
@@ -261,11 +265,10 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
                             const JournalOptions& tuning) {
   rocksdb::Options options = journal_options(tuning);
   if (tuning.env) options.env = tuning.env;
+  std::shared_ptr<rocksdb::EventListener> stall_watcher;
   if (tuning.idle_background_threads) {
-    // NotSupported from an Env without thread pools of its own changes nothing.
-    for (const auto pool : {rocksdb::Env::Priority::HIGH, rocksdb::Env::Priority::LOW}) {
-      (void)options.env->LowerThreadPoolCPUPriority(pool, rocksdb::CpuPriority::kIdle);
-    }
+    stall_watcher = make_stall_watcher();
+    options.listeners.push_back(stall_watcher);
   }
   if (JournalStatus created = create_directories_durably(*options.env->GetFileSystem(), dir);
       !created) {
@@ -303,6 +306,7 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
     if (family->GetName() == kEntitiesFamily) impl->entities = family;
   }
   impl->write_options.sync = true;
+  impl->stall_watcher = std::move(stall_watcher);
 
   std::uint64_t last_seq = 0;
   JournalStatus status = find_last_seq(*impl->db, dir, last_seq);
@@ -504,6 +508,7 @@ JournalStatus Journal::append_parts(std::span<const std::span<const JournalRecor
     return JournalStatus::error("journal append: " + impl.write_failure);
   }
   impl.last_seq.store(last + count, std::memory_order_release);
+  if (impl.stall_watcher && background_priority_raised()) recheck_stall(impl.stall_watcher.get(), *impl.db);
   return {};
 }
 

@@ -38,16 +38,12 @@ struct JournalOptions {
   // Opens with automatic compactions off until start_compactions(): recovery reads the
   // journal on a machine whose other cores RocksDB would spend on compacting it meanwhile.
   bool defer_compactions = false;
-  // Runs RocksDB's flush and compaction threads under SCHED_IDLE: they get only CPU time no
-  // other thread of the machine wants, and a waking io thread preempts them at once. At
-  // normal priority a memtable flush (64 MiB of records, a few tenths of a second of CPU)
-  // took turns with the io thread on its core: with slotd on one core, durable bookings'
-  // p99 in a 10 s run was 12 ms, and 5-7 ms with this (bench/results/
-  // 2026-12-04-flush-priority.txt). RocksDB sets it per thread pool of the Env, so for
-  // every journal in the process; a pool thread takes it on before its next job. A flush
-  // is not starved for long on a machine slotd has to itself: when the memtables are full
-  // RocksDB stalls writes, the requests behind them wait, and the CPU is idle. slotd's
-  // --journal-background normal turns it off for machines kept busy by other processes.
+  // Runs RocksDB's flush and compaction threads under SCHED_IDLE, and at normal priority
+  // while writes are stalled (journal/background_priority.hpp). At normal priority a
+  // memtable flush (64 MiB of records, a few tenths of a second of CPU) took turns with the
+  // io thread on its core: with slotd on one core, durable bookings' p99 in a 10 s run was
+  // 12 ms, and 5-7 ms with this (bench/results/2026-12-04-flush-priority.txt). slotd's
+  // --journal-background normal leaves them at normal priority.
   bool idle_background_threads = true;
 };
 
