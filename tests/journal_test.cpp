@@ -1296,49 +1296,47 @@ void append_until_not_stalled(Journal& journal, std::uint64_t& seq) {
   REQUIRE_FALSE(background_priority_raised());
 }
 
+// A journal (with the default idle_background_threads) whose 64 KiB memtable was flushed
+// to table files at least twice after it opened, and no write stall holds: a pool thread
+// takes its priority as it begins a job, so only a flush after the open shows it.
+struct FlushedJournal {
+  std::unique_ptr<Journal> journal;
+  std::uint64_t seq = 1;  // the next one to append
+
+  explicit FlushedJournal(const TempDir& dir) {
+    JournalOptions options;
+    options.write_buffer_bytes = 64 << 10;  // a flush every few thousand records
+    REQUIRE(options.idle_background_threads);  // the default
+    REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (journal->level0_files() < 2 && std::chrono::steady_clock::now() < deadline) {
+      auto records = closed_slot_records(seq, 2'000);
+      REQUIRE(journal->append(records).ok);
+      seq += records.size();
+    }
+    REQUIRE(journal->level0_files() >= 2);
+    // Writes this fast with so small a memtable make RocksDB stop them now and then, and
+    // the pool threads run at normal priority until that is over.
+    append_until_not_stalled(*journal, seq);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a journal's memtable flushes run on a thread under SCHED_IDLE") {
   TempDir dir("slotd-journal-idle-flush");
-  JournalOptions options;
-  options.write_buffer_bytes = 64 << 10;  // a flush every few thousand records
-  REQUIRE(options.idle_background_threads);  // the default
-  std::unique_ptr<Journal> journal;
-  REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
-  // RocksDB's pool thread lowers its own priority as it takes its next job, so wait for a
-  // flush that ran after the open.
-  std::uint64_t seq = 1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (journal->level0_files() < 2 && std::chrono::steady_clock::now() < deadline) {
-    auto records = closed_slot_records(seq, 2'000);
-    REQUIRE(journal->append(records).ok);
-    seq += records.size();
-  }
-  REQUIRE(journal->level0_files() >= 2);
-  // Writes this fast with so small a memtable make RocksDB stop them now and then, and the
-  // pool threads run at normal priority until that is over (the next test case).
-  append_until_not_stalled(*journal, seq);
+  FlushedJournal flushed(dir);
   const std::vector<int> flushers = policies_of_threads("rocksdb:high");
   REQUIRE_FALSE(flushers.empty());
   CHECK(std::count(flushers.begin(), flushers.end(), SCHED_IDLE) >= 1);
-  CHECK(read_all(*journal).size() == seq - 1);
+  CHECK(read_all(*flushed.journal).size() == flushed.seq - 1);
 }
 
 TEST_CASE("while a journal's writes are stalled RocksDB's pool threads run at normal priority") {
   TempDir dir("slotd-journal-stall");
-  JournalOptions options;
-  options.write_buffer_bytes = 64 << 10;
-  std::unique_ptr<Journal> journal;
-  REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
-  std::uint64_t seq = 1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (journal->level0_files() < 2 && std::chrono::steady_clock::now() < deadline) {
-    auto records = closed_slot_records(seq, 2'000);
-    REQUIRE(journal->append(records).ok);
-    seq += records.size();
-  }
-  REQUIRE(journal->level0_files() >= 2);
-  append_until_not_stalled(*journal, seq);
+  FlushedJournal flushed(dir);
+  auto& journal = flushed.journal;
+  std::uint64_t& seq = flushed.seq;
   const std::vector<int> before = policies_of_threads("rocksdb:high");
   REQUIRE(std::count(before.begin(), before.end(), SCHED_IDLE) >= 1);
   // RocksDB cannot be made to stall on cue, so the test calls what the watcher calls on a
@@ -1358,7 +1356,7 @@ TEST_CASE("while a journal's writes are stalled RocksDB's pool threads run at no
   CHECK_FALSE(background_priority_raised());
   for (const int policy : policies_of_threads("rocksdb:high")) CHECK(policy == SCHED_IDLE);
   for (const int policy : policies_of_threads("rocksdb:low")) CHECK(policy == SCHED_IDLE);
-  // The journal goes on, and its next flushes run as before.
+  // The journal goes on.
   auto records = closed_slot_records(seq, 2'000);
   REQUIRE(journal->append(records).ok);
   seq += records.size();
