@@ -6,6 +6,7 @@
 #include "api/call.hpp"
 #include "api/json_out.hpp"
 #include "api/openapi.hpp"
+#include "journal/background_priority.hpp"
 
 namespace slotd {
 
@@ -85,6 +86,10 @@ void get_metrics(Call& call) {
          s.clock_steps_back.load());
   metric("journal_append_seconds_total", "counter", "time in journal writes incl. sync",
          static_cast<double>(s.journal_append_ns.load()) / 1e9);
+  metric("journal_write_stalls_total", "counter",
+         "times RocksDB held writes back (delayed or stopped) and its flush and compaction threads "
+         "left SCHED_IDLE until it let them go (whole process; --journal-background idle)",
+         background_priority_raises());
   metric("replayed_events", "gauge", "events replayed at start", s.replayed_events.load());
   metric("pending_holds", "gauge", "PENDING bookings", reads.pending_count());
   metric("bookings", "gauge", "bookings ever made", reads.booking_count());
