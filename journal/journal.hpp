@@ -41,8 +41,8 @@ struct JournalOptions {
   // Runs RocksDB's flush and compaction threads under SCHED_IDLE, and at normal priority
   // while writes are stalled (journal/background_priority.hpp). At normal priority a
   // memtable flush (64 MiB of records, a few tenths of a second of CPU) took turns with the
-  // io thread on its core: with slotd on one core, durable bookings' p99 in a 10 s run was
-  // 12 ms, and 5-7 ms with this (bench/results/2026-12-04-flush-priority.txt). slotd's
+  // io thread on its core: with slotd on one core, durable bookings' p99 in 10 s runs was
+  // 8-15 ms, and 5-7 ms with this (bench/results/2026-12-04-flush-priority.txt). slotd's
   // --journal-background normal leaves them at normal priority.
   bool idle_background_threads = true;
 };

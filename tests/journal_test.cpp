@@ -88,6 +88,19 @@ std::vector<JournalRecord> closed_slot_records(std::uint64_t first_seq, std::siz
   return records;
 }
 
+// Appends closed-slot records from `seq` on, 2,000 at a time, until the journal has at least
+// `files` table files at level 0 (flushed memtables); a journal with a 64 KiB memtable
+// flushes every few thousand records.
+void append_until_level0_files(Journal& journal, std::uint64_t& seq, std::uint64_t files,
+                               std::chrono::steady_clock::time_point deadline) {
+  while (journal.level0_files() < files && std::chrono::steady_clock::now() < deadline) {
+    auto records = closed_slot_records(seq, 2'000);
+    REQUIRE(journal.append(records).ok);
+    seq += records.size();
+  }
+  REQUIRE(journal.level0_files() >= files);
+}
+
 std::string encoded(const JournalRecord& record) {
   std::string bytes;
   encode_record(record, bytes);
@@ -1251,12 +1264,7 @@ TEST_CASE("a journal opened with compactions deferred compacts its flushed files
   // More flushed files than RocksDB's compaction trigger (4), fewer than its write slowdown (20).
   std::uint64_t seq = 1;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (journal->level0_files() < 8 && std::chrono::steady_clock::now() < deadline) {
-    auto records = closed_slot_records(seq, 2'000);
-    REQUIRE(journal->append(records).ok);
-    seq += records.size();
-  }
-  REQUIRE(journal->level0_files() >= 8);
+  append_until_level0_files(*journal, seq, 8, deadline);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(journal->level0_files() >= 8);  // still not compacted
   REQUIRE(journal->start_compactions().ok);
@@ -1308,13 +1316,8 @@ struct FlushedJournal {
     options.write_buffer_bytes = 64 << 10;  // a flush every few thousand records
     REQUIRE(options.idle_background_threads);  // the default
     REQUIRE(Journal::open((dir.path() / "j").string(), journal, options).ok);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (journal->level0_files() < 2 && std::chrono::steady_clock::now() < deadline) {
-      auto records = closed_slot_records(seq, 2'000);
-      REQUIRE(journal->append(records).ok);
-      seq += records.size();
-    }
-    REQUIRE(journal->level0_files() >= 2);
+    append_until_level0_files(*journal, seq, 2,
+                              std::chrono::steady_clock::now() + std::chrono::seconds(30));
     // Writes this fast with so small a memtable make RocksDB stop them now and then, and
     // the pool threads run at normal priority until that is over.
     append_until_not_stalled(*journal, seq);
