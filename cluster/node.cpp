@@ -303,8 +303,13 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   }
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+    // Not a stream message we can place: follow again from the last applied one rather
+    // than step over it.
     natsMsg_Destroy(msg);
-    return true;
+    options_.log(fmt::format("a stream message without its metadata after stream seq {}: subscribing again",
+                             applied_stream_seq_));
+    unsubscribe();
+    return false;
   }
   const std::uint64_t stream_seq = meta->Sequence.Stream;
   const std::uint64_t pending = meta->NumPending;
@@ -319,14 +324,24 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
     std::_Exit(70);
   }
   if (stream_seq <= applied_stream_seq_) return true;  // redelivered
-  applied_stream_seq_ = stream_seq;
-  if (!records.empty()) stream_event_seq_ = records.back().seq;
+  const std::uint64_t last_event = records.empty() ? 0 : records.back().seq;
   // Records this node already holds (its local journal, after a restart) are skipped.
   std::erase_if(records, [&](const JournalRecord& r) { return r.seq <= submitted_seq_; });
+  if (!records.empty() && records.front().seq != submitted_seq_ + 1) {
+    const auto holds = [this](std::uint64_t seq) { return stream_holds(seq); };
+    if (classify_stream_gap(applied_stream_seq_, stream_seq, holds) == StreamGap::follow_again) {
+      options_.log(fmt::format(
+          "stream seq {} (from event {}) arrived after stream seq {} (to event {}), and the stream still "
+          "holds seq {}: subscribing again from there",
+          stream_seq, records.front().seq, applied_stream_seq_, submitted_seq_, applied_stream_seq_ + 1));
+      unsubscribe();
+      return false;
+    }
+  }
+  applied_stream_seq_ = stream_seq;
+  if (last_event != 0) stream_event_seq_ = last_event;
   if (!records.empty()) {
     if (records.front().seq != submitted_seq_ + 1) {
-      // The events in between are no longer in the stream (--stream-keep-batches discarded
-      // them, or the stream was replaced): this node cannot catch up from it.
       std::fprintf(stderr,
                    "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu: the "
                    "stream no longer holds the events in between; start this node from a copy of "
@@ -377,6 +392,22 @@ void ClusterNode::resume_where_the_journal_ends() {
   options_.log(fmt::format(
       "the local journal ends at event {}: following the stream after seq {} (event seq {}, found in {} reads of {} messages)",
       submitted_seq_, found->stream_seq, found->event_seq, found->reads, last >= first ? last - first + 1 : 0));
+}
+
+std::optional<bool> ClusterNode::stream_holds(std::uint64_t stream_seq) {
+  std::uint64_t first = 0, last = 0;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (stream_bounds(js_, stream_, first, last, jerr) != NATS_OK) return std::nullopt;
+  if (stream_seq < first || stream_seq > last) return false;
+  natsMsg* msg = nullptr;
+  jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetMsg(&msg, js_, stream_.c_str(), stream_seq, nullptr, &jerr);
+  if (s == NATS_OK) {
+    natsMsg_Destroy(msg);
+    return true;
+  }
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return false;  // deleted from the middle
+  return std::nullopt;
 }
 
 std::uint64_t ClusterNode::refresh_stream_bounds() {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -81,6 +82,8 @@ class ClusterNode {
   // Reads the stream's bounds: records the first message kept in role_ (for /healthz and
   // /metrics) and returns the last, or UINT64_MAX when they cannot be read.
   std::uint64_t refresh_stream_bounds();
+  // Whether the stream still has message `stream_seq`; nothing when it cannot tell.
+  std::optional<bool> stream_holds(std::uint64_t stream_seq);
   void resume_where_the_journal_ends();
 
   ClusterOptions options_;

@@ -50,4 +50,22 @@ std::optional<StreamPosition> find_stream_position(std::uint64_t local_last_even
   return found;
 }
 
+// A stream message arrived whose first new event does not continue the local journal.
+// Either the consumer skipped messages that the stream still holds, and following again
+// from the message after the last applied one closes the gap; or the stream no longer holds
+// the events in between (--stream-keep-batches discarded them, or the stream was replaced),
+// and this node cannot catch up from it. CI once saw the first: a live follower, well
+// within the stream's retention, got a message whose events skipped one of its journal's.
+enum class StreamGap { follow_again, events_gone };
+
+// `holds(stream_seq)` says whether the stream still has that message, or nothing when it
+// cannot tell (a read failed): then the node follows again, and the next pass decides.
+template <typename Holds>
+StreamGap classify_stream_gap(std::uint64_t last_applied, std::uint64_t arrived, Holds&& holds) {
+  // The very next message: no message was skipped, the stream itself lacks the events.
+  if (arrived <= last_applied + 1) return StreamGap::events_gone;
+  const std::optional<bool> held = holds(last_applied + 1);
+  return held.value_or(true) ? StreamGap::follow_again : StreamGap::events_gone;
+}
+
 }  // namespace slotd

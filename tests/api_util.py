@@ -491,6 +491,35 @@ class NatsCluster:
                     time.sleep(0.05)
         return self
 
+    def request(self, subject, payload, timeout=10.0):
+        """One NATS request/reply on server 0 over the plain text protocol (enough for the
+        JetStream API: $JS.API.STREAM.INFO.<stream>, ...MSG.DELETE...); returns the reply
+        decoded as JSON."""
+        data = json.dumps(payload).encode()
+        with socket.create_connection(("127.0.0.1", self.client_ports[0]), timeout=timeout) as sock:
+            sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nSUB _INBOX.slotd-test 1\r\n' +
+                         f"PUB {subject} _INBOX.slotd-test {len(data)}\r\n".encode() + data + b"\r\n")
+            buf = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                while b"\r\n" in buf:
+                    line, rest = buf.split(b"\r\n", 1)
+                    if line.startswith(b"PING"):
+                        sock.sendall(b"PONG\r\n")
+                    elif line.startswith(b"MSG "):
+                        size = int(line.split()[-1])
+                        if len(rest) < size + 2:
+                            break  # the payload has not all arrived
+                        return json.loads(rest[:size])
+                    elif line.startswith(b"-ERR"):
+                        raise AssertionError(f"nats-server: {line.decode()}")
+                    buf = rest
+        raise AssertionError(f"no reply to {subject} within {timeout}s")
+
     def kill(self, i):
         p = self.procs[i]
         if p is not None and p.poll() is None:

@@ -332,3 +332,30 @@ TEST_CASE("a restart whose stream message cannot be read, or that holds no event
   CHECK(all->stream_seq == 50);
   CHECK(all->event_seq == 100);
 }
+
+TEST_CASE("a message that skips events is followed again when the stream still holds the skipped message, else stops the node") {
+  std::vector<std::uint64_t> asked;
+  const auto holds_from = [&](std::uint64_t first_kept) {
+    return [&asked, first_kept](std::uint64_t seq) -> std::optional<bool> {
+      asked.push_back(seq);
+      return seq >= first_kept;
+    };
+  };
+  // Applied up to stream seq 5, seq 7 arrives, seq 6 is still in the stream: follow again.
+  CHECK(classify_stream_gap(5, 7, holds_from(1)) == StreamGap::follow_again);
+  CHECK(asked == std::vector<std::uint64_t>{6});
+  // The same after retention discarded seq 6: the events are gone.
+  asked.clear();
+  CHECK(classify_stream_gap(5, 7, holds_from(7)) == StreamGap::events_gone);
+  CHECK(asked == std::vector<std::uint64_t>{6});
+  // The very next message skips events: the stream itself lacks them, nothing to ask.
+  asked.clear();
+  CHECK(classify_stream_gap(5, 6, holds_from(1)) == StreamGap::events_gone);
+  CHECK(asked.empty());
+  // A fresh follower (nothing applied) whose first message is not the stream's first.
+  CHECK(classify_stream_gap(0, 12, holds_from(10)) == StreamGap::events_gone);
+  CHECK(classify_stream_gap(0, 12, holds_from(1)) == StreamGap::follow_again);
+  // When the stream cannot be read, follow again: the next pass decides.
+  const auto unreadable = [](std::uint64_t) -> std::optional<bool> { return std::nullopt; };
+  CHECK(classify_stream_gap(5, 7, unreadable) == StreamGap::follow_again);
+}
