@@ -303,13 +303,10 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   }
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
-    // Not a stream message we can place: follow again from the last applied one rather
-    // than step over it.
+    // Not a stream message (nothing to apply). Were it one, the next message's gap check
+    // below, or the lease tick's "no stream message since" check, brings it back.
     natsMsg_Destroy(msg);
-    options_.log(fmt::format("a stream message without its metadata after stream seq {}: subscribing again",
-                             applied_stream_seq_));
-    unsubscribe();
-    return false;
+    return true;
   }
   const std::uint64_t stream_seq = meta->Sequence.Stream;
   const std::uint64_t pending = meta->NumPending;
