@@ -327,14 +327,19 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
   if (!records.empty() && records.front().seq != submitted_seq_ + 1) {
     const auto holds = [this](std::uint64_t seq) { return stream_holds(seq); };
     if (classify_stream_gap(applied_stream_seq_, stream_seq, holds) == StreamGap::follow_again) {
-      options_.log(fmt::format(
-          "stream seq {} (from event {}) arrived after stream seq {} (to event {}), and the stream still "
-          "holds seq {}: subscribing again from there",
-          stream_seq, records.front().seq, applied_stream_seq_, submitted_seq_, applied_stream_seq_ + 1));
+      ++gap_retries_;
+      if (gap_retries_ == 1 || gap_retries_ == 10 || gap_retries_ % 100 == 0) {
+        options_.log(fmt::format(
+            "stream seq {} (from event {}) arrived after stream seq {} (to event {}), and the stream still "
+            "holds seq {}: subscribing again from there (try {} at this seq)",
+            stream_seq, records.front().seq, applied_stream_seq_, submitted_seq_, applied_stream_seq_ + 1,
+            gap_retries_));
+      }
       unsubscribe();
       return false;
     }
   }
+  gap_retries_ = 0;
   applied_stream_seq_ = stream_seq;
   if (last_event != 0) stream_event_seq_ = last_event;
   if (!records.empty()) {

@@ -106,6 +106,8 @@ class ClusterNode {
   std::uint64_t submitted_seq_ = 0;
   std::uint64_t stream_event_seq_ = 0;
   std::uint64_t applied_at_last_tick_ = 0;  // for the quiet-consumer check
+  // Gaps met in a row at the same stream seq (follow_once): the log names the 1st, 10th, 100th…
+  std::uint64_t gap_retries_ = 0;
   std::uint64_t lease_revision_ = 0;
   std::chrono::steady_clock::time_point last_renewal_{};
   std::atomic<std::uint64_t> last_published_event_seq_{0};
