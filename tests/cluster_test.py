@@ -288,9 +288,18 @@ class DeposedLeader(ClusterCase):
             self.assertEqual(r.status, 200)
             status = {s["id"]: s["status"] for s in r.json}
             self.assertEqual(status[slots[k]["id"]], "AVAILABLE", "a deposed leader's write reached the cluster")
-        if old.running():
-            self.assertEqual(self.health(old)["cluster"]["role"], "follower")
+        # Either it follows, or it was fenced and exits 75 (perhaps still exiting now: a
+        # process that no longer answers /healthz must end, and with 75).
+        h, deadline = None, time.monotonic() + 10
+        while old.running() and time.monotonic() < deadline:
+            h = self.health(old)
+            if h is not None:
+                break
+            time.sleep(0.1)
+        if h is not None:
+            self.assertEqual(h["cluster"]["role"], "follower")
         else:
+            old.proc.wait(timeout=30)
             self.assertEqual(old.proc.returncode, 75, old.log_tail())
             old.start(ready_timeout=30)
         self.assert_one_gap_free_history(new, [n for n in self.nodes if n.running()])
