@@ -21,6 +21,8 @@
 
 #include <fmt/format.h>
 
+#include "bench/median.hpp"
+
 namespace {
 
 double cpu_seconds() {
@@ -66,12 +68,9 @@ Cost appends(const std::string& path, Layout layout, int n) {
   return {wall / n * 1e6, cpu / n * 1e6};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
+
+using slotd::bench::median;
 
 int main(int argc, char** argv) {
   int n = 2000, rounds = 3;

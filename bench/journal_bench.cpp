@@ -28,6 +28,7 @@
 
 #include <fmt/core.h>
 
+#include "bench/median.hpp"
 #include "engine/engine.hpp"
 #include "journal/codec.hpp"
 #include "journal/journal.hpp"
@@ -87,11 +88,7 @@ std::unique_ptr<rocksdb::DB> open_raw(const fs::path& dir) {
   return std::unique_ptr<rocksdb::DB>(db);
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
+using slotd::bench::median;
 
 // A batch of realistic hold records (~100 value bytes each), renumbered per write.
 class HoldBatch {
