@@ -338,21 +338,19 @@ bool ClusterNode::follow_once(std::chrono::milliseconds wait) {
       unsubscribe();
       return false;
     }
+    std::fprintf(stderr,
+                 "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu: the "
+                 "stream no longer holds the events in between; start this node from a copy of "
+                 "a stopped node's data dir\n",
+                 static_cast<unsigned long long>(stream_seq),
+                 static_cast<unsigned long long>(records.front().seq),
+                 static_cast<unsigned long long>(submitted_seq_));
+    std::_Exit(70);
   }
   gap_retries_ = 0;
   applied_stream_seq_ = stream_seq;
   if (last_event != 0) stream_event_seq_ = last_event;
   if (!records.empty()) {
-    if (records.front().seq != submitted_seq_ + 1) {
-      std::fprintf(stderr,
-                   "slotd: cluster: stream seq %llu starts at event %llu, this node is at %llu: the "
-                   "stream no longer holds the events in between; start this node from a copy of "
-                   "a stopped node's data dir\n",
-                   static_cast<unsigned long long>(stream_seq),
-                   static_cast<unsigned long long>(records.front().seq),
-                   static_cast<unsigned long long>(submitted_seq_));
-      std::_Exit(70);
-    }
     submitted_seq_ = records.back().seq;
     if (!sequencer_->submit_replicated(std::move(records))) return false;
   }
