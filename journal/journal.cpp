@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "journal/background_priority.hpp"
+#include "journal/entity_index.hpp"
 
 #include <fmt/core.h>
 #include <rocksdb/db.h>
@@ -44,6 +45,14 @@ rocksdb::Options journal_options(const JournalOptions& tuning) {
   // default kPointInTimeRecovery drops only a torn tail that was never acknowledged.
   options.manual_wal_flush = false;
   options.keep_log_file_num = 4;
+  return options;
+}
+
+EntityIndexOptions index_options(const JournalOptions& tuning) {
+  EntityIndexOptions options;
+  options.block_keys = tuning.index_block_keys;
+  options.ingest_blocks = tuning.index_ingest_blocks;
+  options.idle_thread = tuning.idle_background_threads;
   return options;
 }
 
@@ -96,13 +105,8 @@ bool decode_cursor(std::string_view value, JournalCursor& out) {
   return true;
 }
 
-// The per-booking / per-slot index: one empty value per (entity, seq), in its own column
-// family, written in the same WriteBatch as the records (journal/README.md).
+// The per-booking / per-slot index (journal/entity_index.hpp) keeps its older keys here.
 constexpr char kEntitiesFamily[] = "entities";
-// Present once the index covers every record (a journal from before the index is indexed
-// at its first open by this version).
-const std::string kIndexBuiltKey = std::string(1, '\0') + "built";
-constexpr std::uint64_t kBackfillBatch = 4096;
 
 // Drops RocksDB's info log (a read-only tool must not write one beside a live journal).
 class NullLogger : public rocksdb::Logger {
@@ -137,13 +141,14 @@ struct Journal::Impl {
   rocksdb::WriteOptions write_options;
   // journal/background_priority.hpp; nullptr with idle_background_threads off.
   std::shared_ptr<rocksdb::EventListener> stall_watcher;
+  // Opened after the rest (it reads the records it must index); destroyed first.
+  std::unique_ptr<EntityIndex> index;
   // Written only by append (the one writer); read by any thread.
   std::atomic<std::uint64_t> last_seq{0};
   // Reused across appends so a steady-state append allocates nothing: clear() keeps the
   // capacity of both.
   rocksdb::WriteBatch batch;
   std::string value_buffer;
-  std::vector<std::string> index_keys;  // of one append, sorted before they are batched
   // Set after a failed write: the WAL may or may not hold the batch, so nothing more may
   // be appended until the owner reopens and replays.
   std::string write_failure;
@@ -152,6 +157,7 @@ struct Journal::Impl {
 Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Journal::~Journal() {
+  if (impl_) impl_->index.reset();  // its thread may be ingesting into the database
   if (impl_ && impl_->db) {
     for (rocksdb::ColumnFamilyHandle* h : impl_->handles) (void)impl_->db->DestroyColumnFamilyHandle(h);
     // Close reports errors only for unreleased snapshots, which we never take.
@@ -185,81 +191,7 @@ JournalStatus find_last_seq(rocksdb::DB& db, const std::string& dir, std::uint64
   return {};
 }
 
-// Adds the index keys of one record to `keys`.
-void index_keys_of(const Event& event, std::uint64_t seq, const std::vector<std::uint32_t>* slot_of,
-                   std::vector<std::string>& keys) {
-  EntityRefs refs;
-  const std::size_t n = entities_of(event, refs);
-  bool slot_named = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    slot_named |= refs[i].kind == EntityKind::slot;
-    keys.push_back(encode_entity_key(refs[i].kind, refs[i].id, seq));
-  }
-  // Format-1 booking events name no slot: a booking never moved then, so it is its first.
-  // (A WaitlistOffered names no slot either, by design: its SlotHeld indexes the slot.)
-  if (!slot_named && n == 1 && refs[0].kind == EntityKind::booking && slot_of &&
-      !std::holds_alternative<WaitlistOffered>(event) &&
-      refs[0].id <= slot_of->size() && (*slot_of)[refs[0].id - 1] != 0) {
-    keys.push_back(encode_entity_key(EntityKind::slot, (*slot_of)[refs[0].id - 1], seq));
-  }
-}
-
-// Batches the keys in key order: the memtable inserts each next to the one before, which
-// measured about 1.7x faster than the scattered order of the records.
-void put_index_keys(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* entities,
-                    std::vector<std::string>& keys) {
-  std::sort(keys.begin(), keys.end());
-  for (const std::string& key : keys) (void)batch.Put(entities, key, rocksdb::Slice());
-  keys.clear();
-}
-
 }  // namespace
-
-// Indexes every record of a journal written before the index existed (or whose indexing
-// was cut short): Puts are idempotent, so a restart simply indexes again.
-static JournalStatus backfill_index(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* entities,
-                                    const std::string& dir, std::uint64_t last_seq) {
-  std::string built;
-  rocksdb::Status got = db.Get(rocksdb::ReadOptions(), entities, kIndexBuiltKey, &built);
-  if (got.ok()) return {};
-  if (!got.IsNotFound()) {
-    return JournalStatus::error(fmt::format("journal at {}: index: {}", dir, got.ToString()));
-  }
-  std::vector<std::uint32_t> slot_of;  // booking id - 1 → its first slot
-  rocksdb::WriteBatch batch;
-  std::vector<std::string> keys;
-  std::uint64_t in_batch = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(journal_read_options(true)));
-  JournalRecord record;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    std::uint64_t seq = 0;
-    if (!decode_key(std::string_view(it->key().data(), it->key().size()), seq) || seq > last_seq) break;
-    JournalStatus decoded =
-        decode_record(seq, std::string_view(it->value().data(), it->value().size()), record);
-    if (!decoded) return decoded;
-    if (const auto* held = std::get_if<SlotHeld>(&record.event)) {
-      if (held->booking_id == slot_of.size() + 1) slot_of.push_back(static_cast<std::uint32_t>(held->slot_id));
-    }
-    index_keys_of(record.event, seq, &slot_of, keys);
-    if (++in_batch == kBackfillBatch) {
-      put_index_keys(batch, entities, keys);
-      rocksdb::Status w = db.Write(rocksdb::WriteOptions(), &batch);
-      if (!w.ok()) return JournalStatus::error(fmt::format("journal at {}: indexing: {}", dir, w.ToString()));
-      batch.Clear();
-      in_batch = 0;
-    }
-  }
-  if (!it->status().ok()) {
-    return JournalStatus::error(fmt::format("journal at {}: indexing: {}", dir, it->status().ToString()));
-  }
-  put_index_keys(batch, entities, keys);
-  (void)batch.Put(entities, kIndexBuiltKey, rocksdb::Slice());
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
-  rocksdb::Status w = db.Write(synced, &batch);
-  if (!w.ok()) return JournalStatus::error(fmt::format("journal at {}: indexing: {}", dir, w.ToString()));
-  return {};
-}
 
 JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& out,
                             const JournalOptions& tuning) {
@@ -310,15 +242,27 @@ JournalStatus Journal::open(const std::string& dir, std::unique_ptr<Journal>& ou
 
   std::uint64_t last_seq = 0;
   JournalStatus status = find_last_seq(*impl->db, dir, last_seq);
-  if (status) status = backfill_index(*impl->db, impl->entities, dir, last_seq);
-  if (!status) {
-    // Closed as a Journal: column family handles go before the database (RocksDB asserts).
-    Journal closing(std::move(impl));
-    return status;
-  }
   impl->last_seq.store(last_seq, std::memory_order_release);
-  out.reset(new Journal(std::move(impl)));
+  // Closed as a Journal on every path: column family handles go before the database
+  // (RocksDB asserts).
+  std::unique_ptr<Journal> journal(new Journal(std::move(impl)));
+  if (status) status = journal->open_index(dir, true, index_options(tuning));
+  if (status) out = std::move(journal);
   return status;
+}
+
+JournalStatus Journal::open_index(const std::string& dir, bool writable,
+                                  const EntityIndexOptions& options) {
+  Impl& impl = *impl_;
+  auto read_records = [this](std::uint64_t from_seq,
+                             const std::function<void(std::uint64_t, const Event&)>& add) {
+    return read(from_seq, 0, [&](JournalRecord& record) {
+      add(record.seq, record.event);
+      return true;
+    });
+  };
+  return EntityIndex::open(*impl.db, *impl.entities, dir, last_seq(), writable, options,
+                           read_records, impl.index);
 }
 
 JournalStatus Journal::open_read_only(const std::string& dir, std::unique_ptr<Journal>& out) {
@@ -358,13 +302,12 @@ JournalStatus Journal::open_read_only(const std::string& dir, std::unique_ptr<Jo
   (void)impl->db->TryCatchUpWithPrimary();
   std::uint64_t last_seq = 0;
   JournalStatus status = find_last_seq(*impl->db, dir, last_seq);
-  if (!status) {
-    Journal closing(std::move(impl));  // handles first, then the database and the temp dir
-    return status;
-  }
   impl->last_seq.store(last_seq, std::memory_order_release);
   impl->write_failure = "the journal is open read-only";
-  out.reset(new Journal(std::move(impl)));
+  // Closed as a Journal on every path: handles first, then the database and the temp dir.
+  std::unique_ptr<Journal> journal(new Journal(std::move(impl)));
+  if (status && indexed) status = journal->open_index(dir, false, EntityIndexOptions{});
+  if (status) out = std::move(journal);
   return status;
 }
 
@@ -482,8 +425,10 @@ JournalStatus Journal::append_parts(std::span<const std::span<const JournalRecor
     }
   }
 
+  if (impl.index && impl.index->failed()) {
+    return JournalStatus::error("journal append refused: " + impl.index->failure());
+  }
   impl.batch.Clear();
-  impl.index_keys.clear();
   char key[8];
   for (const auto& part : parts) {
     for (const JournalRecord& record : part) {
@@ -496,16 +441,21 @@ JournalStatus Journal::append_parts(std::span<const std::span<const JournalRecor
         return JournalStatus::error(
             fmt::format("journal append: cannot batch seq {}: {}", record.seq, put.ToString()));
       }
-      index_keys_of(record.event, record.seq, nullptr, impl.index_keys);
     }
   }
 
-  put_index_keys(impl.batch, impl.entities, impl.index_keys);
   const rocksdb::Status written = impl.db->Write(impl.write_options, &impl.batch);
   if (!written.ok()) {
     impl.write_failure = fmt::format("write of seqs {}..{} failed: {}", last + 1,
                                      last + count, written.ToString());
     return JournalStatus::error("journal append: " + impl.write_failure);
+  }
+  // The keys go in before the seqs are published, so a history read up to last_seq() finds
+  // every one.
+  if (impl.index) {
+    for (const auto& part : parts) {
+      for (const JournalRecord& record : part) impl.index->add_record(record.event, record.seq);
+    }
   }
   impl.last_seq.store(last + count, std::memory_order_release);
   if (impl.stall_watcher && background_priority_raised()) recheck_stall(impl.stall_watcher.get(), *impl.db);
@@ -567,38 +517,32 @@ JournalStatus Journal::read(std::uint64_t from_seq, std::uint64_t limit,
 JournalStatus Journal::history(EntityKind kind, Id id, std::uint64_t from_seq,
                                std::uint64_t up_to_seq, std::uint64_t limit,
                                const std::function<bool(const JournalRecord&)>& visit) const {
-  if (!impl_->entities) return JournalStatus::error("this journal has no entity index");
+  if (!impl_->index) return JournalStatus::error("this journal has no entity index");
   up_to_seq = std::min(up_to_seq, last_seq());
-  const std::string first = encode_entity_key(kind, id, std::max<std::uint64_t>(from_seq, 1));
-  const std::string end = encode_entity_key(kind, id + 1, 0);
-  rocksdb::ReadOptions options = journal_read_options(false);
-  const rocksdb::Slice upper(end);
-  options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(options, impl_->entities));
   std::uint64_t visited = 0;
   std::string value;
   JournalRecord record;
-  for (it->Seek(first); it->Valid(); it->Next()) {
-    const rocksdb::Slice key = it->key();
-    if (key.size() != 17) break;
-    std::uint64_t seq = 0;
-    for (int i = 0; i < 8; ++i) seq = seq << 8 | static_cast<unsigned char>(key[9 + i]);
-    if (seq > up_to_seq) break;
+  JournalStatus failed;
+  JournalStatus st = impl_->index->seqs(kind, id, from_seq, up_to_seq, [&](std::uint64_t seq) {
     char seq_key[8];
     put_key(seq_key, seq);
     rocksdb::Status got =
         impl_->db->Get(journal_read_options(false), rocksdb::Slice(seq_key, sizeof seq_key), &value);
     if (!got.ok()) {
-      return JournalStatus::error(fmt::format("journal history: seq {} is indexed but unreadable: {}", seq, got.ToString()));
+      failed = JournalStatus::error(
+          fmt::format("journal history: seq {} is indexed but unreadable: {}", seq, got.ToString()));
+      return false;
     }
-    JournalStatus decoded = decode_record(seq, value, record);
-    if (!decoded) return decoded;
-    if (!visit(record) || ++visited == limit) return {};
-  }
-  if (!it->status().ok()) {
-    return JournalStatus::error(fmt::format("journal history: {}", it->status().ToString()));
-  }
-  return {};
+    failed = decode_record(seq, value, record);
+    if (!failed) return false;
+    return visit(record) && ++visited != limit;
+  });
+  if (!st) return st;
+  return failed;
+}
+
+std::uint64_t Journal::index_ingested_up_to() const {
+  return impl_->index ? impl_->index->ingested_up_to() : 0;
 }
 
 }  // namespace slotd

@@ -25,6 +25,8 @@ class Env;  // only for fault-injection tests; the header stays free of RocksDB
 
 namespace slotd {
 
+struct EntityIndexOptions;
+
 // How the journal's RocksDB runs. The defaults are slotd's; the other fields are seams for
 // tests (no flag sets them).
 struct JournalOptions {
@@ -43,8 +45,13 @@ struct JournalOptions {
   // memtable flush (64 MiB of records, a few tenths of a second of CPU) took turns with the
   // io thread on its core: with slotd on one core, durable bookings' p99 in 10 s runs was
   // 8-15 ms, and 5-7 ms with this (bench/results/2026-12-04-flush-priority.txt). slotd's
-  // --journal-background normal leaves them at normal priority.
+  // --journal-background normal leaves them at normal priority. The entity index's thread
+  // follows the same choice (journal/entity_index.hpp).
   bool idle_background_threads = true;
+  // The entity index (journal/README.md): keys per in-memory block, and sorted blocks merged
+  // into each table file it ingests. Tests shrink them to ingest within a short run.
+  std::size_t index_block_keys = 65536;
+  std::size_t index_ingest_blocks = 8;
 };
 
 // A consumer's durable position in the journal (a webhook endpoint's delivery cursor).
@@ -120,10 +127,14 @@ class Journal {
   [[nodiscard]] JournalStatus history(EntityKind kind, Id id, std::uint64_t from_seq,
                                       std::uint64_t up_to_seq, std::uint64_t limit,
                                       const std::function<bool(const JournalRecord&)>& visit) const;
+  // The last seq whose index keys are in RocksDB; later ones are in memory (tests).
+  std::uint64_t index_ingested_up_to() const;
 
  private:
   struct Impl;
   explicit Journal(std::unique_ptr<Impl> impl);
+  [[nodiscard]] JournalStatus open_index(const std::string& dir, bool writable,
+                                         const EntityIndexOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -66,6 +66,36 @@ std::string encoded(const JournalRecord& r) {
   return out;
 }
 
+// The entity index of the recovered journal names, for a sample of slots and bookings,
+// exactly the records up to `last` that name them (whatever part of it the cut left ingested).
+void check_history(const Journal& journal, std::uint64_t last, std::mt19937_64& rng) {
+  if (last == 0) return;
+  std::vector<EntityRef> sample;
+  for (int i = 0; i < 16; ++i) {
+    sample.push_back(EntityRef{i % 2 == 0 ? EntityKind::slot : EntityKind::booking, 1 + rng() % last});
+  }
+  std::vector<std::vector<std::uint64_t>> want(sample.size());
+  for (std::uint64_t seq = 1; seq <= last; ++seq) {
+    EntityRefs refs;
+    const std::size_t n = entities_of(record_at(seq).event, refs);
+    for (std::size_t k = 0; k < n; ++k) {
+      for (std::size_t e = 0; e < sample.size(); ++e) {
+        if (refs[k].kind == sample[e].kind && refs[k].id == sample[e].id) want[e].push_back(seq);
+      }
+    }
+  }
+  for (std::size_t e = 0; e < sample.size(); ++e) {
+    std::vector<std::uint64_t> got;
+    const JournalStatus st = journal.history(sample[e].kind, sample[e].id, 1, last, 0, [&](const JournalRecord& r) {
+      got.push_back(r.seq);
+      return true;
+    });
+    INFO("entity " << static_cast<char>(sample[e].kind) << sample[e].id);
+    CHECK_MESSAGE(st.ok, st.message);
+    CHECK(got == want[e]);
+  }
+}
+
 enum class Lie { none, wal_syncs, dir_syncs };
 
 struct Cut {
@@ -75,6 +105,7 @@ struct Cut {
   bool mid_write = false;          // the power went off before the last batch was written
   std::uint64_t entries_undone = 0;  // directory entries the cut undid (no fsync covered them)
   bool reopened = false;
+  bool index_ingested = false;  // the recovered journal had index keys in RocksDB
   std::string reopen_error;
   std::map<std::string, std::uint64_t> created;  // files created, by suffix
 };
@@ -110,6 +141,9 @@ class Disk {
       JournalOptions options;
       options.env = env.get();
       options.write_buffer_bytes = kSmallMemtableBytes;
+      // Ingests entity index files every thousand keys or so, so cuts land in them too.
+      options.index_block_keys = 512;
+      options.index_ingest_blocks = 2;
       auto power_is_off = [&] {
         std::lock_guard lock(state->mutex);
         return state->frozen;
@@ -152,6 +186,8 @@ class Disk {
     });
     CHECK_MESSAGE(read.ok, read.message);
     CHECK(expected == cut.recovered + 1);
+    check_history(*recovered, cut.recovered, rng);
+    cut.index_ingested = recovered->index_ingested_up_to() > 0;
     last_seq_ = cut.recovered;
     return cut;
   }
@@ -171,7 +207,7 @@ std::uint64_t wanted_cuts() {
 TEST_CASE("after power cuts before random disk operations, in runs that roll WAL files and flush memtables, every acknowledged journal record comes back, in order, without gaps") {
   const std::uint64_t want = std::max<std::uint64_t>(wanted_cuts(), 36);
   constexpr int kCutsPerDisk = 6;
-  std::uint64_t cuts = 0, mid_write = 0, in_flight_back = 0, rolled = 0, dropped_entries = 0;
+  std::uint64_t cuts = 0, mid_write = 0, in_flight_back = 0, rolled = 0, dropped_entries = 0, ingested = 0;
   std::map<CutOutcome, std::uint64_t> by_outcome;
   std::map<std::string, std::uint64_t> created;
   for (std::uint64_t seed = 1; cuts < want; ++seed) {
@@ -193,6 +229,7 @@ TEST_CASE("after power cuts before random disk operations, in runs that roll WAL
       mid_write += cut.mid_write;
       dropped_entries += cut.entries_undone > 0;
       in_flight_back += cut.recovered > cut.acknowledged;
+      ingested += cut.index_ingested;
       // Each open starts a WAL file; a second one means a full memtable was switched out.
       rolled += cut.created.contains(".log") && cut.created.at(".log") >= 2;
       for (const auto& [suffix, n] : cut.created) created[suffix] += n;
@@ -204,13 +241,15 @@ TEST_CASE("after power cuts before random disk operations, in runs that roll WAL
                                  << " of them mid-write; " << in_flight_back
                                  << " brought back the batch in flight; " << rolled
                                  << " rolled the WAL; " << dropped_entries
-                                 << " undid directory entries no fsync covered; files created: WAL "
+                                 << " undid directory entries no fsync covered; " << ingested
+                                 << " recovered index keys from ingested files; files created: WAL "
                                  << created[".log"] << ", table " << created[".sst"]);
   // The runs were long enough to move past one WAL file and one memtable.
   CHECK(rolled > 0);
   CHECK(created[".sst"] > 0);
   CHECK(mid_write > 0);
   CHECK(dropped_entries > 0);
+  CHECK(ingested > 0);
 }
 
 TEST_CASE("the power-cut harness loses acknowledged records on a disk that lies about syncing the WAL") {

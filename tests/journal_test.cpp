@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -1217,6 +1218,210 @@ TEST_CASE("a journal written before the entity index is indexed at its next open
   }
   auto reopened = open_journal(dir.str());
   check_index(*reopened, workload.records(), workload.engine());
+}
+
+namespace {
+
+// Small index blocks, so that a few thousand records fill and ingest several of them.
+JournalOptions small_index_blocks() {
+  JournalOptions options;
+  options.index_block_keys = 256;
+  options.index_ingest_blocks = 2;
+  return options;
+}
+
+std::unique_ptr<Journal> open_journal(const std::string& dir, const JournalOptions& options) {
+  std::unique_ptr<Journal> journal;
+  const JournalStatus status = Journal::open(dir, journal, options);
+  INFO(status.message);
+  REQUIRE(status.ok);
+  return journal;
+}
+
+void append_in_batches(Journal& journal, std::span<const JournalRecord> rest, std::size_t size) {
+  while (!rest.empty()) {
+    const std::size_t n = std::min(rest.size(), size);
+    REQUIRE(journal.append(rest.first(n)).ok);
+    rest = rest.subspan(n);
+  }
+}
+
+// Waits (bounded) until the index thread has ingested the keys of seq `seq`.
+void wait_ingested(const Journal& journal, std::uint64_t seq) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (journal.index_ingested_up_to() < seq && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(journal.index_ingested_up_to() >= seq);
+}
+
+}  // namespace
+
+TEST_CASE("the entity index lists the same records whether their keys are ingested into RocksDB, in sorted blocks or in the open block") {
+  Workload workload(14);
+  workload.run_until(6'000);
+  const std::vector<JournalRecord>& records = workload.records();
+  TempDir dir;
+  auto journal = open_journal(dir.str(), small_index_blocks());
+  append_in_batches(*journal, records, 61);
+  // 6,000 records make about 9,000 keys: some 35 blocks of 256, so RocksDB holds most of
+  // them, and the newest are in memory.
+  wait_ingested(*journal, records.size() / 2);
+  const std::uint64_t covered = journal->index_ingested_up_to();
+  CHECK(covered < records.size());
+  check_index(*journal, records, workload.engine());
+  // A slot whose history crosses from the ingested part to the blocks: windows and limits
+  // that start or end on either side of the boundary cut it exactly.
+  bool crossed = false;
+  for (Id s = 1; s <= workload.engine().slots().size() && !crossed; ++s) {
+    const std::vector<std::uint64_t> all = naming(records, EntityKind::slot, s);
+    const auto boundary = std::upper_bound(all.begin(), all.end(), covered);
+    if (boundary == all.begin() || boundary == all.end()) continue;
+    crossed = true;
+    const std::uint64_t before = *(boundary - 1), after = *boundary;
+    CHECK(history_seqs(*journal, EntityKind::slot, s, before, after) ==
+          std::vector<std::uint64_t>{before, after});
+    CHECK(history_seqs(*journal, EntityKind::slot, s, after) ==
+          std::vector<std::uint64_t>(boundary, all.end()));
+    CHECK(history_seqs(*journal, EntityKind::slot, s, 1, after - 1) ==
+          std::vector<std::uint64_t>(all.begin(), boundary));
+    CHECK(history_seqs(*journal, EntityKind::slot, s, 1, ~0ULL, boundary - all.begin() + 1) ==
+          std::vector<std::uint64_t>(all.begin(), boundary + 1));
+  }
+  CHECK(crossed);
+  // A read-only open beside the writer reads the ingested part and indexes the rest itself.
+  {
+    std::unique_ptr<Journal> reader;
+    const JournalStatus st = Journal::open_read_only(dir.str(), reader);
+    INFO(st.message);
+    REQUIRE(st.ok);
+    CHECK(reader->index_ingested_up_to() >= covered);
+    check_index(*reader, records, workload.engine());
+  }
+  journal.reset();
+  auto reopened = open_journal(dir.str(), small_index_blocks());
+  CHECK(reopened->index_ingested_up_to() >= covered);
+  check_index(*reopened, records, workload.engine());
+}
+
+TEST_CASE("a journal copied as a crash leaves it indexes the records after its last ingest again, and a clean close ingests everything") {
+  Workload workload(15);
+  workload.run_until(8'000);
+  const std::vector<JournalRecord>& records = workload.records();
+  const std::size_t half = records.size() / 2;
+  TempDir dir;
+  const fs::path crashed = dir.path() / "crashed";
+  const fs::path closed = dir.path() / "closed";
+  std::uint64_t covered = 0;
+  {
+    auto journal = open_journal(closed.string(), small_index_blocks());
+    append_in_batches(*journal, std::span<const JournalRecord>(records).first(half), 97);
+    wait_ingested(*journal, half / 4);
+    covered = journal->index_ingested_up_to();
+    REQUIRE(covered < half);
+    // What kill -9 would leave now: the files as they are (every append is synced, and the
+    // index thread is between ingests).
+    fs::copy(closed, crashed, fs::copy_options::recursive);
+  }
+  {
+    // Default blocks now: the blocks the crash lost are indexed again from the journal, and
+    // new records follow them.
+    auto journal = open_journal(crashed.string());
+    CHECK(journal->index_ingested_up_to() == covered);
+    append_in_batches(*journal, std::span<const JournalRecord>(records).subspan(half), 97);
+    check_index(*journal, records, workload.engine());
+  }
+  {
+    auto journal = open_journal(crashed.string(), small_index_blocks());
+    CHECK(journal->index_ingested_up_to() == records.size());
+    check_index(*journal, records, workload.engine());
+  }
+  auto journal = open_journal(closed.string());
+  CHECK(journal->index_ingested_up_to() == half);
+  const std::vector<JournalRecord> first_half(records.begin(), records.begin() + half);
+  for (Id s = 1; s <= workload.engine().slots().size(); s += 5) {
+    INFO("slot " << s);
+    CHECK(history_seqs(*journal, EntityKind::slot, s) == naming(first_half, EntityKind::slot, s));
+  }
+}
+
+TEST_CASE("a journal indexed with its records by an earlier version keeps its index, and what is appended after is indexed too") {
+  Workload workload(16);
+  workload.run_until(3'000);
+  const std::vector<JournalRecord>& records = workload.records();
+  const std::size_t half = records.size() / 2;
+  TempDir dir;
+  {
+    // What an earlier slotd left: the records, their keys in the family "entities" and its
+    // key 00 "built", all through RocksDB's WAL and memtables.
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(options, dir.str(),
+                              {{rocksdb::kDefaultColumnFamilyName, {}}, {"entities", {}}}, &handles, &raw)
+                .ok());
+    rocksdb::WriteBatch batch;
+    for (std::size_t i = 0; i < half; ++i) {
+      std::string value;
+      encode_record(records[i], value);
+      REQUIRE(batch.Put(handles[0], encode_key(records[i].seq), value).ok());
+      EntityRefs refs;
+      const std::size_t n = entities_of(records[i].event, refs);
+      for (std::size_t k = 0; k < n; ++k) {
+        REQUIRE(batch.Put(handles[1], encode_entity_key(refs[k].kind, refs[k].id, records[i].seq), "").ok());
+      }
+    }
+    REQUIRE(batch.Put(handles[1], std::string(1, '\0') + "built", "").ok());
+    REQUIRE(raw->Write(rocksdb::WriteOptions(), &batch).ok());
+    for (auto* h : handles) REQUIRE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  }
+  {
+    auto journal = open_journal(dir.str(), small_index_blocks());
+    CHECK(journal->index_ingested_up_to() == half);  // the family covered every record
+    append_in_batches(*journal, std::span<const JournalRecord>(records).subspan(half), 53);
+    check_index(*journal, records, workload.engine());
+  }
+  // Reopened with the default blocks: the new keys, ingested or not, are all found again.
+  auto journal = open_journal(dir.str());
+  check_index(*journal, records, workload.engine());
+}
+
+TEST_CASE("history reads running beside appends and ingests see, for any last_seq they observe, exactly the records up to it") {
+  Workload workload(17);
+  workload.run_until(12'000);
+  const std::vector<JournalRecord>& records = workload.records();
+  TempDir dir;
+  auto journal = open_journal(dir.str(), small_index_blocks());
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> reads{0}, mismatches{0};
+  std::thread reader([&] {
+    std::mt19937_64 rng(5);
+    while (!done.load()) {
+      const bool slot = rng() % 2 == 0;
+      const Id id = 1 + rng() % (slot ? workload.engine().slots().size() : workload.engine().bookings().size());
+      const EntityKind kind = slot ? EntityKind::slot : EntityKind::booking;
+      const std::uint64_t seen = journal->last_seq();
+      std::vector<std::uint64_t> got;
+      const JournalStatus st = journal->history(kind, id, 1, seen, 0, [&](const JournalRecord& r) {
+        got.push_back(r.seq);
+        return true;
+      });
+      std::vector<std::uint64_t> want = naming(records, kind, id);
+      want.erase(std::upper_bound(want.begin(), want.end(), seen), want.end());
+      if (!st.ok || got != want) ++mismatches;
+      ++reads;
+    }
+  });
+  append_in_batches(*journal, records, 29);
+  wait_ingested(*journal, records.size() / 2);
+  done = true;
+  reader.join();
+  MESSAGE("history reads beside the writer: " << reads.load());
+  CHECK(reads.load() > 0);
+  CHECK(mismatches.load() == 0);
 }
 
 TEST_CASE("a read-only open beside an open writer sees every record, takes no lock and writes nothing in the journal dir") {
