@@ -52,10 +52,11 @@ std::size_t index_refs_of(const Event& event, const std::vector<std::uint32_t>* 
 
 class EntityIndex {
  public:
+  // Trivial, so that a new block's keys are not written before the writer fills them.
   struct Key {
-    Id id = 0;
-    std::uint64_t seq = 0;
-    EntityKind kind = EntityKind::booking;
+    Id id;
+    std::uint64_t seq;
+    EntityKind kind;
   };
   struct Block;
 
