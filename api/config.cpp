@@ -125,7 +125,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_seconds_or_off(v, c.snapshot_interval_s); }},
       {"snapshots-kept", "newest snapshots kept in DATA_DIR/snapshots (3; at least 1)", true,
        [](Config& c, std::string_view v) { return parse_unsigned(v, c.snapshots_kept) && c.snapshots_kept > 0; }},
-      {"journal-background", "priority of RocksDB's flush and compaction threads: idle (SCHED_IDLE, normal while writes are stalled) or normal (idle)", true,
+      {"journal-background", "priority of RocksDB's flush and compaction threads and the entity index's thread: idle (SCHED_IDLE, normal while writes are stalled or the index is behind) or normal (idle)", true,
        [](Config& c, std::string_view v) {
          c.journal_background_idle = v == "idle";
          return v == "idle" || v == "normal";
