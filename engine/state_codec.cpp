@@ -175,7 +175,7 @@ std::uint64_t StateCodec::encoded_size(const Engine& e) {
   return n;
 }
 
-bool StateCodec::encode(const Engine& e, StateSink& sink) {
+bool StateCodec::encode(const Engine& e, StateSink& sink, EncodeScratch* scratch) {
   Writer w(sink);
   w.num(e.applied_events_);
   w.num(static_cast<std::uint32_t>(e.clinics_.size()));
@@ -217,12 +217,17 @@ bool StateCodec::encode(const Engine& e, StateSink& sink) {
     w.str(e.names_.view(b.patient_name));
   }
   // In key order, so equal states encode to equal bytes (the map's order is not stable).
-  std::vector<const RememberedEntry*> keys;
-  keys.reserve(e.remembered_.size());
+  EncodeScratch own;
+  std::vector<const void*>& keys = (scratch ? *scratch : own).remembered_;
+  keys.clear();
+  keys.reserve(e.remembered_.size());  // a no-op with a scratch reserved for this state
   for (const auto& entry : e.remembered_) keys.push_back(&entry);
-  std::sort(keys.begin(), keys.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  auto entry_of = [](const void* p) { return static_cast<const RememberedEntry*>(p); };
+  std::sort(keys.begin(), keys.end(),
+            [&](const void* a, const void* b) { return entry_of(a)->first < entry_of(b)->first; });
   w.num(static_cast<std::uint64_t>(keys.size()));
-  for (const RememberedEntry* entry : keys) {
+  for (const void* key : keys) {
+    const RememberedEntry* entry = entry_of(key);
     w.num(entry->first.hi);
     w.num(entry->first.lo);
     w.num(entry->second.request_hash);

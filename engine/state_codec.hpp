@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/engine.hpp"
 
@@ -25,14 +26,29 @@ class StateSink {
   [[nodiscard]] virtual bool write(const char* data, std::size_t size) = 0;
 };
 
+// The memory encode() needs (a list of the remembered keys, to sort them so that equal
+// states give equal bytes), made ahead of time: a snapshot child forked from the threaded
+// slotd must not allocate, since another thread may have held an allocator's lock at the
+// fork (glibc's malloc copes; the sanitizers' allocators hang, and POSIX allows only
+// async-signal-safe calls there).
+class EncodeScratch {
+ public:
+  // Reserves room for `engine`'s keys; encode() with this scratch then allocates nothing.
+  void reserve_for(const Engine& engine) { remembered_.reserve(engine.remembered_count()); }
+
+ private:
+  friend struct StateCodec;
+  std::vector<const void*> remembered_;
+};
+
 struct StateCodec {
   // The exact number of bytes encode() writes for this state.
   static std::uint64_t encoded_size(const Engine& engine);
 
-  // Streams the state into `sink` in buffered pieces (allocates only a list of the
-  // remembered keys to sort them, so equal states give equal bytes). False if the sink
-  // refused a write.
-  [[nodiscard]] static bool encode(const Engine& engine, StateSink& sink);
+  // Streams the state into `sink` in buffered pieces. Without `scratch` it allocates the
+  // list of remembered keys itself. False if the sink refused a write.
+  [[nodiscard]] static bool encode(const Engine& engine, StateSink& sink,
+                                   EncodeScratch* scratch = nullptr);
 
   // Replaces the state of `engine` (its config is kept) with the one in `bytes`. On error
   // returns what is wrong, and `engine` holds an unspecified state that must be discarded.

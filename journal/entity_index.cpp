@@ -65,7 +65,8 @@ void put_entity_key(char (&key)[17], EntityKind kind, Id id, std::uint64_t seq) 
 
 }  // namespace
 
-std::size_t index_refs_of(const Event& event, const std::vector<std::uint32_t>* slot_of, IndexRefs& out) {
+std::size_t index_refs_of(const Event& event, const std::vector<std::uint32_t>* slot_of,
+                          IndexRefs& out) {
   EntityRefs refs;
   const std::size_t n = entities_of(event, refs);
   bool slot_named = false;
@@ -114,10 +115,10 @@ EntityIndex::~EntityIndex() {
   (void)ingest({all}, added_up_to_, false);
 }
 
-JournalStatus EntityIndex::open(
-    rocksdb::DB& db, rocksdb::ColumnFamilyHandle& family, const std::string& dir,
-    std::uint64_t last_seq, bool writable, const EntityIndexOptions& options,
-    const ReadRecords& read_records, std::unique_ptr<EntityIndex>& out) {
+JournalStatus EntityIndex::open(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& family,
+                                const std::string& dir, std::uint64_t last_seq, bool writable,
+                                const EntityIndexOptions& options, const ReadRecords& read_records,
+                                std::unique_ptr<EntityIndex>& out) {
   std::unique_ptr<EntityIndex> index(new EntityIndex(db, family, dir, options));
   std::string value;
   rocksdb::Status got = db.Get(rocksdb::ReadOptions(), &family, kUpToKey, &value);
@@ -125,7 +126,8 @@ JournalStatus EntityIndex::open(
   bool mark_built = false;
   if (got.ok()) {
     if (value.size() != 8) {
-      return JournalStatus::error(fmt::format("journal at {}: the index's upto value is {} bytes", dir, value.size()));
+      return JournalStatus::error(
+          fmt::format("journal at {}: the index's upto value is {} bytes", dir, value.size()));
     }
     covered = get_be64(value.data());
   } else if (got.IsNotFound()) {
@@ -169,7 +171,8 @@ void EntityIndex::index_again(std::uint64_t covered, const ReadRecords& read_rec
   std::vector<std::uint32_t> slot_of;
   JournalStatus read = read_records(covered + 1, [&](std::uint64_t seq, const Event& event) {
     if (const auto* held = std::get_if<SlotHeld>(&event)) {
-      if (held->booking_id == slot_of.size() + 1) slot_of.push_back(static_cast<std::uint32_t>(held->slot_id));
+      if (held->booking_id == slot_of.size() + 1)
+        slot_of.push_back(static_cast<std::uint32_t>(held->slot_id));
     }
     add_record(event, seq, covered == 0 ? &slot_of : nullptr);
   });
@@ -264,8 +267,8 @@ void EntityIndex::run() {
       continue;
     }
     if (leading_sorted >= options_.ingest_blocks) {
-      const std::vector<std::shared_ptr<const Block>> batch(blocks_.begin(),
-                                                            blocks_.begin() + options_.ingest_blocks);
+      const std::vector<std::shared_ptr<const Block>> batch(
+          blocks_.begin(), blocks_.begin() + options_.ingest_blocks);
       const std::uint64_t up_to = batch.back()->last_seq;
       lock.unlock();
       JournalStatus st = ingest(batch, up_to, true);
@@ -291,7 +294,8 @@ JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>
   rocksdb::Env* env = db_.GetEnv();
   auto fail = [&](const char* what, const rocksdb::Status& s) {
     (void)env->DeleteFile(path);
-    return JournalStatus::error(fmt::format("journal index: cannot {} {}: {}", what, path, s.ToString()));
+    return JournalStatus::error(
+        fmt::format("journal index: cannot {} {}: {}", what, path, s.ToString()));
   };
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_.GetOptions(&family_), &family_);
   rocksdb::Status s = writer.Open(path);
@@ -302,7 +306,8 @@ JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>
   // Merges the sorted blocks (each covers its own seqs, so equal keys are only repeats).
   std::vector<std::pair<const Key*, const Key*>> heads;
   for (const auto& block : blocks) {
-    heads.emplace_back(block->keys.get(), block->keys.get() + block->count.load(std::memory_order_acquire));
+    heads.emplace_back(block->keys.get(),
+                       block->keys.get() + block->count.load(std::memory_order_acquire));
   }
   const Key* previous = nullptr;
   char key[17];
@@ -354,7 +359,8 @@ std::uint64_t EntityIndex::ingested_up_to() const {
   return ingested_up_to_;
 }
 
-JournalStatus EntityIndex::seqs(EntityKind kind, Id id, std::uint64_t from_seq, std::uint64_t up_to_seq,
+JournalStatus EntityIndex::seqs(EntityKind kind, Id id, std::uint64_t from_seq,
+                                std::uint64_t up_to_seq,
                                 const std::function<bool(std::uint64_t)>& visit) {
   if (lazy_read_records_) {
     // Read-only: no writer adds keys, so this is the only caller of add_record.

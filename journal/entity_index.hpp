@@ -37,8 +37,8 @@ class DB;
 namespace slotd {
 
 struct EntityIndexOptions {
-  std::size_t block_keys = 65536;     // keys per in-memory block
-  std::size_t ingest_blocks = 8;      // sorted blocks merged into one ingested table file
+  std::size_t block_keys = 65536;      // keys per in-memory block
+  std::size_t ingest_blocks = 8;       // sorted blocks merged into one ingested table file
   std::size_t max_sealed_blocks = 32;  // full blocks not yet ingested before append waits
   // The index thread runs under SCHED_IDLE, and at normal priority from max_sealed_blocks / 2
   // full blocks waiting until they are down to a quarter of it.
@@ -48,7 +48,8 @@ struct EntityIndexOptions {
 // The index entries of one record: at most kMaxEntitiesPerEvent, plus the slot of a
 // format-1 booking event (resolved from `slot_of`, booking id - 1 → its first slot).
 using IndexRefs = std::array<EntityRef, kMaxEntitiesPerEvent + 1>;
-std::size_t index_refs_of(const Event& event, const std::vector<std::uint32_t>* slot_of, IndexRefs& out);
+std::size_t index_refs_of(const Event& event, const std::vector<std::uint32_t>* slot_of,
+                          IndexRefs& out);
 
 class EntityIndex {
  public:
@@ -128,10 +129,10 @@ class EntityIndex {
   std::uint64_t ingested_up_to_ = 0;
   std::string failure_;
   bool stopping_ = false;
-  std::thread thread_;  // only for a writable index
+  std::thread thread_;             // only for a writable index
   ReadRecords lazy_read_records_;  // a read-only index not built yet
   std::once_flag lazy_once_;
-  bool idle_ = false;   // the class set_idle last gave the index thread
+  bool idle_ = false;  // the class set_idle last gave the index thread
 };
 
 }  // namespace slotd

@@ -1,5 +1,6 @@
 #include "snapshots/snapshot_file.hpp"
 
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t as a complete type
 #include <xxhash.h>
 
 #include <cstring>
@@ -28,34 +29,29 @@ std::uint64_t get_u64(const char* p) {
   return v;
 }
 
-struct Xxh3StateDeleter {
-  void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
-};
-
-// Passes bytes on to the file's sink and folds them into the checksum.
+// Passes bytes on to the file's sink and folds them into the checksum. The hash state lives
+// in the object (XXH_STATIC_LINKING_ONLY), not on the heap: a snapshot child must not allocate.
 class ChecksummingSink : public StateSink {
  public:
-  explicit ChecksummingSink(StateSink& out) : out_(out), state_(XXH3_createState()) {
-    XXH3_64bits_reset(state_.get());
-  }
+  explicit ChecksummingSink(StateSink& out) : out_(out) { XXH3_64bits_reset(&state_); }
   bool write(const char* data, std::size_t size) override {
-    XXH3_64bits_update(state_.get(), data, size);
+    XXH3_64bits_update(&state_, data, size);
     bytes_ += size;
     return out_.write(data, size);
   }
-  std::uint64_t digest() const { return XXH3_64bits_digest(state_.get()); }
+  std::uint64_t digest() const { return XXH3_64bits_digest(&state_); }
   std::uint64_t bytes() const { return bytes_; }
 
  private:
   StateSink& out_;
-  std::unique_ptr<XXH3_state_t, Xxh3StateDeleter> state_;
+  XXH3_state_t state_;
   std::uint64_t bytes_ = 0;
 };
 
 }  // namespace
 
 bool write_snapshot(const Engine& engine, std::uint64_t seq, TimeMs time_floor_ms,
-                    StateSink& sink) {
+                    StateSink& sink, EncodeScratch* scratch) {
   char header[kSnapshotHeaderBytes] = {};
   std::memcpy(header, kSnapshotMagic, sizeof kSnapshotMagic);
   put_u32(header + 8, kSnapshotFormatVersion);
@@ -68,7 +64,7 @@ bool write_snapshot(const Engine& engine, std::uint64_t seq, TimeMs time_floor_m
 
   ChecksummingSink checked(sink);
   if (!checked.write(header, sizeof header)) return false;
-  if (!StateCodec::encode(engine, checked)) return false;
+  if (!StateCodec::encode(engine, checked, scratch)) return false;
   // encoded_size and encode must agree, or the reader would reject the file.
   if (checked.bytes() != kSnapshotHeaderBytes + engine_bytes) return false;
   char trailer[kSnapshotTrailerBytes];

@@ -42,8 +42,9 @@ struct SnapshotHeader {
 
 // Writes the whole file image of `engine` (at `seq`) to `sink`: header, engine bytes,
 // checksum. Computes the state hash first (O(state)). False if the sink refused a write.
+// With a `scratch` reserved for `engine`, it allocates nothing (a forked child).
 [[nodiscard]] bool write_snapshot(const Engine& engine, std::uint64_t seq, TimeMs time_floor_ms,
-                                  StateSink& sink);
+                                  StateSink& sink, EncodeScratch* scratch = nullptr);
 
 // Reads the header of a file image (at least kSnapshotHeaderBytes); checks magic and version.
 [[nodiscard]] SnapshotStatus parse_snapshot_header(std::string_view bytes, SnapshotHeader& out);

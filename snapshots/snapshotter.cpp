@@ -39,9 +39,10 @@ class PipeSink : public StateSink {
   int fd_;
 };
 
-// In the child: only async-signal-safe calls before encoding; never returns.
+// In the child: only async-signal-safe calls before encoding, and an encoding that allocates
+// nothing (`scratch` was made before the fork); never returns.
 [[noreturn]] void run_child(int write_fd, const Engine& engine, std::uint64_t seq,
-                            TimeMs time_floor_ms, pid_t parent) {
+                            TimeMs time_floor_ms, pid_t parent, EncodeScratch& scratch) {
   // Never outlive slotd: a child stuck on a lock some other thread held at fork() (the
   // sanitizers' allocators are not fork-safe) would otherwise stay forever after a kill -9.
   // The signal comes when the forking (decide) thread ends; its stop() cancels us anyway.
@@ -59,7 +60,7 @@ class PipeSink : public StateSink {
   }
   ::close_range(4, ~0U, 0);
   PipeSink sink(3);
-  ::_exit(write_snapshot(engine, seq, time_floor_ms, sink) ? 0 : 1);
+  ::_exit(write_snapshot(engine, seq, time_floor_ms, sink, &scratch) ? 0 : 1);
 }
 
 std::uint64_t thread_cpu_ns() {
@@ -108,11 +109,15 @@ std::optional<std::chrono::nanoseconds> Snapshotter::start(const Engine& engine,
   // Larger pipe buffer: fewer wake-ups while copying (best effort).
   (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(kPipeChunk));
   cancelled_.store(false);
+  // Made here so that the child allocates nothing (engine/state_codec.hpp): reserved, not
+  // touched, so it costs the parent one allocation and the child its own pages.
+  EncodeScratch scratch;
+  scratch.reserve_for(engine);
   const std::uint64_t cpu_before = thread_cpu_ns();
   const auto started = std::chrono::steady_clock::now();
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid == 0) run_child(fds[1], engine, seq, time_floor_ms, parent);
+  if (pid == 0) run_child(fds[1], engine, seq, time_floor_ms, parent, scratch);
   const auto pause = std::chrono::steady_clock::now() - started;
   store_max(stats_.max_fork_cpu_ns, thread_cpu_ns() - cpu_before);
   ::close(fds[1]);
