@@ -461,6 +461,12 @@ int main(int argc, char** argv) {
   report += fmt::format("{:-<6}-+-{:-<11}-+-{:-<14}-+-{:-<18}-+-{:-<11}-+-{:-<11}\n", "", "", "",
                         "", "", "");
   std::fputs(report.c_str(), stdout);
+  // Prints a part of the report as soon as it is measured, and keeps it for the file.
+  auto emit = [&report](const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+    report += text;
+  };
 
   for (const std::size_t batch_size : {1, 16, 256, 4096}) {
     const AppendRow row = measure_append(base, batch_size, settings.quick);
@@ -469,31 +475,25 @@ int main(int argc, char** argv) {
                     row.batch_size, row.value_bytes_per_event, row.raw_events_per_second,
                     row.journal_events_per_second, row.median_pair_ratio, row.min_pair_ratio,
                     row.max_pair_ratio);
-    std::fputs(line.c_str(), stdout);
-    std::fflush(stdout);
-    report += line;
+    emit(line);
   }
 
   const ReplayRow replay = measure_replay(base, settings.quick);
-  const std::string replay_text = fmt::format(
+  emit(fmt::format(
       "\nReplay after reopen: {} engine events (mixed types, {:.1f} value bytes avg)\n"
       "  Journal::read + decode only:   {:>12.0f} events/s\n"
       "  Journal::read + Engine::apply: {:>12.0f} events/s\n"
       "  state_hash after replay matches: {}\n",
       replay.events, replay.value_bytes_per_event, replay.decode_events_per_second,
-      replay.apply_events_per_second, replay.hash_matches ? "yes" : "no");
-  std::fputs(replay_text.c_str(), stdout);
-  report += replay_text;
+      replay.apply_events_per_second, replay.hash_matches ? "yes" : "no"));
 
   const OpenRow open = measure_open(base, settings.quick);
-  const std::string open_text = fmt::format(
+  emit(fmt::format(
       "\nJournal::open with {} holds (2 index keys each), median of 3:\n"
       "  after a clean close:                     {:>8.1f} ms\n"
       "  after a crash, indexing {} records again: {:>8.1f} ms (the time to open, not to close)\n"
       "  RocksDB's own open of the same crashed copy (WAL replay, no index): {:.1f} ms\n",
-      open.records, open.clean_ms, open.reindexed, open.crashed_ms, open.crashed_rocksdb_ms);
-  std::fputs(open_text.c_str(), stdout);
-  report += open_text;
+      open.records, open.clean_ms, open.reindexed, open.crashed_ms, open.crashed_rocksdb_ms));
 
   std::error_code ignored;
   fs::remove_all(base, ignored);

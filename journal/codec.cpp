@@ -400,12 +400,20 @@ std::size_t entities_of(const Event& event, EntityRefs& out) {
   return n;
 }
 
-std::string encode_entity_key(EntityKind kind, Id id, std::uint64_t seq) {
-  std::string key(17, '\0');
+void put_entity_key(char (&key)[kEntityKeyBytes], EntityKind kind, Id id, std::uint64_t seq) {
   key[0] = static_cast<char>(kind);
   for (int i = 0; i < 8; ++i) key[1 + i] = static_cast<char>(id >> (56 - 8 * i));
   for (int i = 0; i < 8; ++i) key[9 + i] = static_cast<char>(seq >> (56 - 8 * i));
-  return key;
+}
+
+std::string encode_entity_key(EntityKind kind, Id id, std::uint64_t seq) {
+  char key[kEntityKeyBytes];
+  put_entity_key(key, kind, id, seq);
+  return std::string(key, sizeof key);
+}
+
+bool decode_entity_key_seq(std::string_view key, std::uint64_t& seq) {
+  return key.size() == kEntityKeyBytes && decode_key(key.substr(9), seq);
 }
 
 std::string encode_key(std::uint64_t seq) {

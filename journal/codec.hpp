@@ -60,7 +60,11 @@ inline constexpr std::size_t kMaxEntitiesPerEvent = 3;
 using EntityRefs = std::array<EntityRef, kMaxEntitiesPerEvent>;
 std::size_t entities_of(const Event& event, EntityRefs& out);
 // The index key: kind (1 byte), id and seq (8 bytes big-endian each).
+inline constexpr std::size_t kEntityKeyBytes = 17;
+void put_entity_key(char (&key)[kEntityKeyBytes], EntityKind kind, Id id, std::uint64_t seq);
 std::string encode_entity_key(EntityKind kind, Id id, std::uint64_t seq);
+// The seq of an index key; false if `key` is not kEntityKeyBytes long.
+[[nodiscard]] bool decode_entity_key_seq(std::string_view key, std::uint64_t& seq);
 
 // 8-byte big-endian seq, so RocksDB's bytewise key order is numeric order.
 std::string encode_key(std::uint64_t seq);

@@ -47,20 +47,16 @@ bool key_equal(const EntityIndex::Key& a, const EntityIndex::Key& b) {
   return a.kind == b.kind && a.id == b.id && a.seq == b.seq;
 }
 
-void put_be64(char* out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(v >> (56 - 8 * i));
-}
-
-std::uint64_t get_be64(const char* in) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(in[i]);
-  return v;
-}
-
-void put_entity_key(char (&key)[17], EntityKind kind, Id id, std::uint64_t seq) {
-  key[0] = static_cast<char>(kind);
-  put_be64(key + 1, id);
-  put_be64(key + 9, seq);
+std::shared_ptr<EntityIndex::Block> sorted_copy(const EntityIndex::Block& block) {
+  const std::size_t n = block.count.load(std::memory_order_acquire);
+  auto sorted = std::make_shared<EntityIndex::Block>(n);
+  std::copy(block.keys.get(), block.keys.get() + n, sorted->keys.get());
+  std::sort(sorted->keys.get(), sorted->keys.get() + n, key_less);
+  sorted->count.store(n, std::memory_order_relaxed);
+  sorted->sealed = true;
+  sorted->sorted = true;
+  sorted->last_seq = block.last_seq;
+  return sorted;
 }
 
 }  // namespace
@@ -101,18 +97,10 @@ EntityIndex::~EntityIndex() {
   // A clean close puts every key into RocksDB, so the next open has nothing to index again.
   // Were this cut short, the next open indexes from the last ingest on.
   if (!failure_.empty() || added_up_to_ <= ingested_up_to_) return;
-  std::size_t total = 0;
-  for (const auto& block : blocks_) total += block->count.load(std::memory_order_acquire);
-  auto all = std::make_shared<Block>(total);
-  std::size_t n = 0;
-  for (const auto& block : blocks_) {
-    const std::size_t count = block->count.load(std::memory_order_acquire);
-    std::copy(block->keys.get(), block->keys.get() + count, all->keys.get() + n);
-    n += count;
+  for (auto& block : blocks_) {
+    if (!block->sorted) block = sorted_copy(*block);
   }
-  std::sort(all->keys.get(), all->keys.get() + n, key_less);
-  all->count.store(n, std::memory_order_relaxed);
-  (void)ingest({all}, added_up_to_, false);
+  (void)ingest(blocks_, added_up_to_, false);
 }
 
 JournalStatus EntityIndex::open(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& family,
@@ -125,11 +113,10 @@ JournalStatus EntityIndex::open(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& fa
   std::uint64_t covered = 0;
   bool mark_built = false;
   if (got.ok()) {
-    if (value.size() != 8) {
+    if (!decode_key(value, covered)) {
       return JournalStatus::error(
           fmt::format("journal at {}: the index's upto value is {} bytes", dir, value.size()));
     }
-    covered = get_be64(value.data());
   } else if (got.IsNotFound()) {
     got = db.Get(rocksdb::ReadOptions(), &family, kBuiltKey, &value);
     if (got.ok()) {
@@ -143,7 +130,7 @@ JournalStatus EntityIndex::open(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& fa
   }
   if (writable) {
     // A file left by an ingest that a crash cut short.
-    (void)db.GetEnv()->DeleteFile(dir + "/" + kIngestFile);
+    (void)db.GetEnv()->DeleteFile(index->ingest_path());
   }
   if (mark_built) {
     if (JournalStatus st = index->ingest({}, covered, false); !st) return st;
@@ -193,32 +180,15 @@ void EntityIndex::add_record(const Event& event, std::uint64_t seq,
   if (n == 0) return;
   Key* keys = open_->keys.get();
   for (std::size_t i = 0; i < n; ++i) keys[open_count_++] = Key{refs[i].id, seq, refs[i].kind};
-  open_last_seq_ = seq;
   open_->count.store(open_count_, std::memory_order_release);
   if (open_count_ >= options_.block_keys) seal_open_block();
 }
-
-namespace {
-
-std::shared_ptr<EntityIndex::Block> sorted_copy(const EntityIndex::Block& block) {
-  const std::size_t n = block.count.load(std::memory_order_acquire);
-  auto sorted = std::make_shared<EntityIndex::Block>(n);
-  std::copy(block.keys.get(), block.keys.get() + n, sorted->keys.get());
-  std::sort(sorted->keys.get(), sorted->keys.get() + n, key_less);
-  sorted->count.store(n, std::memory_order_relaxed);
-  sorted->sealed = true;
-  sorted->sorted = true;
-  sorted->last_seq = block.last_seq;
-  return sorted;
-}
-
-}  // namespace
 
 void EntityIndex::seal_open_block() {
   auto fresh = std::make_shared<Block>(options_.block_keys + kMaxEntitiesPerEvent + 1);
   std::unique_lock lock(mutex_);
   open_->sealed = true;
-  open_->last_seq = open_last_seq_;
+  open_->last_seq = added_up_to_;  // sealed right after a record with keys
   if (!thread_.joinable()) {
     // Read-only: sorted here, never ingested.
     blocks_.back() = sorted_copy(*open_);
@@ -290,7 +260,7 @@ void EntityIndex::run() {
 
 JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>>& blocks,
                                   std::uint64_t up_to, bool from_index_thread) {
-  const std::string path = dir_ + "/" + kIngestFile;
+  const std::string path = ingest_path();
   rocksdb::Env* env = db_.GetEnv();
   auto fail = [&](const char* what, const rocksdb::Status& s) {
     (void)env->DeleteFile(path);
@@ -300,9 +270,7 @@ JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_.GetOptions(&family_), &family_);
   rocksdb::Status s = writer.Open(path);
   if (!s.ok()) return fail("create", s);
-  char up_to_value[8];
-  put_be64(up_to_value, up_to);
-  s = writer.Put(kUpToKey, rocksdb::Slice(up_to_value, sizeof up_to_value));
+  s = writer.Put(kUpToKey, encode_key(up_to));
   // Merges the sorted blocks (each covers its own seqs, so equal keys are only repeats).
   std::vector<std::pair<const Key*, const Key*>> heads;
   for (const auto& block : blocks) {
@@ -310,7 +278,7 @@ JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>
                        block->keys.get() + block->count.load(std::memory_order_acquire));
   }
   const Key* previous = nullptr;
-  char key[17];
+  char key[kEntityKeyBytes];
   while (s.ok()) {
     std::size_t best = heads.size();
     for (std::size_t i = 0; i < heads.size(); ++i) {
@@ -341,6 +309,10 @@ JournalStatus EntityIndex::ingest(const std::vector<std::shared_ptr<const Block>
   if (!s.ok()) return fail("ingest", s);
   (void)env->DeleteFile(path);  // left behind when RocksDB copied instead of linking
   return {};
+}
+
+std::string EntityIndex::ingest_path() const {
+  return dir_ + "/" + kIngestFile;
 }
 
 void EntityIndex::set_idle(bool idle) {
@@ -385,8 +357,8 @@ JournalStatus EntityIndex::seqs(EntityKind kind, Id id, std::uint64_t from_seq,
   // wrote keys with the records, is in the blocks too).
   if (from_seq <= covered) {
     const std::uint64_t last = std::min(up_to_seq, covered);
-    char first[17];
-    char end[17];
+    char first[kEntityKeyBytes];
+    char end[kEntityKeyBytes];
     put_entity_key(first, kind, id, from_seq);
     put_entity_key(end, kind, id + 1, 0);
     rocksdb::ReadOptions options;
@@ -395,10 +367,8 @@ JournalStatus EntityIndex::seqs(EntityKind kind, Id id, std::uint64_t from_seq,
     options.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_.NewIterator(options, &family_));
     for (it->Seek(rocksdb::Slice(first, sizeof first)); it->Valid(); it->Next()) {
-      const rocksdb::Slice key = it->key();
-      if (key.size() != 17) break;
-      const std::uint64_t seq = get_be64(key.data() + 9);
-      if (seq > last) break;
+      std::uint64_t seq = 0;
+      if (!decode_entity_key_seq(it->key().ToStringView(), seq) || seq > last) break;
       if (!emit(seq)) return {};
     }
     if (!it->status().ok()) {

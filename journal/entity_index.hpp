@@ -104,6 +104,8 @@ class EntityIndex {
   void index_again(std::uint64_t covered, const ReadRecords& read_records);
   void seal_open_block();
   void run();
+  // Where an ingest writes its file before RocksDB takes it (in the journal dir).
+  std::string ingest_path() const;
   // The index thread's scheduling class: SCHED_IDLE or normal.
   void set_idle(bool idle);
   [[nodiscard]] JournalStatus ingest(const std::vector<std::shared_ptr<const Block>>& blocks,
@@ -116,8 +118,7 @@ class EntityIndex {
   // The writer's open block and how many of its keys it has written (published in the block).
   std::shared_ptr<Block> open_;
   std::size_t open_count_ = 0;
-  std::uint64_t open_last_seq_ = 0;  // the seq of the last record added to the open block
-  std::uint64_t added_up_to_ = 0;    // the seq of the last record added, keys or not
+  std::uint64_t added_up_to_ = 0;  // the seq of the last record added, keys or not
   std::atomic<bool> failed_{false};
 
   mutable std::mutex mutex_;
