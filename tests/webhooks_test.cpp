@@ -349,6 +349,65 @@ bool eventually(Predicate predicate) {
 
 }  // namespace
 
+std::uint64_t wakeups_of(const WebhookDelivery& delivery) {
+  std::string metrics;
+  delivery.render_metrics(metrics);
+  const std::string name = "\nslotd_webhook_wakeups_total ";
+  const auto at = metrics.find(name);
+  REQUIRE(at != std::string::npos);
+  return std::stoull(metrics.substr(at + name.size()));
+}
+
+TEST_CASE("without a webhook, durable batches do not wake the delivery thread, and the first registration does") {
+  testing::TempDir dir;
+  std::unique_ptr<Sequencer> sequencer;
+  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
+  REQUIRE_MESSAGE(opened.ok, opened.message);
+  RefusingPort refusing;
+  WebhookDeliveryOptions options;
+  options.allow_private = true;
+  options.max_attempts = 1000;
+  options.backoff_base_s = 600;
+  options.backoff_max_s = 600;
+  WebhookDelivery delivery(*sequencer, options);
+  sequencer->add_observer([&](const std::shared_ptr<const BatchResults>&) { delivery.notify_durable(); });
+  sequencer->start();
+  delivery.start();
+  drain_delivery_thread(delivery);
+  const std::uint64_t at_start = wakeups_of(delivery);
+  CHECK(at_start >= 1);  // the start's own wake-up
+
+  // Each execute is its own durable batch, each published to the observer.
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(sequencer->execute(AddDoctor{1, "Dr. Quiet", "GP"}).rejection == Rejection::none);
+  }
+  drain_delivery_thread(delivery);
+  CHECK(wakeups_of(delivery) == at_start);
+
+  // A registration changes the webhook list: that batch wakes the thread, which attempts
+  // the next event for the new endpoint.
+  RegisterWebhook hook;
+  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
+  hook.events = webhook_event_bit(WebhookEventType::slot_created);
+  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  CreateSlots create{1, {{1'925'000'000'000, 1'925'000'060'000}}};
+  REQUIRE(sequencer->execute(std::move(create)).rejection == Rejection::none);
+  REQUIRE(eventually([&] {
+    auto status = delivery.status(1);
+    return status && status->failed_attempts >= 1;
+  }));
+  CHECK(wakeups_of(delivery) > at_start);
+  // With an endpoint, every durable batch wakes it.
+  const std::uint64_t with_endpoint = wakeups_of(delivery);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(sequencer->execute(AddDoctor{1, "Dr. Busy", "GP"}).rejection == Rejection::none);
+    drain_delivery_thread(delivery);
+  }
+  CHECK(wakeups_of(delivery) >= with_endpoint + 3);
+  delivery.stop();
+  sequencer->stop();
+}
+
 TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, and when it may it resumes from the shared cursor and stops again when it may not") {
   testing::TempDir dir;
   std::unique_ptr<Sequencer> sequencer;

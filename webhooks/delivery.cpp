@@ -256,6 +256,12 @@ struct WebhookDelivery::Impl {
   ssl::context tls;
   std::shared_ptr<Mailbox> mailbox;
   std::atomic<bool> wake_posted{false};
+  // The webhook list version at which this thread has nothing to do (no endpoint), or
+  // kNotQuiet. While the read store's list is still at that version, a durable batch
+  // needs no wake-up: without webhooks, each group commit woke this thread for nothing.
+  static constexpr std::uint64_t kNotQuiet = ~std::uint64_t{0};
+  std::atomic<std::uint64_t> quiet_version{kNotQuiet};
+  std::atomic<std::uint64_t> wakeups{0};  // runs of on_wake, for /metrics
 
   // Delivery-thread state.
   // Cluster mode: whether this node delivers (it leads and has merged the shared cursors).
@@ -428,9 +434,13 @@ struct WebhookDelivery::Impl {
 
   void on_wake() {
     wake_posted.store(false, std::memory_order_relaxed);
+    wakeups.fetch_add(1, std::memory_order_relaxed);
     sync_endpoints();
     check_role();
     for (auto& [id, ep] : endpoints) pump(*ep);
+    // seen_version is what sync_endpoints read: a list published after that read has
+    // another version, so notify_durable wakes this thread for it.
+    quiet_version.store(endpoints.empty() ? seen_version : kNotQuiet, std::memory_order_release);
   }
 
   // ---- cluster mode: only the leader delivers ----
@@ -753,6 +763,10 @@ void WebhookDelivery::stop() {
 
 void WebhookDelivery::notify_durable() {
   Impl& impl = *impl_;
+  // Called after the batch's changes are in the read store, so a batch that registered
+  // or deleted a webhook shows a new version here.
+  const std::uint64_t quiet = impl.quiet_version.load(std::memory_order_acquire);
+  if (quiet != Impl::kNotQuiet && quiet == impl.sequencer.reads().webhooks()->version) return;
   if (impl.wake_posted.exchange(true, std::memory_order_relaxed)) return;
   if (!impl.post([&impl] { impl.on_wake(); })) impl.wake_posted.store(false);
 }
@@ -835,6 +849,11 @@ void WebhookDelivery::render_metrics(std::string& out) const {
                  "node always; in cluster mode the leader)\n# TYPE slotd_webhook_delivering gauge\n"
                  "slotd_webhook_delivering {}\n",
                  impl_->delivering_now.load(std::memory_order_relaxed) ? 1 : 0);
+  fmt::format_to(it,
+                 "# HELP slotd_webhook_wakeups_total times the delivery thread woke for durable "
+                 "batches (not while no webhook is registered)\n"
+                 "# TYPE slotd_webhook_wakeups_total counter\nslotd_webhook_wakeups_total {}\n",
+                 impl_->wakeups.load(std::memory_order_relaxed));
 }
 
 }  // namespace slotd

@@ -88,7 +88,8 @@ class WebhookDelivery final : public WebhookControl {
   void stop();
 
   // From a sequencer observer, on the journal thread: a durable batch was published.
-  // Only wakes the delivery thread; never blocks, never does IO.
+  // Only wakes the delivery thread, and not even that while it has no endpoint and the
+  // webhook list is unchanged; never blocks, never does IO.
   void notify_durable();
 
   // WebhookControl
