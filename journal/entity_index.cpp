@@ -132,6 +132,31 @@ JournalStatus EntityIndex::open(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& fa
     // A file left by an ingest that a crash cut short.
     (void)db.GetEnv()->DeleteFile(index->ingest_path());
   }
+  if (covered > last_seq) {
+    // The family covers seqs the journal no longer holds: a disk that lost synced records
+    // (one that lies about its flushes) but kept a later index file. Its keys past
+    // last_seq would name the records appended at those seqs from now on. A writer drops
+    // every key and indexes the journal again from its first record (until the first
+    // ingest, a crash leaves no "upto" and this repeats); a reader uses the family up to
+    // last_seq only, whose keys are those of the records still there.
+    if (writable) {
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      // Every key of the family sorts below "\xff": "upto" and "built" start with 00,
+      // entity keys with their kind ('b', 's').
+      const rocksdb::Status dropped =
+          db.DeleteRange(sync, &family, rocksdb::Slice(), rocksdb::Slice("\xff", 1));
+      if (!dropped.ok()) {
+        return JournalStatus::error(
+            fmt::format("journal at {}: the index covers seq {} past the last record {} and cannot "
+                        "be dropped: {}",
+                        dir, covered, last_seq, dropped.ToString()));
+      }
+      covered = 0;
+    } else {
+      covered = last_seq;
+    }
+  }
   if (mark_built) {
     if (JournalStatus st = index->ingest({}, covered, false); !st) return st;
   }
