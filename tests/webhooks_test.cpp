@@ -349,6 +349,24 @@ bool eventually(Predicate predicate) {
 
 }  // namespace
 
+// A sequencer on a fresh journal in a temp dir.
+std::unique_ptr<Sequencer> open_sequencer(const testing::TempDir& dir) {
+  std::unique_ptr<Sequencer> sequencer;
+  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
+  REQUIRE_MESSAGE(opened.ok, opened.message);
+  return sequencer;
+}
+
+// Delivery to loopback, where one failed attempt is followed by a long wait.
+WebhookDeliveryOptions one_attempt_then_wait() {
+  WebhookDeliveryOptions options;
+  options.allow_private = true;
+  options.max_attempts = 1000;
+  options.backoff_base_s = 600;
+  options.backoff_max_s = 600;
+  return options;
+}
+
 std::uint64_t wakeups_of(const WebhookDelivery& delivery) {
   std::string metrics;
   delivery.render_metrics(metrics);
@@ -360,16 +378,9 @@ std::uint64_t wakeups_of(const WebhookDelivery& delivery) {
 
 TEST_CASE("without a webhook, durable batches do not wake the delivery thread, and the first registration does") {
   testing::TempDir dir;
-  std::unique_ptr<Sequencer> sequencer;
-  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
-  REQUIRE_MESSAGE(opened.ok, opened.message);
+  std::unique_ptr<Sequencer> sequencer = open_sequencer(dir);
   RefusingPort refusing;
-  WebhookDeliveryOptions options;
-  options.allow_private = true;
-  options.max_attempts = 1000;
-  options.backoff_base_s = 600;
-  options.backoff_max_s = 600;
-  WebhookDelivery delivery(*sequencer, options);
+  WebhookDelivery delivery(*sequencer, one_attempt_then_wait());
   sequencer->add_observer([&](const std::shared_ptr<const BatchResults>&) { delivery.notify_durable(); });
   sequencer->start();
   delivery.start();
@@ -410,19 +421,13 @@ TEST_CASE("without a webhook, durable batches do not wake the delivery thread, a
 
 TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, and when it may it resumes from the shared cursor and stops again when it may not") {
   testing::TempDir dir;
-  std::unique_ptr<Sequencer> sequencer;
-  JournalStatus opened = Sequencer::open(dir.str(), SequencerConfig{}, sequencer);
-  REQUIRE_MESSAGE(opened.ok, opened.message);
+  std::unique_ptr<Sequencer> sequencer = open_sequencer(dir);
   RefusingPort refusing;
 
   std::atomic<bool> leading{false};
   std::atomic<std::uint64_t> shared_next_seq{0};
   std::atomic<int> loads{0}, shares{0};
-  WebhookDeliveryOptions options;
-  options.allow_private = true;
-  options.max_attempts = 1000;
-  options.backoff_base_s = 600;  // one failed attempt, then a long wait: the state stays put
-  options.backoff_max_s = 600;
+  WebhookDeliveryOptions options = one_attempt_then_wait();  // the state stays put
   options.sharing.may_deliver = [&] { return leading.load(); };
   options.sharing.load = [&](std::map<std::uint64_t, JournalCursor>& out, std::string&) {
     ++loads;
