@@ -5,7 +5,8 @@
 # For each binary: a fresh temp data dir, seeded with DURATION x 100,000 one-minute slots
 # by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
 # -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
-# statuses, slotd's batches (group commits) and commands from /metrics, and slotd's CPU time
+# statuses, slotd's batches (group commits) and commands from /metrics, the share of bookings
+# slotd itself answered within 0.5/1/2/5/10 ms of their arrival, and slotd's CPU time
 # (user + system, from /proc) per 1,000 answered requests, which varies less than req/s when
 # another tenant takes the machine's time: during the load, and with the work the load left
 # behind (counted until slotd stays under 1 % CPU for a second).
@@ -20,6 +21,17 @@ dur=$1 pinned=$2; shift 2
 # shellcheck source=bench/booking_common.sh
 source "$root/bench/booking_common.sh"
 booking_bench_setup booking-ab "$pinned" "$dur"
+# Cumulative counts of slotd's POST /booking latency buckets (le 0.5, 1, 2, 5, 10 ms), then
+# the total count.
+booking_histogram() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk '
+    BEGIN {split("0.0005 0.001 0.002 0.005 0.01", le, " "); for (i = 1; i <= 5; i++) at[le[i]] = i}
+    /^slotd_http_request_duration_seconds_bucket\{route="POST \/booking",/ {
+      if (match($0, /le="[^"]*"/)) { l = substr($0, RSTART + 4, RLENGTH - 5); if (l in at) n[at[l]] = $NF }
+    }
+    /^slotd_http_request_duration_seconds_count\{route="POST \/booking"\}/ {c = $NF}
+    END {for (i = 1; i <= 5; i++) printf "%s ", n[i] + 0; printf "%s", c + 0}'
+}
 wrk_run() { # FIRST_SLOT
   timeout $((dur + 30)) "${wp[@]}" wrk -t2 -c64 -d"${dur}s" --latency -s "$root/bench/book_unique.lua" \
     "http://127.0.0.1:$port/" -- $((slots / 2)) "$1" >"$work/wrk"
@@ -38,6 +50,7 @@ for bin in "$@"; do
   python3 "$root/bench/seed_slots.py" "$port" T "$slots"
   first=1  # a fresh slotd's first slot
   before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  hist0=$(booking_histogram)
   perf_pid=''
   if [[ -n ${PERF:-} && $n == "$#" ]]; then
     perf record -F 999 -g -o "$PERF" -p "$pid" -- sleep $((dur > 1 ? dur - 1 : 1)) >/dev/null 2>&1 &
@@ -48,6 +61,7 @@ for bin in "$@"; do
   cpu1=$(cpu_ticks "$pid")
   [[ -n $perf_pid ]] && wait "$perf_pid"
   after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  hist1=$(booking_histogram)
   # Work the load left behind (the entity index's sorting and ingests, RocksDB's flushes and
   # compactions, all at idle priority) counts too: CPU until slotd stays under 1 % for a
   # second, at most 30 s.
@@ -62,5 +76,12 @@ for bin in "$@"; do
   per_k() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n=$((c1 - c0)) 'BEGIN {printf "%.1f", n ? t * 1000 / hz * 1000 / n : 0}'; }
   echo "  group commits during the load: $((b1 - b0)), commands: $((c1 - c0)), slotd CPU ms per 1,000 commands: $(
     per_k $((cpu1 - cpu0))) during the load, $(per_k $((cpu2 - cpu0))) with the work it left"
+  # slotd's own view (slotd_http_request_duration_seconds, from a request's arrival to its
+  # answer): what wrk's p99 adds beyond it is time before slotd reads a request and in wrk.
+  echo "  slotd's own latency of POST /booking during the load: $(awk -v a="$hist0" -v b="$hist1" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); total = y[n] - x[n]
+    split("0.5 1 2 5 10", le, " ")
+    for (i = 1; i <= 5; i++) printf "%s%.2f %% within %s ms", (i > 1 ? ", " : ""), total ? (y[i] - x[i]) * 100 / total : 0, le[i]
+  }')"
   stop
 done
