@@ -70,7 +70,13 @@ class SparePool {
     void* chunk = nullptr;
     {
       std::lock_guard lock(mutex_);
-      if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+      if (!thread_.joinable()) {
+        thread_ = std::thread([this] { run(); });
+        // Named here too, before the creator goes on: until run() starts, the new thread
+        // carries its creator's name (often "slotd-decide"), and anyone listing threads
+        // by name (top -H, the sequencer test) would count it as that one.
+        (void)pthread_setname_np(thread_.native_handle(), "slotd-chunks");
+      }
       Spare* spare = entry(length);
       if (!spare) {
         ready_.push_back({length, nullptr});
@@ -97,10 +103,9 @@ class SparePool {
   }
 
   void run() {
-    // A new thread inherits its creator's name and policy, and the first allocation may
-    // come from the sequencer's decide thread: this one has its own name and never
-    // preempts the thread that woke it.
-    (void)pthread_setname_np(pthread_self(), "slotd-chunks");
+    // A new thread inherits its creator's policy, and the first allocation may come from
+    // the sequencer's decide thread: this one never preempts the thread that woke it
+    // (take() has named it already).
     sched_param param{};
     (void)sched_setscheduler(0, SCHED_BATCH, &param);
     for (;;) {
