@@ -81,6 +81,7 @@ struct IoThread : CompletionTarget {
   void complete(std::shared_ptr<const BatchResults> batch,
                 std::vector<std::uint32_t> indexes) override;
   void watch(const std::shared_ptr<HttpSession>& session);  // on this thread
+  void schedule_sweep();
   void sweep();
 
   net::io_context ioc;
@@ -639,6 +640,10 @@ void IoThread::watch(const std::shared_ptr<HttpSession>& session) {
   watched.push_back(session);
   if (sweeping) return;
   sweeping = true;
+  schedule_sweep();
+}
+
+void IoThread::schedule_sweep() {
   sweep_timer.expires_after(kDeadlineSweepEvery);
   sweep_timer.async_wait([this](beast::error_code ec) {
     if (!ec) sweep();
@@ -653,14 +658,8 @@ void IoThread::sweep() {
     auto session = weak.lock();
     return !session || !session->check_deadline(now);
   });
-  if (watched.empty()) {
-    sweeping = false;
-    return;
-  }
-  sweep_timer.expires_after(kDeadlineSweepEvery);
-  sweep_timer.async_wait([this](beast::error_code ec) {
-    if (!ec) sweep();
-  });
+  sweeping = !watched.empty();
+  if (sweeping) schedule_sweep();
 }
 
 void IoThread::complete(std::shared_ptr<const BatchResults> batch,

@@ -72,7 +72,7 @@ class SparePool {
       std::lock_guard lock(mutex_);
       if (!thread_.joinable()) {
         thread_ = std::thread([this] { run(); });
-        // Named here too, before the creator goes on: until run() starts, the new thread
+        // Named here, before the creator goes on: until it is named, the new thread
         // carries its creator's name (often "slotd-decide"), and anyone listing threads
         // by name (top -H, the sequencer test) would count it as that one.
         (void)pthread_setname_np(thread_.native_handle(), "slotd-chunks");
