@@ -419,6 +419,31 @@ TEST_CASE("without a webhook, durable batches do not wake the delivery thread, a
   sequencer->stop();
 }
 
+TEST_CASE("a stored failing cursor shows in the status as soon as start returns, before the delivery thread has run") {
+  testing::TempDir dir;
+  std::unique_ptr<Sequencer> sequencer = open_sequencer(dir);
+  RefusingPort refusing;
+  sequencer->start();
+  RegisterWebhook hook;
+  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
+  hook.events = webhook_event_bit(WebhookEventType::slot_created);
+  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  // As a restart finds it: the endpoint was marked failing at seq 1 before the stop.
+  REQUIRE(sequencer->put_cursor(1, JournalCursor{1, true}).ok);
+
+  for (int round = 0; round < 20; ++round) {
+    WebhookDelivery delivery(*sequencer, one_attempt_then_wait());
+    delivery.start();
+    auto status = delivery.status(1);  // no wait: the first request after listening
+    REQUIRE(status);
+    CHECK(status->state == "failing");
+    CHECK(status->next_seq == 1);
+    CHECK(status->last_error.find("before the restart") != std::string::npos);
+    delivery.stop();
+  }
+  sequencer->stop();
+}
+
 TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, and when it may it resumes from the shared cursor and stops again when it may not") {
   testing::TempDir dir;
   std::unique_ptr<Sequencer> sequencer = open_sequencer(dir);

@@ -724,6 +724,11 @@ void WebhookDelivery::start() {
   Impl& impl = *impl_;
   if (impl.thread.joinable()) return;
   impl.delivering_now.store(impl.delivering, std::memory_order_relaxed);
+  // Load the registered endpoints and their stored cursors before returning, on this
+  // thread (the delivery thread does not run yet): a status asked for right after start,
+  // e.g. by the first request once the server listens, shows a restored "failing" state
+  // and cursor instead of the defaults of a webhook registered a moment ago.
+  impl.sync_endpoints();
   if (impl.options.sharing.may_deliver) {
     impl.role_timer = std::make_unique<net::steady_timer>(*impl.ioc);
     impl.post([&impl] { impl.schedule_role_check(); });
