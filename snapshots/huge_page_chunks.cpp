@@ -103,11 +103,14 @@ class SparePool {
   }
 
   void run() {
-    // A new thread inherits its creator's policy, and the first allocation may come from
-    // the sequencer's decide thread: this one never preempts the thread that woke it
-    // (take() has named it already).
+    // SCHED_IDLE (a new thread would inherit its creator's policy, often the decide
+    // thread's): faulting in a chunk is one long madvise, and under SCHED_BATCH it held
+    // the core for a whole 4 ms tick at a time while the journal and io threads waited (seen
+    // in `perf sched timehist` of a pinned booking run). Under SCHED_IDLE any waking thread
+    // of the process preempts it at once; if the core never idles, the spare is not ready
+    // and a chunk is mapped on the spot, as without this pool. (take() has named it already.)
     sched_param param{};
-    (void)sched_setscheduler(0, SCHED_BATCH, &param);
+    (void)sched_setscheduler(0, SCHED_IDLE, &param);
     for (;;) {
       std::size_t length = 0;
       {

@@ -3,6 +3,7 @@
 // snapshot with a log line, retention, and no snapshot before its seq is durable; and the
 // huge-page chunks that keep the snapshot's fork() short.
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <xxhash.h>
 
@@ -477,7 +478,7 @@ TEST_CASE("a big chunk from the huge-page source starts on a 2 MiB boundary, is 
   huge_page_chunks().release(small, 4096);
 }
 
-TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off the caller's thread, zeroed, aligned") {
+TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off the caller's thread under SCHED_IDLE, zeroed, aligned") {
   constexpr std::size_t kBytes = (std::size_t{13} << 20) / 4;  // 3.25 MiB: no engine chunk has it
   constexpr std::size_t kPage = 4096;
   void* first = huge_page_chunks().allocate(kBytes);  // mapped on the spot: none was ready
@@ -504,12 +505,16 @@ TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off th
   CHECK(vm_flags_of(second).find(" hg") != std::string::npos);
   // The thread that prepares spares has a name of its own (not that of the thread whose
   // allocation started it, such as the sequencer's slotd-decide).
+  // It runs under SCHED_IDLE: faulting in a chunk must not hold a core that a waking
+  // journal or io thread wants.
   bool named = false;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(task.path() / "comm");
     std::string name;
     std::getline(comm, name);
-    named |= name == "slotd-chunks";
+    if (name != "slotd-chunks") continue;
+    named = true;
+    CHECK(::sched_getscheduler(std::stoi(task.path().filename().string())) == SCHED_IDLE);
   }
   CHECK(named);
   // Taking it asked for the next one.
