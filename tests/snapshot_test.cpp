@@ -504,9 +504,9 @@ TEST_CASE("a big chunk of a size asked for before comes ready: faulted in off th
   CHECK(std::all_of(bytes, bytes + kBytes, [](unsigned char b) { return b == 0; }));
   CHECK(vm_flags_of(second).find(" hg") != std::string::npos);
   // The thread that prepares spares has a name of its own (not that of the thread whose
-  // allocation started it, such as the sequencer's slotd-decide).
-  // It runs under SCHED_IDLE: faulting in a chunk must not hold a core that a waking
-  // journal or io thread wants.
+  // allocation started it, such as the sequencer's slotd-decide), and runs under
+  // SCHED_IDLE: faulting in a chunk must not hold a core that a waking journal or io
+  // thread wants.
   bool named = false;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(task.path() / "comm");

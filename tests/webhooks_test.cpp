@@ -367,6 +367,14 @@ WebhookDeliveryOptions one_attempt_then_wait() {
   return options;
 }
 
+// Registers webhook 1 for slot.created, aimed at a port that refuses.
+void register_slot_created_hook(Sequencer& sequencer, const RefusingPort& refusing) {
+  RegisterWebhook hook;
+  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
+  hook.events = webhook_event_bit(WebhookEventType::slot_created);
+  REQUIRE(sequencer.execute(hook).rejection == Rejection::none);
+}
+
 std::uint64_t wakeups_of(const WebhookDelivery& delivery) {
   std::string metrics;
   delivery.render_metrics(metrics);
@@ -397,10 +405,7 @@ TEST_CASE("without a webhook, durable batches do not wake the delivery thread, a
 
   // A registration changes the webhook list: that batch wakes the thread, which attempts
   // the next event for the new endpoint.
-  RegisterWebhook hook;
-  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
-  hook.events = webhook_event_bit(WebhookEventType::slot_created);
-  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  register_slot_created_hook(*sequencer, refusing);
   CreateSlots create{1, {{1'925'000'000'000, 1'925'000'060'000}}};
   REQUIRE(sequencer->execute(std::move(create)).rejection == Rejection::none);
   REQUIRE(eventually([&] {
@@ -424,10 +429,7 @@ TEST_CASE("a stored failing cursor shows in the status as soon as start returns,
   std::unique_ptr<Sequencer> sequencer = open_sequencer(dir);
   RefusingPort refusing;
   sequencer->start();
-  RegisterWebhook hook;
-  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
-  hook.events = webhook_event_bit(WebhookEventType::slot_created);
-  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  register_slot_created_hook(*sequencer, refusing);
   // As a restart finds it: the endpoint was marked failing at seq 1 before the stop.
   REQUIRE(sequencer->put_cursor(1, JournalCursor{1, true}).ok);
 
@@ -465,10 +467,7 @@ TEST_CASE("a node that may not deliver (a cluster follower) attempts nothing, an
   sequencer->start();
   delivery.start();
 
-  RegisterWebhook hook;
-  hook.url = "http://127.0.0.1:" + std::to_string(refusing.port) + "/hook";
-  hook.events = webhook_event_bit(WebhookEventType::slot_created);
-  REQUIRE(sequencer->execute(hook).rejection == Rejection::none);
+  register_slot_created_hook(*sequencer, refusing);
   CommandResult doctor = sequencer->execute(AddDoctor{1, "Dr. Hook", "GP"});
   const Id doctor_id = std::get<DoctorAdded>(doctor.events.at(0)).doctor_id;
   CreateSlots create{doctor_id, {}};
