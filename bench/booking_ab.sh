@@ -5,7 +5,8 @@
 # For each binary: a fresh temp data dir, seeded with DURATION x 100,000 one-minute slots
 # by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
 # -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
-# statuses, slotd's batches (group commits) and commands from /metrics, the share of bookings
+# statuses, slotd's batches (group commits), commands and mean journal append (write + sync)
+# per group commit from /metrics, the share of bookings
 # slotd itself answered within 0.5/1/2/5/10 ms of their arrival, and slotd's CPU time
 # (user + system, from /proc) per 1,000 answered requests, which varies less than req/s when
 # another tenant takes the machine's time: during the load, and with the work the load left
@@ -32,6 +33,14 @@ booking_histogram() {
     /^slotd_http_request_duration_seconds_count\{route="POST \/booking"\}/ {c = $NF}
     END {for (i = 1; i <= 5; i++) printf "%s ", n[i] + 0; printf "%s", c + 0}'
 }
+# slotd's group commits, commands and seconds spent in journal appends (write + sync), in
+# that order.
+counters() {
+  curl -s "http://127.0.0.1:$port/metrics" | awk '
+    $1 == "slotd_batches_total" {b = $2} $1 == "slotd_commands_total" {c = $2}
+    $1 == "slotd_journal_append_seconds_total" {j = $2}
+    END {printf "%s %s %s", b + 0, c + 0, j + 0}'
+}
 wrk_run() { # FIRST_SLOT
   timeout $((dur + 30)) "${wp[@]}" wrk -t2 -c64 -d"${dur}s" --latency -s "$root/bench/book_unique.lua" \
     "http://127.0.0.1:$port/" -- $((slots / 2)) "$1" >"$work/wrk"
@@ -49,7 +58,7 @@ for bin in "$@"; do
   start "$bin" --host 127.0.0.1 --port 0 --data-dir "$d" --admin-token T --hold-ttl 3600 --threads 1 ${SLOTD_ARGS:-}
   python3 "$root/bench/seed_slots.py" "$port" T "$slots"
   first=1  # a fresh slotd's first slot
-  before=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  before=$(counters)
   hist0=$(booking_histogram)
   perf_pid=''
   if [[ -n ${PERF:-} && $n == "$#" ]]; then
@@ -60,7 +69,7 @@ for bin in "$@"; do
   echo "$bin: $(wrk_run "$first")"
   cpu1=$(cpu_ticks "$pid")
   [[ -n $perf_pid ]] && wait "$perf_pid"
-  after=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^slotd_(batches|commands)_total / {printf "%s ", $2}')
+  after=$(counters)
   hist1=$(booking_histogram)
   # Work the load left behind (the entity index's sorting and ingests, RocksDB's flushes and
   # compactions, all at idle priority) counts too: CPU until slotd stays under 1 % for a
@@ -72,10 +81,12 @@ for bin in "$@"; do
     ((t - cpu2 <= $(getconf CLK_TCK) / 100)) && { cpu2=$t; break; }
     cpu2=$t
   done
-  read -r b0 c0 <<<"$before"; read -r b1 c1 <<<"$after"
+  read -r b0 c0 j0 <<<"$before"; read -r b1 c1 j1 <<<"$after"
   per_k() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n=$((c1 - c0)) 'BEGIN {printf "%.1f", n ? t * 1000 / hz * 1000 / n : 0}'; }
   echo "  group commits during the load: $((b1 - b0)), commands: $((c1 - c0)), slotd CPU ms per 1,000 commands: $(
     per_k $((cpu1 - cpu0))) during the load, $(per_k $((cpu2 - cpu0))) with the work it left"
+  echo "  journal append (write + sync) per group commit, mean: $(awk -v j="$j1" -v i="$j0" -v n=$((b1 - b0)) \
+    'BEGIN {printf "%.3f ms, %.0f %% of the load", n ? (j - i) * 1000 / n : 0, (j - i) * 100 / '"$dur"'}')"
   # slotd's own view (slotd_http_request_duration_seconds, from a request's arrival to its
   # answer): what wrk's p99 adds beyond it is time before slotd reads a request and in wrk.
   echo "  slotd's own latency of POST /booking during the load: $(awk -v a="$hist0" -v b="$hist1" 'BEGIN {
