@@ -8,13 +8,12 @@ whose stalls end at one phase of a period shows one full bin). Run it while a lo
 e.g. in a second shell during bench/booking_ab.sh. Needs perf and root.
 Usage: bench/block_stalls.py [SECONDS=3] [DEVICE_FILTER, e.g. 254,0]"""
 import collections
-import os
 import re
-import subprocess
 import sys
-import tempfile
 
-LINE = re.compile(r"\s*([\d.]+):\s+block:block_rq_(issue|complete): (\S+) (\S+) (?:\d+ )?\(\) (\d+) \+ (\d+)")
+from perf_events import BLOCK_RQ, record
+
+LINE = re.compile(r"\s*([\d.]+):\s+block:block_rq_(issue|complete): " + BLOCK_RQ)
 
 
 def main():
@@ -23,13 +22,7 @@ def main():
         return 0
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3
     device = sys.argv[2] if len(sys.argv) > 2 else None
-    with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "blk.data")
-        subprocess.run(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-a", "-e", "block:block_rq_issue",
-                        "-e", "block:block_rq_complete", "-o", data, "--", "sleep", str(seconds)],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        text = subprocess.run(["perf", "script", "-i", data, "-F", "time,event,trace"], check=True,
-                              capture_output=True, text=True).stdout
+    text = record(["block:block_rq_issue", "block:block_rq_complete"], seconds, "time,event,trace")
     issued = {}
     done = []  # (completed at, latency s)
     for line in text.splitlines():

@@ -6,8 +6,8 @@
 # by bench/seed_slots.py, then wrk -t2 -c64 -dDURATION --latency
 # -s bench/book_unique.lua (the load of bench/run's slotd.book); prints req/s, p50/p99, the
 # statuses, slotd's batches (group commits), commands and mean journal append (write + sync)
-# per group commit from /metrics, the share of bookings
-# slotd itself answered within 0.5/1/2/5/10 ms of their arrival, and slotd's CPU time
+# per group commit from /metrics, the share of bookings slotd itself answered within
+# 0.5/1/2/5/10 ms of their arrival, and slotd's CPU time
 # (user + system, from /proc) per 1,000 answered requests, which varies less than req/s when
 # another tenant takes the machine's time: during the load, and with the work the load left
 # behind (counted until slotd stays under 1 % CPU for a second).
@@ -22,10 +22,12 @@ dur=$1 pinned=$2; shift 2
 # shellcheck source=bench/booking_common.sh
 source "$root/bench/booking_common.sh"
 booking_bench_setup booking-ab "$pinned" "$dur"
+# One scrape of slotd's /metrics; the two functions after it read one from standard input.
+metrics() { curl -s "http://127.0.0.1:$port/metrics"; }
 # Cumulative counts of slotd's POST /booking latency buckets (le 0.5, 1, 2, 5, 10 ms), then
 # the total count.
 booking_histogram() {
-  curl -s "http://127.0.0.1:$port/metrics" | awk '
+  awk '
     BEGIN {split("0.0005 0.001 0.002 0.005 0.01", le, " "); for (i = 1; i <= 5; i++) at[le[i]] = i}
     /^slotd_http_request_duration_seconds_bucket\{route="POST \/booking",/ {
       if (match($0, /le="[^"]*"/)) { l = substr($0, RSTART + 4, RLENGTH - 5); if (l in at) n[at[l]] = $NF }
@@ -36,7 +38,7 @@ booking_histogram() {
 # slotd's group commits, commands and seconds spent in journal appends (write + sync), in
 # that order.
 counters() {
-  curl -s "http://127.0.0.1:$port/metrics" | awk '
+  awk '
     $1 == "slotd_batches_total" {b = $2} $1 == "slotd_commands_total" {c = $2}
     $1 == "slotd_journal_append_seconds_total" {j = $2}
     END {printf "%s %s %s", b + 0, c + 0, j + 0}'
@@ -58,8 +60,8 @@ for bin in "$@"; do
   start "$bin" --host 127.0.0.1 --port 0 --data-dir "$d" --admin-token T --hold-ttl 3600 --threads 1 ${SLOTD_ARGS:-}
   python3 "$root/bench/seed_slots.py" "$port" T "$slots"
   first=1  # a fresh slotd's first slot
-  before=$(counters)
-  hist0=$(booking_histogram)
+  m=$(metrics)
+  before=$(counters <<<"$m") hist0=$(booking_histogram <<<"$m")
   perf_pid=''
   if [[ -n ${PERF:-} && $n == "$#" ]]; then
     perf record -F 999 -g -o "$PERF" -p "$pid" -- sleep $((dur > 1 ? dur - 1 : 1)) >/dev/null 2>&1 &
@@ -69,8 +71,8 @@ for bin in "$@"; do
   echo "$bin: $(wrk_run "$first")"
   cpu1=$(cpu_ticks "$pid")
   [[ -n $perf_pid ]] && wait "$perf_pid"
-  after=$(counters)
-  hist1=$(booking_histogram)
+  m=$(metrics)
+  after=$(counters <<<"$m") hist1=$(booking_histogram <<<"$m")
   # Work the load left behind (the entity index's sorting and ingests, RocksDB's flushes and
   # compactions, all at idle priority) counts too: CPU until slotd stays under 1 % for a
   # second, at most 30 s.

@@ -6,18 +6,17 @@ slotd-journal, the percentiles and the mean of its wall time, of the part in whi
 thread was woken but waiting for a CPU (from sched_wakeup to the switch to it), and of the
 time in which the device had a request in flight (a write or a cache flush, issued by
 anyone: the journal's own or another writer's). What is left over is the kernel's own path
-(issuing, interrupts, the file system) and the thread's own CPU time. Run it while a booking load runs, e.g. in a second shell during
-bench/booking_ab.sh. Needs perf and root.
+(issuing, interrupts, the file system) and the thread's own CPU time. Run it while a
+booking load runs, e.g. in a second shell during bench/booking_ab.sh. Needs perf and root.
 Usage: bench/sync_wait.py [SECONDS=1] [THREAD=slotd-journal]"""
-import os
 import re
-import subprocess
 import sys
-import tempfile
+
+from perf_events import BLOCK_RQ, record
 
 # perf script -F comm,tid,time,event,trace
 HEAD = re.compile(r"\s*(.+?)\s+(\d+)\s+([\d.]+):\s+(\S+):\s*(.*)")
-BLOCK = re.compile(r"(\S+) (\S+) (?:\d+ )?\(\) (\d+) \+ (\d+)")
+BLOCK = re.compile(BLOCK_RQ)
 
 
 def percentiles(values):
@@ -35,15 +34,7 @@ def main():
     thread = sys.argv[2] if len(sys.argv) > 2 else "slotd-journal"
     events = ["syscalls:sys_enter_fdatasync", "syscalls:sys_exit_fdatasync", "sched:sched_wakeup",
               "sched:sched_switch", "block:block_rq_issue", "block:block_rq_complete"]
-    with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, "sync.data")
-        cmd = ["perf", "record", "-q", "-a", "-o", data]
-        for e in events:
-            cmd += ["-e", e]
-        subprocess.run(cmd + ["--", "sleep", str(seconds)], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        text = subprocess.run(["perf", "script", "-i", data, "-F", "comm,tid,time,event,trace"], check=True,
-                              capture_output=True, text=True).stdout
+    text = record(events, seconds, "comm,tid,time,event,trace")
     tid = None
     wall, waiting, device = [], [], []
     start = woke = None
